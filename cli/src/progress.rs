@@ -1,0 +1,55 @@
+//! A one-line progress display for long pushes, drawn only when stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Shows bytes, bitrate and frame counts, refreshed a few times per second.
+pub struct PushProgress {
+    bar: ProgressBar,
+    started: Instant,
+    last_draw: Instant,
+}
+
+impl PushProgress {
+    /// A progress line on stderr if it is a terminal; a silent one otherwise.
+    pub fn new() -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr_with_hz(4)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let now = Instant::now();
+        PushProgress {
+            bar,
+            started: now,
+            last_draw: now - Duration::from_secs(1),
+        }
+    }
+
+    /// Updates the line (at most every 250 ms).
+    pub fn update(&mut self, bytes: u64, video_frames: u64, audio_frames: u64) {
+        if self.bar.is_hidden() || self.last_draw.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last_draw = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mbit = bytes as f64 * 8.0 / secs / 1e6;
+        self.bar.set_message(format!(
+            "{:.1} MB sent, {mbit:.2} Mbit/s, {video_frames} video / {audio_frames} audio frames",
+            bytes as f64 / 1e6
+        ));
+        self.bar.tick();
+    }
+
+    /// Removes the line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,184 @@
+//! `streamhub publish`: push an FLV file to an RTMP/RTMPS ingest, tag by tag.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use streamhub::media::flv::{FlvMetadata, FlvPayload, FlvReader, FlvTag};
+use streamhub::rtmp::{PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions};
+
+use crate::progress::PushProgress;
+
+/// Arguments of `streamhub publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The FLV file to send (H.264 video, AAC audio).
+    input: PathBuf,
+    /// Ingest URL, e.g. rtmp://127.0.0.1/live/KEY or rtmps://host/app/KEY?token=T.
+    url: String,
+    /// Send at the media's own pace instead of as fast as the link allows.
+    #[arg(long)]
+    realtime: bool,
+    /// Print one JSON object with the results on stdout at the end.
+    #[arg(long)]
+    json: bool,
+    /// Also trust the CA certificates in this PEM file for rtmps://.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Seconds allowed for connecting and for the server to accept the stream.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+struct Report {
+    video_frames: u64,
+    audio_frames: u64,
+    bytes: u64,
+    duration_ms: u64,
+    connect_ms: u64,
+}
+
+/// Runs the command; `Err` is the one-line error to print.
+pub fn run(args: PublishArgs) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(publish(args))
+}
+
+fn config_for(args: &PublishArgs, meta: &FlvMetadata) -> Result<PublishConfig, String> {
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .map_err(|_| format!("invalid --timeout {}", args.timeout))?;
+    let mut tls = TlsOptions::default();
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        tls.add_roots_pem(&pem)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(PublishConfig {
+        connect_timeout: timeout,
+        publish_timeout: timeout,
+        write_timeout: timeout,
+        // FLV timestamps already are RTMP milliseconds: keep them as they are.
+        timestamp_origin_us: Some(0),
+        metadata: StreamMetadata {
+            width: meta.width.map(|v| v as u32),
+            height: meta.height.map(|v| v as u32),
+            frame_rate: meta.frame_rate,
+            video_bitrate_kbps: meta.video_bitrate_kbps,
+            audio_bitrate_kbps: meta.audio_bitrate_kbps,
+            audio_sample_rate: meta.audio_sample_rate.map(|v| v as u32),
+            stereo: meta.stereo,
+        },
+        tls,
+        ..PublishConfig::default()
+    })
+}
+
+async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
+    let file = File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let input_name = args.input.display().to_string();
+    let flv_error = |e| format!("{input_name}: {e}");
+    let mut reader = FlvReader::new(BufReader::with_capacity(1 << 20, file)).map_err(flv_error)?;
+
+    // Metadata comes before the first media tag; read up to that tag first.
+    let mut metadata = FlvMetadata::default();
+    let mut first_media: Option<FlvTag> = None;
+    while let Some(tag) = reader.next_tag().map_err(flv_error)? {
+        match tag.payload {
+            FlvPayload::Metadata(meta) => metadata = meta,
+            FlvPayload::OtherScript => {}
+            _ => {
+                first_media = Some(tag);
+                break;
+            }
+        }
+    }
+    let config = config_for(&args, &metadata)?;
+
+    let started = Instant::now();
+    let publisher = Publisher::connect(&args.url, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connect_ms = started.elapsed().as_millis() as u64;
+
+    let mut progress = PushProgress::new();
+    let pace = args.realtime.then(Instant::now);
+    let mut first_ts: Option<u32> = None;
+    let mut pending = first_media;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut was_interrupted = false;
+
+    let outcome: Result<(), String> = async {
+        loop {
+            let tag = match pending.take() {
+                Some(tag) => tag,
+                None => match reader.next_tag().map_err(flv_error)? {
+                    Some(tag) => tag,
+                    None => return Ok(()),
+                },
+            };
+            if let Some(start) = pace {
+                let base = *first_ts.get_or_insert(tag.timestamp_ms);
+                let due =
+                    start + Duration::from_millis(u64::from(tag.timestamp_ms.wrapping_sub(base)));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
+                }
+            }
+            let sent = send_tag(&publisher, tag);
+            tokio::select! {
+                result = sent => result.map_err(|e| e.to_string())?,
+                _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
+            }
+            let stats = publisher.stats();
+            progress.update(stats.bytes_sent, stats.video_frames, stats.audio_frames);
+        }
+    }
+    .await;
+    progress.finish();
+
+    // A failed send reports the publisher's own, more precise error when it has one.
+    let finished = publisher.finish().await;
+    let stats = match (outcome, finished) {
+        (Ok(()), Ok(stats)) => stats,
+        (Err(send_error), Ok(_)) => return Err(send_error),
+        (_, Err(e)) => return Err(e.to_string()),
+    };
+    if args.json {
+        let report = Report {
+            video_frames: stats.video_frames,
+            audio_frames: stats.audio_frames,
+            bytes: stats.bytes_sent,
+            duration_ms: started.elapsed().as_millis() as u64,
+            connect_ms,
+        };
+        let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+        println!("{json}");
+    }
+    if was_interrupted {
+        return Err("interrupted; the stream was ended cleanly".into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send_tag(publisher: &Publisher, tag: FlvTag) -> Result<(), RtmpError> {
+    match tag.payload {
+        FlvPayload::VideoConfig(config) => publisher.set_video_config(config),
+        FlvPayload::AudioConfig(config) => publisher.set_audio_config(config),
+        FlvPayload::Video(frame) => publisher.send_video(&frame).await?,
+        FlvPayload::Audio(frame) => publisher.send_audio(&frame).await?,
+        // End-of-sequence markers and script data carry no frames.
+        FlvPayload::VideoEndOfSequence | FlvPayload::Metadata(_) | FlvPayload::OtherScript => {}
+    }
+    Ok(())
+}
