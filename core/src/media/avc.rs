@@ -257,9 +257,9 @@ mod tests {
 
     #[test]
     fn builds_record_and_parses_it_back() {
-        let sps = Bytes::from_static(SPS);
-        let pps = Bytes::from_static(PPS);
-        let config = AvcDecoderConfig::from_parameter_sets(&[sps.clone()], &[pps.clone()]).unwrap();
+        let sps = [Bytes::from_static(SPS)];
+        let pps = [Bytes::from_static(PPS)];
+        let config = AvcDecoderConfig::from_parameter_sets(&sps, &pps).unwrap();
         let record = config.record();
         assert_eq!(&record[..6], &[1, 0x64, 0x00, 0x1e, 0xff, 0xe1]);
         assert_eq!(&record[6..8], &(SPS.len() as u16).to_be_bytes());

@@ -405,6 +405,14 @@ impl PublishSession {
                     description: status.description,
                 });
             }
+            // Some servers answer a refused publish with _error (and transaction id 0).
+            ("_error", SessionState::Publishing) => {
+                let status = status_of(&args);
+                return Err(RtmpError::PublishRefused {
+                    code: status.code,
+                    description: status.description,
+                });
+            }
             ("onStatus", _) => {
                 let status = status_of(&args);
                 let is_error = status.level == "error";
