@@ -328,3 +328,48 @@ fn garbage_from_the_server_is_an_error_never_a_panic() {
         "random bytes should be refused at least sometimes"
     );
 }
+
+/// Well-framed chunks of every message type with random payloads, after a real
+/// handshake and connect: the session may refuse them, but never panics.
+#[test]
+fn random_messages_of_every_type_never_panic() {
+    use streamhub::rtmp::chunk::{ChunkWriter, MessageHeader};
+    let mut seed: u64 = 0x1234_5678_9abc_def1;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..3000u32 {
+        let mut c = client("k");
+        let mut server = Server::new(Policy::Accept, ServerSessionConfig::new());
+        let c0c1 = c.take_output().unwrap();
+        let s012 = server.input(&c0c1);
+        c.handle_input(&s012).unwrap();
+        let type_id = (round % 23) as u8;
+        let len = (next() % 48) as usize;
+        let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if type_id == 20 && round % 2 == 0 {
+            // A plausible AMF0 string first, so decoding goes deeper.
+            let mut cmd = vec![0x02, 0x00, 0x07];
+            cmd.extend_from_slice(b"_result");
+            cmd.extend(payload);
+            payload = cmd;
+        }
+        let mut bytes = bytes::BytesMut::new();
+        ChunkWriter::new()
+            .write(
+                &mut bytes,
+                MessageHeader {
+                    csid: 3,
+                    timestamp: 0,
+                    type_id,
+                    stream_id: 0,
+                },
+                &[&payload],
+            )
+            .unwrap();
+        let _ = c.handle_input(&bytes);
+    }
+}

@@ -31,6 +31,9 @@ const CSID_DATA: u32 = 5;
 const CSID_VIDEO: u32 = 6;
 const CSID_STREAM_COMMAND: u32 = 8;
 
+const TYPE_AMF0_COMMAND: u8 = 20;
+const TYPE_AMF3_COMMAND: u8 = 17;
+
 const TX_CONNECT: f64 = 1.0;
 const TX_RELEASE_STREAM: f64 = 2.0;
 const TX_FC_PUBLISH: f64 = 3.0;
@@ -305,6 +308,17 @@ impl PublishSession {
     }
 
     fn handle_message(&mut self, payload: MessagePayload) -> Result<(), RtmpError> {
+        if payload.type_id == TYPE_AMF0_COMMAND || payload.type_id == TYPE_AMF3_COMMAND {
+            // rml_rtmp 0.8 panics on a command with fewer than three values (ffmpeg's
+            // RTMP server sends such), so commands are decoded here. An AMF3 command
+            // is AMF0 behind a 0 format byte.
+            let data = match payload.data.first() {
+                Some(0) if payload.type_id == TYPE_AMF3_COMMAND => &payload.data[1..],
+                _ => &payload.data[..],
+            };
+            let (name, transaction_id, command_object, args) = decode_command(data)?;
+            return self.handle_command(&name, transaction_id, command_object, args);
+        }
         let message = payload.to_rtmp_message().map_err(RtmpError::protocol)?;
         match message {
             RtmpMessage::SetChunkSize { size } => {
@@ -504,6 +518,28 @@ impl PublishSession {
     }
 }
 
+/// Splits an AMF0 command into name, transaction id, command object and arguments;
+/// missing trailing values read as 0 and null.
+fn decode_command(data: &[u8]) -> Result<(String, f64, Amf0Value, Vec<Amf0Value>), RtmpError> {
+    let values = rml_rtmp::rml_amf0::deserialize(&mut std::io::Cursor::new(data))
+        .map_err(|e| RtmpError::protocol(format!("AMF0 command: {e}")))?;
+    let mut values = values.into_iter();
+    let name = match values.next() {
+        Some(Amf0Value::Utf8String(name)) => name,
+        other => {
+            return Err(RtmpError::protocol(format!(
+                "AMF0 command without a name: {other:?}"
+            )));
+        }
+    };
+    let transaction_id = match values.next() {
+        Some(Amf0Value::Number(id)) => id,
+        _ => 0.0,
+    };
+    let command_object = values.next().unwrap_or(Amf0Value::Null);
+    Ok((name, transaction_id, command_object, values.collect()))
+}
+
 /// Reads `level`, `code` and `description` from a status or result info object.
 fn status_of(args: &[Amf0Value]) -> ServerStatus {
     let props = args.iter().find_map(|v| match v {
@@ -523,5 +559,33 @@ fn status_of(args: &[Amf0Value]) -> ServerStatus {
         level: text("level"),
         code: text("code"),
         description: text("description"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amf(values: Vec<Amf0Value>) -> Vec<u8> {
+        rml_rtmp::rml_amf0::serialize(&values).unwrap()
+    }
+
+    #[test]
+    fn decodes_short_commands_that_rml_rtmp_would_panic_on() {
+        let (name, tx, obj, args) =
+            decode_command(&amf(vec![Amf0Value::Utf8String("onBWDone".into())])).unwrap();
+        assert_eq!(
+            (name.as_str(), tx, obj, args.len()),
+            ("onBWDone", 0.0, Amf0Value::Null, 0)
+        );
+        let (_, tx, _, _) = decode_command(&amf(vec![
+            Amf0Value::Utf8String("_result".into()),
+            Amf0Value::Number(4.0),
+        ]))
+        .unwrap();
+        assert_eq!(tx, 4.0);
+        assert!(decode_command(&amf(vec![Amf0Value::Number(1.0)])).is_err());
+        assert!(decode_command(&[0x02, 0x00]).is_err());
+        assert!(decode_command(&[]).is_err());
     }
 }
