@@ -253,6 +253,7 @@ async fn negotiate(
         if session.is_live() {
             return Ok((stream, session));
         }
+        stream.quickack();
         let n = stream
             .read(&mut buf)
             .await

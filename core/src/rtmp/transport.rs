@@ -14,8 +14,26 @@ use super::url::Scheme;
 use super::{RtmpError, RtmpUrl};
 
 /// A connected byte stream, plain or TLS.
-pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Asks the kernel to acknowledge the next segments at once instead of delaying the
+    /// ACK. Servers that write each negotiation message separately with Nagle on
+    /// (nginx-rtmp) otherwise wait out our delayed ACK, adding ~40 ms per round trip to
+    /// going live. Linux resets the mode by itself, so this is called before each read.
+    fn quickack(&self) {}
+}
+
+impl ByteStream for TcpStream {
+    fn quickack(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = self.set_quickack(true);
+    }
+}
+
+impl ByteStream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn quickack(&self) {
+        ByteStream::quickack(self.get_ref().0);
+    }
+}
 
 /// Trust settings for `rtmps://`.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +103,7 @@ pub async fn open(
     // Media is written in large batches; small control replies must not wait for Nagle.
     tcp.set_nodelay(true)
         .map_err(|source| RtmpError::Connect { addr, source })?;
+
     match url.scheme() {
         Scheme::Rtmp => Ok(Box::new(tcp)),
         Scheme::Rtmps => {
