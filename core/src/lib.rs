@@ -8,6 +8,7 @@
 
 pub mod media;
 pub mod rtmp;
+pub mod whep;
 
 pub use media::{AudioFormat, AudioFrame, MediaError, VideoFormat, VideoFrame};
 pub use rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};

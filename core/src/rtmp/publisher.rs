@@ -232,7 +232,8 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        // Dropping without `finish` stops the stream without flushing.
+        // Dropping without `finish` ends the stream in the background: what is queued is
+        // still sent (bounded by the flush timeout), then the stream is unpublished.
         self.queue.close(QueueClosed::Finished);
     }
 }
