@@ -1,13 +1,15 @@
 //! `streamhub`: the command-line face of the StreamHub SDK.
 
+mod play;
 mod progress;
 mod publish;
+mod record;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// StreamHub: go live over RTMP/RTMPS from the command line.
+/// StreamHub: go live over RTMP/RTMPS and watch over WHEP from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "streamhub", version, about)]
 struct Cli {
@@ -19,6 +21,8 @@ struct Cli {
 enum Command {
     /// Publish an FLV file (H.264 + AAC) to an RTMP or RTMPS ingest.
     Publish(publish::PublishArgs),
+    /// Watch a WHEP stream over WebRTC, optionally recording its video.
+    Play(play::PlayArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Publish(args) => publish::run(args),
+        Command::Play(args) => play::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,12 +1,18 @@
-//! Watch: WebRTC playback through WHEP (work in progress).
+//! Watch: WebRTC playback through WHEP.
 //!
-//! Pure parts (no network): RTP counter unwrapping, the reorder buffer, the
-//! depacketizers that turn RTP payloads into whole frames, and the WHEP header parsing.
+//! [`Player::connect`] posts a receive-only offer to a WHEP endpoint and yields
+//! [`MediaFrame`]s: H.264 as Annex-B with SPS/PPS before every IDR, whole VP8 frames,
+//! Opus packets. The pure parts (no network) are public for testing and reuse: RTP
+//! counter unwrapping, the reorder buffer, the depacketizers and the WHEP header parsing.
 
 pub mod depacketize;
 mod error;
+mod frame;
 pub mod http;
 pub mod jitter;
+mod player;
 pub mod unwrap;
 
 pub use error::WhepError;
+pub use frame::{Codec, MediaFrame, MediaKind};
+pub use player::{PlayConfig, PlayStats, Player};

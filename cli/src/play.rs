@@ -1,0 +1,128 @@
+//! `streamhub play`: watch a WHEP stream, optionally recording its video.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use streamhub::whep::{PlayConfig, Player};
+
+use crate::record::Recorder;
+
+/// Arguments of `streamhub play`.
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// The WHEP endpoint, e.g. http://127.0.0.1:8889/whep/cam1.
+    url: String,
+    /// Bearer token for the WHEP server.
+    #[arg(long)]
+    token: Option<String>,
+    /// Stop after this many seconds (default: until the stream ends or Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Write the received video: .h264 (Annex-B H.264) or .ivf (VP8).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Print one JSON object with the results on stdout at the end.
+    #[arg(long)]
+    json: bool,
+    /// Seconds allowed for the WHEP exchange and ICE.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+struct Report {
+    video_codec: Option<String>,
+    audio_codec: Option<String>,
+    video_frames: u64,
+    audio_frames: u64,
+    keyframes: u64,
+    first_frame_ms: Option<u64>,
+    packets_lost: u64,
+    packets_received: u64,
+    frames_recorded: Option<u32>,
+}
+
+/// Runs the command; `Err` is the one-line error to print.
+pub fn run(args: PlayArgs) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(play(args))
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("invalid {what} {value}"))
+}
+
+async fn play(args: PlayArgs) -> Result<ExitCode, String> {
+    let mut recorder = args.record.as_deref().map(Recorder::create).transpose()?;
+    let config = PlayConfig {
+        token: args.token.clone(),
+        timeout: seconds(args.timeout, "--timeout")?,
+        ..PlayConfig::default()
+    };
+    let mut player = Player::connect(&args.url, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = args
+        .duration
+        .map(|d| seconds(d, "--duration"))
+        .transpose()?
+        .map(|d| tokio::time::Instant::now() + d);
+    let stop = async move {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            frame = player.next_frame() => match frame {
+                Some(frame) => {
+                    if let Some(recorder) = recorder.as_mut()
+                        && let Err(e) = recorder.write(&frame)
+                    {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = &mut stop => break,
+            _ = &mut interrupted => break,
+        }
+    }
+    let stats = player.close().await.map_err(|e| e.to_string())?;
+    let frames_recorded = recorder.map(Recorder::finish).transpose()?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if args.json {
+        let report = Report {
+            video_codec: stats.video_codec.as_ref().map(|c| c.name().to_string()),
+            audio_codec: stats.audio_codec.as_ref().map(|c| c.name().to_string()),
+            video_frames: stats.video_frames,
+            audio_frames: stats.audio_frames,
+            keyframes: stats.keyframes,
+            first_frame_ms: stats.first_frame.map(|d| d.as_millis() as u64),
+            packets_lost: stats.packets_lost,
+            packets_received: stats.packets_received,
+            frames_recorded,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

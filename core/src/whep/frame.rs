@@ -1,0 +1,65 @@
+//! What the player hands to the app.
+
+use bytes::Bytes;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// A video track.
+    Video,
+    /// An audio track.
+    Audio,
+}
+
+/// The codec of a received track.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// H.264; frames are Annex-B with SPS/PPS before every IDR.
+    H264,
+    /// VP8; frames are whole VP8 frames.
+    Vp8,
+    /// Opus; one frame per RTP packet.
+    Opus,
+    /// A codec the player does not assemble (its MIME type).
+    Other(String),
+}
+
+impl Codec {
+    /// The codec for an RTP MIME type such as `video/H264`.
+    pub fn from_mime(mime: &str) -> Self {
+        match mime.to_ascii_lowercase().as_str() {
+            "video/h264" => Codec::H264,
+            "video/vp8" => Codec::Vp8,
+            "audio/opus" => Codec::Opus,
+            other => Codec::Other(other.to_string()),
+        }
+    }
+
+    /// A short lowercase name (`h264`, `vp8`, `opus`).
+    pub fn name(&self) -> &str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::Vp8 => "vp8",
+            Codec::Opus => "opus",
+            Codec::Other(mime) => mime,
+        }
+    }
+}
+
+/// One complete encoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFrame {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The codec.
+    pub codec: Codec,
+    /// The encoded frame.
+    pub data: Bytes,
+    /// Presentation time in microseconds on the player's clock (shared by all tracks,
+    /// zero at the start of `connect`), monotonic per track.
+    pub timestamp_us: i64,
+    /// True for a keyframe (always true for audio).
+    pub keyframe: bool,
+    /// True if frames of this track were lost before this one.
+    pub discontinuity: bool,
+}
