@@ -15,7 +15,7 @@
 //!
 //! `connect` negotiates on the caller's task. Each remote track then gets one tokio task
 //! that reorders its packets ([`JitterBuffer`]), assembles frames, asks for keyframes
-//! (PLI and FIR at the start, PLI again every 300 ms while one is missing), and hands
+//! (PLI and FIR at the start, PLI again every 200 ms while one is missing), and hands
 //! frames to a bounded channel that [`Player::next_frame`] reads.
 
 use std::sync::Arc;
@@ -48,6 +48,9 @@ use super::frame::{Codec, MediaFrame, MediaKind};
 use super::http;
 use super::jitter::{JitterBuffer, JitterOutput};
 use super::unwrap::TimestampUnwrapper;
+
+/// How often a keyframe is asked for again while the picture is waiting for one.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to play.
 #[derive(Debug, Clone)]
@@ -533,7 +536,7 @@ async fn track_loop(
             fir_seq = fir_seq.wrapping_add(1);
             request_keyframe(&track, ssrc, fir).await;
             counters.pli_sent.fetch_add(1, Ordering::Relaxed);
-            next_keyframe_request = Instant::now() + Duration::from_millis(300);
+            next_keyframe_request = Instant::now() + KEYFRAME_REQUEST_INTERVAL;
         }
         let mut wake = jitter.next_deadline();
         if kind == MediaKind::Video && assembler.needs_keyframe() {

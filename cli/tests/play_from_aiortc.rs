@@ -1,0 +1,168 @@
+//! `streamhub play` against a WHEP server on an independent WebRTC stack (aiortc),
+//! judged by ffmpeg: the recording must decode without a single error, and the frame
+//! counters stamped into the pictures tell how many frames arrived.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// WebRTC stacks on both sides of every test share 2 cores: run these tests one at a
+/// time so that the first-frame deadline measures the protocol, not the scheduler.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn play(server: &AiortcWhep, extra: &[&str], limit: Duration) -> (std::process::Output, Duration) {
+    let url = server.url();
+    let mut args = vec!["play", url.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    streamhub(&args, limit)
+}
+
+/// At least 95% of the frames in the counter range arrived, in order, without repeats.
+fn assert_counters_complete(counters: &[u16]) {
+    assert!(
+        counters.len() >= 30,
+        "only {} frames decoded",
+        counters.len()
+    );
+    assert!(
+        counters.windows(2).all(|w| w[1] > w[0]),
+        "counters out of order: {counters:?}"
+    );
+    let span = usize::from(counters[counters.len() - 1] - counters[0]) + 1;
+    assert!(
+        counters.len() * 100 >= span * 95,
+        "{} of {span} frames arrived",
+        counters.len()
+    );
+}
+
+fn check_codec(codec: &str, file: &str) {
+    let _serial = serial();
+    let server = AiortcWhep::start(&["--codec", codec]);
+    let dir = tempdir();
+    let recording = dir.path().join(file);
+    let (out, _) = play(
+        &server,
+        &["--duration", "4", "--record", recording.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let report = report(&out);
+    assert_eq!(report["video_codec"], codec);
+    assert_eq!(report["audio_codec"], "opus");
+    assert!(
+        report["audio_frames"].as_u64().unwrap_or(0) >= 100,
+        "{report}"
+    );
+    let counters = decoded_frame_counters(&recording, 320, 240);
+    assert_eq!(
+        Some(counters.len() as u64),
+        report["frames_recorded"].as_u64()
+    );
+    assert_counters_complete(&counters);
+    assert!(
+        report["first_frame_ms"].as_u64().unwrap() < 1000,
+        "{report}"
+    );
+    // DELETE reached the server when the duration ended.
+    assert_eq!(server.stats()["deletes"], 1);
+}
+
+#[test]
+fn h264_from_aiortc_decodes_cleanly_and_arrives_complete() {
+    check_codec("h264", "video.h264");
+}
+
+#[test]
+fn vp8_from_aiortc_decodes_cleanly_and_arrives_complete() {
+    check_codec("vp8", "video.ivf");
+}
+
+/// The server withholds its encoder's first frames (the initial IDR), so the viewer starts
+/// mid-GOP as when joining a running stream. The encoders' next natural keyframe is 8 s
+/// (x264, keyint 250 at 30 fps) or 100 s (libvpx, 3000 frames) away, so a first frame
+/// within 1 s can only come from a keyframe request (PLI/FIR).
+#[test]
+fn keyframe_requests_get_a_first_frame_within_1_s() {
+    let _serial = serial();
+    for codec in ["h264", "vp8"] {
+        let server = AiortcWhep::start(&["--codec", codec, "--drop-first-frames", "3"]);
+        let (out, _) = play(&server, &["--duration", "2"], Duration::from_secs(30));
+        let report = report(&out);
+        let first = report["first_frame_ms"].as_u64().expect("a first frame");
+        let requests = server.stats()["keyframe_requests"].as_u64().unwrap();
+        eprintln!("{codec}: first frame after {first} ms, {requests} keyframe requests");
+        assert!(first < 1000, "{codec}: first frame after {first} ms");
+        assert!(requests >= 1);
+    }
+}
+
+#[test]
+fn refusals_and_broken_servers_are_typed_errors_within_the_timeout() {
+    let _serial = serial();
+    for (mode, expected) in [
+        ("401", "answered 401"),
+        ("404", "answered 404"),
+        ("500", "answered 500"),
+        ("bad-sdp", "bad SDP answer"),
+        ("hang", "timed out"),
+    ] {
+        let server = AiortcWhep::start(&["--mode", mode]);
+        let (out, elapsed) = play(&server, &["--timeout", "2"], Duration::from_secs(20));
+        let line = error_line(&out);
+        assert!(line.contains(expected), "{mode}: {line}");
+        assert!(elapsed < Duration::from_secs(5), "{mode}: took {elapsed:?}");
+    }
+    // A wrong token is refused; the right one plays.
+    let server = AiortcWhep::start(&["--token", "sesame"]);
+    let (out, _) = play(
+        &server,
+        &["--token", "wrong", "--timeout", "2"],
+        Duration::from_secs(20),
+    );
+    assert!(error_line(&out).contains("401"));
+    let (out, _) = play(
+        &server,
+        &["--token", "sesame", "--duration", "1"],
+        Duration::from_secs(20),
+    );
+    report(&out);
+    // Nobody listening.
+    let url = format!("http://127.0.0.1:{}/whep/x", free_port());
+    let (out, elapsed) = streamhub(&["play", &url, "--timeout", "2"], Duration::from_secs(20));
+    assert!(error_line(&out).contains("Connection refused"));
+    assert!(elapsed < Duration::from_secs(3));
+}
+
+#[test]
+fn ctrl_c_sends_delete_and_exits_cleanly() {
+    let _serial = serial();
+    let server = AiortcWhep::start(&["--codec", "h264"]);
+    let mut player = Proc::spawn(
+        "streamhub play",
+        std::process::Command::new(STREAMHUB)
+            .args(["play", &server.url(), "--json"])
+            .stdout(std::process::Stdio::piped()),
+    );
+    wait_until("the session to exist", Duration::from_secs(10), || {
+        server.stats()["connections"] == 1
+    });
+    // Let media flow for a moment, then interrupt like a terminal would.
+    let started = Instant::now();
+    wait_until("a second of playback", Duration::from_secs(5), || {
+        started.elapsed() >= Duration::from_secs(1)
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &player.pid().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let exit = player.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit}");
+    assert_eq!(server.stats()["deletes"], 1);
+}
