@@ -39,7 +39,7 @@ use url::Url;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::WhepError;
@@ -296,8 +296,14 @@ impl Player {
                 vec!["0.0.0.0:0".to_string()]
             }
         });
+        // Connectivity checks every 50 ms (RFC 8445's pacing) instead of the stack's
+        // 200 ms, for the same 1.4 s of attempts: the first picture comes ~150 ms sooner.
+        let settings = SettingEngineBuilder::new()
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+            .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(handler)
