@@ -17,7 +17,7 @@ const MTU: usize = 1200;
 const FRAMES: u32 = 300;
 
 fn frame_size(i: u32) -> usize {
-    if i % 60 == 0 { 60_000 } else { 15_000 }
+    if i.is_multiple_of(60) { 60_000 } else { 15_000 }
 }
 
 fn h264_packets() -> Vec<(u16, RtpPayload)> {
@@ -25,7 +25,7 @@ fn h264_packets() -> Vec<(u16, RtpPayload)> {
     let mut seq = 0u16;
     for i in 0..FRAMES {
         let ts = i * 3000;
-        let nal_type: u8 = if i % 60 == 0 { 5 } else { 1 };
+        let nal_type: u8 = if i.is_multiple_of(60) { 5 } else { 1 };
         if nal_type == 5 {
             let stap = vec![
                 0x78, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 4, 0x68, 0xce, 0x3c, 0x80,
@@ -70,7 +70,7 @@ fn vp8_packets() -> Vec<(u16, RtpPayload)> {
     for i in 0..FRAMES {
         let ts = i * 3000;
         let mut body = vec![(i % 251) as u8; frame_size(i)];
-        body[0] = if i % 60 == 0 { 0x10 } else { 0x11 }; // P bit clear on keyframes
+        body[0] = if i.is_multiple_of(60) { 0x10 } else { 0x11 }; // P bit clear on keyframes
         let chunks: Vec<&[u8]> = body.chunks(MTU - 4).collect();
         for (n, chunk) in chunks.iter().enumerate() {
             let mut payload = vec![
