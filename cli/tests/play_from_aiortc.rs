@@ -166,3 +166,21 @@ fn ctrl_c_sends_delete_and_exits_cleanly() {
     assert!(exit.success(), "{exit}");
     assert_eq!(server.stats()["deletes"], 1);
 }
+
+#[test]
+fn follows_307_and_honours_retry_after() {
+    let _serial = serial();
+    // 307 to another path: the offer is posted again there, Location resolves against it.
+    let server = AiortcWhep::start(&["--mode", "redirect"]);
+    let (out, _) = play(&server, &["--duration", "1"], Duration::from_secs(30));
+    assert!(report(&out)["video_frames"].as_u64().unwrap() > 0);
+    let stats = server.stats();
+    assert_eq!((stats["posts"].as_u64(), stats["deletes"].as_u64()), (Some(2), Some(1)));
+    // 503 with Retry-After: 1 on the first POST: the player waits and tries again.
+    let server = AiortcWhep::start(&["--mode", "busy-once"]);
+    let started = Instant::now();
+    let (out, _) = play(&server, &["--duration", "1"], Duration::from_secs(30));
+    assert!(report(&out)["video_frames"].as_u64().unwrap() > 0);
+    assert!(started.elapsed() >= Duration::from_secs(2), "did not wait out Retry-After");
+    assert_eq!(server.stats()["posts"], 2);
+}

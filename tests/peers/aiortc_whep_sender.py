@@ -8,7 +8,8 @@ a white block (255) is 1, a black block (0) is 0. Decode a gray frame by samplin
 centre of each block (x = 16*i + 8, y = 8) against 128.
 
 Usage: aiortc_whep_sender.py --port P --codec {h264,vp8} [--token T]
-           [--mode {normal,401,404,500,bad-sdp,hang}] [--drop-first-frames N]
+           [--mode {normal,401,404,500,bad-sdp,hang,redirect,busy-once}]
+           [--drop-first-frames N]
 Prints "READY <port>" when listening. GET /stats returns counters as JSON.
 """
 
@@ -104,6 +105,11 @@ def make_app(args):
 
     async def post(request):
         STATS["posts"] += 1
+        if args.mode == "redirect" and request.match_info["name"] != "moved":
+            # Temporary redirect: the client must POST the same offer again there.
+            raise web.HTTPTemporaryRedirect("/whep/moved")
+        if args.mode == "busy-once" and STATS["posts"] == 1:
+            return web.Response(status=503, text="warming up", headers={"Retry-After": "1"})
         if args.mode in ("401", "404", "500"):
             return problem(int(args.mode), f"test mode {args.mode}")
         if args.mode == "hang":
@@ -188,7 +194,8 @@ def main():
     parser.add_argument("--codec", choices=["h264", "vp8"], default="h264")
     parser.add_argument("--token")
     parser.add_argument("--mode", default="normal",
-                        choices=["normal", "401", "404", "500", "bad-sdp", "hang"])
+                        choices=["normal", "401", "404", "500", "bad-sdp", "hang",
+                                 "redirect", "busy-once"])
     parser.add_argument("--drop-first-frames", type=int, default=0)
     args = parser.parse_args()
     count_keyframe_requests()
