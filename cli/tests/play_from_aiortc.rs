@@ -175,12 +175,18 @@ fn follows_307_and_honours_retry_after() {
     let (out, _) = play(&server, &["--duration", "1"], Duration::from_secs(30));
     assert!(report(&out)["video_frames"].as_u64().unwrap() > 0);
     let stats = server.stats();
-    assert_eq!((stats["posts"].as_u64(), stats["deletes"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (stats["posts"].as_u64(), stats["deletes"].as_u64()),
+        (Some(2), Some(1))
+    );
     // 503 with Retry-After: 1 on the first POST: the player waits and tries again.
     let server = AiortcWhep::start(&["--mode", "busy-once"]);
     let started = Instant::now();
     let (out, _) = play(&server, &["--duration", "1"], Duration::from_secs(30));
     assert!(report(&out)["video_frames"].as_u64().unwrap() > 0);
-    assert!(started.elapsed() >= Duration::from_secs(2), "did not wait out Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "did not wait out Retry-After"
+    );
     assert_eq!(server.stats()["posts"], 2);
 }
