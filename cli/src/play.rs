@@ -43,6 +43,8 @@ struct Report {
     first_frame_ms: Option<u64>,
     packets_lost: u64,
     packets_received: u64,
+    frame_rate: f64,
+    video_jitter_ms: f64,
     frames_recorded: Option<u32>,
 }
 
@@ -117,6 +119,8 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
             first_frame_ms: stats.first_frame.map(|d| d.as_millis() as u64),
             packets_lost: stats.packets_lost,
             packets_received: stats.packets_received,
+            frame_rate: (stats.frame_rate * 100.0).round() / 100.0,
+            video_jitter_ms: stats.video_jitter.as_secs_f64() * 1000.0,
             frames_recorded,
         };
         println!(

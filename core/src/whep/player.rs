@@ -101,6 +101,12 @@ pub struct PlayStats {
     pub frames_dropped: u64,
     /// Time from the start of `connect` to the first video frame.
     pub first_frame: Option<Duration>,
+    /// Video frames per second delivered since the first video frame.
+    pub frame_rate: f64,
+    /// Interarrival jitter of the video track (RFC 3550 §6.4.1).
+    pub video_jitter: Duration,
+    /// Interarrival jitter of the audio track.
+    pub audio_jitter: Duration,
     /// Codec of the video track.
     pub video_codec: Option<Codec>,
     /// Codec of the audio track.
@@ -119,6 +125,8 @@ struct Counters {
     frames_dropped: AtomicU64,
     first_frame_us: AtomicU64,
     has_first_frame: AtomicBool,
+    video_jitter_us: AtomicU64,
+    audio_jitter_us: AtomicU64,
     codecs: std::sync::Mutex<(Option<Codec>, Option<Codec>)>,
 }
 
@@ -396,19 +404,34 @@ impl Player {
     pub fn stats(&self) -> PlayStats {
         let c = &self.shared.counters;
         let (video_codec, audio_codec) = c.codecs.lock().map(|g| g.clone()).unwrap_or_default();
+        let first_frame = c
+            .has_first_frame
+            .load(Ordering::Relaxed)
+            .then(|| Duration::from_micros(c.first_frame_us.load(Ordering::Relaxed)));
+        let video_frames = c.video_frames.load(Ordering::Relaxed);
+        let frame_rate = first_frame
+            .map(|first| {
+                self.shared
+                    .started
+                    .elapsed()
+                    .saturating_sub(first)
+                    .as_secs_f64()
+            })
+            .filter(|secs| *secs > 0.0)
+            .map_or(0.0, |secs| video_frames.saturating_sub(1) as f64 / secs);
         PlayStats {
             packets_received: c.packets_received.load(Ordering::Relaxed),
             packets_lost: c.packets_lost.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
-            video_frames: c.video_frames.load(Ordering::Relaxed),
+            video_frames,
             audio_frames: c.audio_frames.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             pli_sent: c.pli_sent.load(Ordering::Relaxed),
             frames_dropped: c.frames_dropped.load(Ordering::Relaxed),
-            first_frame: c
-                .has_first_frame
-                .load(Ordering::Relaxed)
-                .then(|| Duration::from_micros(c.first_frame_us.load(Ordering::Relaxed))),
+            first_frame,
+            frame_rate,
+            video_jitter: Duration::from_micros(c.video_jitter_us.load(Ordering::Relaxed)),
+            audio_jitter: Duration::from_micros(c.audio_jitter_us.load(Ordering::Relaxed)),
             video_codec,
             audio_codec,
         }
@@ -531,6 +554,11 @@ async fn track_loop(
     let mut next_keyframe_request = Instant::now();
     let mut fir_seq: u8 = 0;
     let mut pending_discontinuity = false;
+    let mut jitter_meter = JitterMeter::default();
+    let jitter_counter = match kind {
+        MediaKind::Video => &counters.video_jitter_us,
+        MediaKind::Audio => &counters.audio_jitter_us,
+    };
 
     loop {
         if kind == MediaKind::Video
@@ -558,6 +586,12 @@ async fn track_loop(
                     counters.packets_received.fetch_add(1, Ordering::Relaxed);
                     counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                     let seq = packet.header.sequence_number;
+                    let jitter_us = jitter_meter.update(
+                        shared.started.elapsed(),
+                        packet.header.timestamp,
+                        clock_rate,
+                    );
+                    jitter_counter.store(jitter_us, Ordering::Relaxed);
                     jitter.push(seq, RtpPayload {
                         timestamp: packet.header.timestamp,
                         marker: packet.header.marker,
@@ -602,6 +636,29 @@ async fn track_loop(
     debug!(?kind, "track ended");
 }
 
+/// RFC 3550 interarrival jitter: the smoothed difference between how far apart packets
+/// arrived and how far apart they were sent.
+#[derive(Debug, Default)]
+struct JitterMeter {
+    last: Option<(Duration, u32)>,
+    jitter: f64,
+}
+
+impl JitterMeter {
+    /// Updates with one packet; returns the jitter in microseconds.
+    fn update(&mut self, arrival: Duration, rtp_timestamp: u32, clock_rate: u64) -> u64 {
+        if let Some((last_arrival, last_ts)) = self.last {
+            let arrival_diff =
+                (arrival.as_secs_f64() - last_arrival.as_secs_f64()) * clock_rate as f64;
+            let sent_diff = f64::from(rtp_timestamp.wrapping_sub(last_ts) as i32);
+            let d = (arrival_diff - sent_diff).abs();
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.last = Some((arrival, rtp_timestamp));
+        (self.jitter / clock_rate as f64 * 1e6) as u64
+    }
+}
+
 fn deliver(
     shared: &Shared,
     frames: &mpsc::Sender<MediaFrame>,
@@ -631,5 +688,31 @@ fn deliver(
             counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
             *pending_discontinuity = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_zero_for_evenly_paced_packets_and_grows_with_variation() {
+        let mut meter = JitterMeter::default();
+        for i in 0..50u32 {
+            let j = meter.update(Duration::from_millis(u64::from(i) * 20), i * 960, 48_000);
+            assert_eq!(j, 0);
+        }
+        let mut meter = JitterMeter::default();
+        let mut last = 0;
+        for i in 0..200u32 {
+            let wobble = if i % 2 == 0 { 0 } else { 10 };
+            last = meter.update(
+                Duration::from_millis(u64::from(i) * 20 + wobble),
+                i * 960,
+                48_000,
+            );
+        }
+        // Alternating 10 ms late: |D| is 10 ms for every pair, so J converges to 10 ms.
+        assert!((9_000..=10_000).contains(&last), "{last} us");
     }
 }
