@@ -45,6 +45,7 @@ struct Report {
     packets_received: u64,
     frame_rate: f64,
     video_jitter_ms: f64,
+    sender_reports: u64,
     frames_recorded: Option<u32>,
 }
 
@@ -121,6 +122,7 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
             packets_received: stats.packets_received,
             frame_rate: (stats.frame_rate * 100.0).round() / 100.0,
             video_jitter_ms: stats.video_jitter.as_secs_f64() * 1000.0,
+            sender_reports: stats.sender_reports,
             frames_recorded,
         };
         println!(

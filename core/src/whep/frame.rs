@@ -55,8 +55,9 @@ pub struct MediaFrame {
     pub codec: Codec,
     /// The encoded frame.
     pub data: Bytes,
-    /// Presentation time in microseconds on the player's clock (shared by all tracks,
-    /// zero at the start of `connect`), monotonic per track.
+    /// Presentation time in microseconds on the player's clock (zero at the start of
+    /// `connect`), monotonic per track; audio and video are aligned through the sender's
+    /// RTCP sender reports once they arrive.
     pub timestamp_us: i64,
     /// True for a keyframe (always true for audio).
     pub keyframe: bool,

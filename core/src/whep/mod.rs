@@ -5,12 +5,14 @@
 //! Opus packets. The pure parts (no network) are public for testing and reuse: RTP
 //! counter unwrapping, the reorder buffer, the depacketizers and the WHEP header parsing.
 
+pub mod clock;
 pub mod depacketize;
 mod error;
 mod frame;
 pub mod http;
 pub mod jitter;
 mod player;
+mod sender_reports;
 pub mod unwrap;
 
 pub use error::WhepError;

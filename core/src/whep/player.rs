@@ -16,19 +16,21 @@
 //! `connect` negotiates on the caller's task. Each remote track then gets one tokio task
 //! that reorders its packets ([`JitterBuffer`]), assembles frames, asks for keyframes
 //! (PLI and FIR at the start, PLI again every 200 ms while one is missing), and hands
-//! frames to a bounded channel that [`Player::next_frame`] reads.
+//! frames to a bounded channel that [`Player::next_frame`] reads. Timestamps go through
+//! [`super::clock`]: the sender's RTCP sender reports put all tracks on one clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -43,11 +45,12 @@ use webrtc::peer_connection::{
 };
 
 use super::WhepError;
+use super::clock::{SenderClock, TrackClock};
 use super::depacketize::{AssembledFrame, H264Depacketizer, RtpPayload, Vp8Depacketizer};
 use super::frame::{Codec, MediaFrame, MediaKind};
 use super::http;
 use super::jitter::{JitterBuffer, JitterOutput};
-use super::unwrap::TimestampUnwrapper;
+use super::sender_reports::SenderReportForwarder;
 
 /// How often a keyframe is asked for again while the picture is waiting for one.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
@@ -97,6 +100,8 @@ pub struct PlayStats {
     pub keyframes: u64,
     /// Keyframe requests (PLI) sent.
     pub pli_sent: u64,
+    /// RTCP sender reports received (they align audio and video).
+    pub sender_reports: u64,
     /// Frames dropped because the app did not read them in time.
     pub frames_dropped: u64,
     /// Time from the start of `connect` to the first video frame.
@@ -122,6 +127,7 @@ struct Counters {
     audio_frames: AtomicU64,
     keyframes: AtomicU64,
     pli_sent: AtomicU64,
+    sender_reports: AtomicU64,
     frames_dropped: AtomicU64,
     first_frame_us: AtomicU64,
     has_first_frame: AtomicBool,
@@ -132,6 +138,7 @@ struct Counters {
 
 struct Shared {
     started: Instant,
+    sender_clock: SenderClock,
     latency: Duration,
     counters: Counters,
 }
@@ -282,12 +289,15 @@ impl Player {
     async fn negotiate(url: Url, config: PlayConfig) -> Result<Player, WhepError> {
         let shared = Arc::new(Shared {
             started: Instant::now(),
+            sender_clock: SenderClock::default(),
             latency: config.latency,
             counters: Counters::default(),
         });
         let mut engine = media_engine()?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut engine).map_err(webrtc_error)?;
+        // Application-most slot: every other interceptor has seen inbound RTCP first.
+        let registry = register_default_interceptors(Registry::new(), &mut engine)
+            .map_err(webrtc_error)?
+            .with(Slot::from(14_000), SenderReportForwarder::default());
         let (frames_tx, frames) = mpsc::channel(512);
         let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
         let (states_tx, states) = mpsc::unbounded_channel();
@@ -427,6 +437,7 @@ impl Player {
             audio_frames: c.audio_frames.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             pli_sent: c.pli_sent.load(Ordering::Relaxed),
+            sender_reports: c.sender_reports.load(Ordering::Relaxed),
             frames_dropped: c.frames_dropped.load(Ordering::Relaxed),
             first_frame,
             frame_rate,
@@ -548,9 +559,8 @@ async fn track_loop(
     };
     let counters = &shared.counters;
     let mut jitter = JitterBuffer::new(shared.latency, 2048);
-    let mut unwrapper = TimestampUnwrapper::default();
-    // (first unwrapped RTP timestamp, its time on the player's clock in µs)
-    let mut origin: Option<(i64, i64)> = None;
+    let mut clock = TrackClock::new(clock_rate as u32);
+    let player_now_us = || shared.started.elapsed().as_micros() as i64;
     let mut next_keyframe_request = Instant::now();
     let mut fir_seq: u8 = 0;
     let mut pending_discontinuity = false;
@@ -598,6 +608,14 @@ async fn track_loop(
                         payload: packet.payload,
                     }, Instant::now());
                 }
+                Some(TrackRemoteEvent::OnRtcpPacket(packets)) => {
+                    for report in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
+                        if report.ssrc == ssrc {
+                            counters.sender_reports.fetch_add(1, Ordering::Relaxed);
+                            clock.on_sender_report(report.rtp_time, report.ntp_time, player_now_us(), &shared.sender_clock);
+                        }
+                    }
+                }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}
             },
@@ -618,10 +636,7 @@ async fn track_loop(
             let Some(frame) = assembler.push(&packet) else {
                 continue;
             };
-            let ts = unwrapper.unwrap(u64::from(frame.timestamp));
-            let (first_ts, first_us) =
-                *origin.get_or_insert_with(|| (ts, shared.started.elapsed().as_micros() as i64));
-            let timestamp_us = first_us + (ts - first_ts) * 1_000_000 / clock_rate as i64;
+            let timestamp_us = clock.to_player_us(frame.timestamp, player_now_us());
             let media = MediaFrame {
                 kind,
                 codec: codec.clone(),
