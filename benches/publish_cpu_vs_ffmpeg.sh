@@ -18,12 +18,7 @@ fi
 cargo build --release -q -p streamhub-cli
 
 work=$(mktemp -d)
-NGINX_PID=
-cleanup() {
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup_on_exit "$work"
 port=$(free_port)
 start_nginx_rtmp "$work" "$port"
 

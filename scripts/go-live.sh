@@ -8,12 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 work=$(mktemp -d)
-NGINX_PID=
-cleanup() {
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup_on_exit "$work"
 
 cargo build --release -q -p streamhub-cli
 port=$(free_port)

@@ -18,6 +18,13 @@ wait_listen() {
   done
 }
 
+# cleanup_on_exit DIR: at exit, stops the nginx of start_nginx_rtmp (if any) and removes DIR.
+cleanup_on_exit() {
+  CLEANUP_DIR=$1
+  NGINX_PID=
+  trap '[ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null; rm -rf "$CLEANUP_DIR"' EXIT
+}
+
 # start_nginx_rtmp DIR PORT: runs nginx-rtmp in the foreground on 127.0.0.1:PORT with
 # application "live" recording every stream to DIR/KEY.flv; sets NGINX_PID.
 start_nginx_rtmp() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use streamhub::media::flv::{FlvMetadata, FlvPayload, FlvReader, FlvTag};
+use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::rtmp::{PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions};
 
 use crate::progress::PushProgress;
@@ -53,7 +53,7 @@ pub fn run(args: PublishArgs) -> Result<ExitCode, String> {
     runtime.block_on(publish(args))
 }
 
-fn config_for(args: &PublishArgs, meta: &FlvMetadata) -> Result<PublishConfig, String> {
+fn config_for(args: &PublishArgs, metadata: StreamMetadata) -> Result<PublishConfig, String> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .map_err(|_| format!("invalid --timeout {}", args.timeout))?;
     let mut tls = TlsOptions::default();
@@ -68,15 +68,7 @@ fn config_for(args: &PublishArgs, meta: &FlvMetadata) -> Result<PublishConfig, S
         write_timeout: timeout,
         // FLV timestamps already are RTMP milliseconds: keep them as they are.
         timestamp_origin_us: Some(0),
-        metadata: StreamMetadata {
-            width: meta.width.map(|v| v as u32),
-            height: meta.height.map(|v| v as u32),
-            frame_rate: meta.frame_rate,
-            video_bitrate_kbps: meta.video_bitrate_kbps,
-            audio_bitrate_kbps: meta.audio_bitrate_kbps,
-            audio_sample_rate: meta.audio_sample_rate.map(|v| v as u32),
-            stereo: meta.stereo,
-        },
+        metadata,
         tls,
         ..PublishConfig::default()
     })
@@ -89,7 +81,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     let mut reader = FlvReader::new(BufReader::with_capacity(1 << 20, file)).map_err(flv_error)?;
 
     // Metadata comes before the first media tag; read up to that tag first.
-    let mut metadata = FlvMetadata::default();
+    let mut metadata = StreamMetadata::default();
     let mut first_media: Option<FlvTag> = None;
     while let Some(tag) = reader.next_tag().map_err(flv_error)? {
         match tag.payload {
@@ -101,7 +93,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
             }
         }
     }
-    let config = config_for(&args, &metadata)?;
+    let config = config_for(&args, metadata)?;
 
     let started = Instant::now();
     let publisher = Publisher::connect(&args.url, config)

@@ -6,7 +6,9 @@ use std::io::{self, Read};
 use bytes::Bytes;
 use rml_rtmp::rml_amf0::{self, Amf0Value};
 
-use super::{AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, MediaError};
+use super::{
+    AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, MediaError, StreamMetadata,
+};
 use super::{VideoFormat, VideoFrame};
 
 /// FLV/RTMP video codec id of H.264 (AVC).
@@ -72,25 +74,6 @@ pub enum FlvError {
     },
 }
 
-/// Stream properties announced by a file's `onMetaData`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FlvMetadata {
-    /// Picture width in pixels.
-    pub width: Option<f64>,
-    /// Picture height in pixels.
-    pub height: Option<f64>,
-    /// Frames per second.
-    pub frame_rate: Option<f64>,
-    /// Video bitrate in kbit/s.
-    pub video_bitrate_kbps: Option<f64>,
-    /// Audio bitrate in kbit/s.
-    pub audio_bitrate_kbps: Option<f64>,
-    /// Audio sample rate in Hz.
-    pub audio_sample_rate: Option<f64>,
-    /// Whether the audio is stereo.
-    pub stereo: Option<bool>,
-}
-
 /// What one FLV tag carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlvPayload {
@@ -105,7 +88,7 @@ pub enum FlvPayload {
     /// One raw AAC access unit.
     Audio(AudioFrame),
     /// The `onMetaData` script tag.
-    Metadata(FlvMetadata),
+    Metadata(StreamMetadata),
     /// Any other script data, passed over.
     OtherScript,
 }
@@ -286,13 +269,14 @@ fn parse_script(body: &[u8]) -> Result<FlvPayload, MediaError> {
                 Some(Amf0Value::Number(n)) => Some(*n),
                 _ => None,
             };
-            Ok(FlvPayload::Metadata(FlvMetadata {
-                width: num("width"),
-                height: num("height"),
+            let whole = |key: &str| num(key).filter(|v| *v >= 0.0).map(|v| v as u32);
+            Ok(FlvPayload::Metadata(StreamMetadata {
+                width: whole("width"),
+                height: whole("height"),
                 frame_rate: num("framerate"),
                 video_bitrate_kbps: num("videodatarate"),
                 audio_bitrate_kbps: num("audiodatarate"),
-                audio_sample_rate: num("audiosamplerate"),
+                audio_sample_rate: whole("audiosamplerate"),
                 stereo: match props.get("stereo") {
                     Some(Amf0Value::Boolean(b)) => Some(*b),
                     _ => None,
@@ -434,7 +418,7 @@ mod tests {
         let FlvPayload::Metadata(meta) = tag.payload else {
             panic!("expected metadata")
         };
-        assert_eq!(meta.width, Some(640.0));
+        assert_eq!(meta.width, Some(640));
         assert_eq!(meta.frame_rate, Some(30.0));
         assert_eq!(meta.stereo, Some(true));
         assert_eq!(meta.height, None);

@@ -9,6 +9,7 @@ mod avc;
 mod error;
 pub mod flv;
 mod frame;
+mod metadata;
 
 pub use aac::{AdtsFrame, AudioSpecificConfig, split_adts};
 pub use avc::{
@@ -17,3 +18,4 @@ pub use avc::{
 };
 pub use error::MediaError;
 pub use frame::{AudioFormat, AudioFrame, VideoFormat, VideoFrame};
+pub use metadata::StreamMetadata;

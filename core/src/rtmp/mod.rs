@@ -30,8 +30,8 @@ pub mod session;
 pub mod transport;
 mod url;
 
+pub use crate::media::StreamMetadata;
 pub use error::RtmpError;
-pub use packetizer::StreamMetadata;
 pub use publisher::{PublishConfig, PublishStats, Publisher};
 pub use transport::TlsOptions;
 pub use url::{RtmpUrl, Scheme};

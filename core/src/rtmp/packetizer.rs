@@ -11,29 +11,9 @@ use rml_rtmp::rml_amf0::{self, Amf0Value};
 use super::clock::MediaClock;
 use crate::media::flv::{self, PACKET_CODED, PACKET_SEQUENCE_HEADER};
 use crate::media::{
-    AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, MediaError, VideoFormat,
-    VideoFrame, annexb_nal_units, avcc_nal_units, nal_type, split_adts,
+    AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, MediaError, StreamMetadata,
+    VideoFormat, VideoFrame, annexb_nal_units, avcc_nal_units, nal_type, split_adts,
 };
-
-/// Stream properties announced to the server in `onMetaData`. Unset fields are filled
-/// from the codec configuration where possible, or left out.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamMetadata {
-    /// Picture width in pixels.
-    pub width: Option<u32>,
-    /// Picture height in pixels.
-    pub height: Option<u32>,
-    /// Frames per second.
-    pub frame_rate: Option<f64>,
-    /// Video bitrate in kbit/s.
-    pub video_bitrate_kbps: Option<f64>,
-    /// Audio bitrate in kbit/s.
-    pub audio_bitrate_kbps: Option<f64>,
-    /// Audio sample rate in Hz.
-    pub audio_sample_rate: Option<u32>,
-    /// Whether audio is stereo.
-    pub stereo: Option<bool>,
-}
 
 /// What a media message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,12 +17,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::packetizer::{MediaMessage, Packetizer, StreamMetadata};
+use super::packetizer::{MediaMessage, Packetizer};
 use super::queue::{MediaQueue, QueueClosed};
 use super::session::{PublishSession, SessionConfig};
 use super::transport::{self, ByteStream, TlsOptions};
 use super::{RtmpError, RtmpUrl};
-use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame};
+use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, StreamMetadata, VideoFrame};
 
 /// How to publish.
 #[derive(Debug, Clone)]
