@@ -1,14 +1,19 @@
 //! # StreamHub
 //!
-//! One small core for live streaming apps: go live over RTMP/RTMPS ([`rtmp`]), with
-//! encoded media described in [`media`]. Watching over WHEP and chat come next.
+//! One small core for live streaming apps:
 //!
-//! All network APIs are async on tokio, every network step has a timeout, and every
-//! failure is a typed error.
+//! - go live over RTMP/RTMPS with [`rtmp::Publisher`], pushing the encoded frames of
+//!   [`media`] (H.264, AAC);
+//! - watch over WebRTC with [`whep::Player`], receiving whole encoded frames (H.264, VP8,
+//!   Opus) ready for the platform decoder.
+//!
+//! Chat comes next. All network APIs are async on tokio, every network step has a
+//! timeout, and every failure is a typed error ([`RtmpError`], [`WhepError`]).
 
 pub mod media;
 pub mod rtmp;
 pub mod whep;
 
-pub use media::{AudioFormat, AudioFrame, MediaError, VideoFormat, VideoFrame};
+pub use media::{AudioFormat, AudioFrame, MediaError, StreamMetadata, VideoFormat, VideoFrame};
 pub use rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};
+pub use whep::{MediaFrame, PlayConfig, PlayStats, Player, WhepError};

@@ -152,6 +152,7 @@ pub struct Player {
     token: Option<String>,
     shared: Arc<Shared>,
     states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+    ended: bool,
     deleted: bool,
 }
 
@@ -386,23 +387,29 @@ impl Player {
             token,
             shared,
             states,
+            ended: false,
             deleted: false,
         })
     }
 
     /// The next complete frame; `None` when the stream ended or the connection failed.
     pub async fn next_frame(&mut self) -> Option<MediaFrame> {
-        loop {
+        while !self.ended {
             tokio::select! {
+                biased;
                 frame = self.frames.recv() => return frame,
-                state = self.states.recv() => match state {
-                    Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) | None => {
-                        return self.frames.try_recv().ok();
+                state = self.states.recv() => {
+                    if matches!(
+                        state,
+                        Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) | None
+                    ) {
+                        self.ended = true;
                     }
-                    _ => continue,
-                },
+                }
             }
         }
+        // The connection is gone: hand out what was already assembled, then end.
+        self.frames.try_recv().ok()
     }
 
     /// The WHEP session resource on the server.
