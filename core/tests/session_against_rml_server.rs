@@ -129,6 +129,16 @@ fn client(key: &str) -> PublishSession {
     PublishSession::new(url, SessionConfig::default()).unwrap()
 }
 
+/// A deterministic pseudo-random sequence (xorshift64), so failures reproduce.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 fn media(kind: MessageKind, timestamp: u32, header: &[u8], body: Vec<u8>) -> MediaMessage {
     MediaMessage {
         kind,
@@ -299,13 +309,7 @@ fn server_closing_is_described_by_state() {
 
 #[test]
 fn garbage_from_the_server_is_an_error_never_a_panic() {
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut errors = 0;
     for round in 0..2000 {
         let mut c = client("k");
@@ -334,13 +338,7 @@ fn garbage_from_the_server_is_an_error_never_a_panic() {
 #[test]
 fn random_messages_of_every_type_never_panic() {
     use streamhub::rtmp::chunk::{ChunkWriter, MessageHeader};
-    let mut seed: u64 = 0x1234_5678_9abc_def1;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x1234_5678_9abc_def1);
     for round in 0..3000u32 {
         let mut c = client("k");
         let mut server = Server::new(Policy::Accept, ServerSessionConfig::new());
