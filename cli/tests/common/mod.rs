@@ -535,6 +535,8 @@ pub fn decoded_frame_counters(path: &Path, width: usize, height: usize) -> Vec<u
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
+        // One picture per decoded frame (no rate conversion), timestamps kept in µs.
+        .args(["-fps_mode", "passthrough", "-enc_time_base", "1:1000000"])
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("running ffmpeg");

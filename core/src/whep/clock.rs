@@ -5,7 +5,10 @@
 //! the track's first packet is pinned to its arrival time. Once sender reports arrive,
 //! RTP time goes through the sender's NTP clock, which audio and video share, so lip
 //! sync follows the sender; the NTP-to-player offset is fixed once, by the first report
-//! of any track. Output never goes backwards within a track.
+//! of any track. Output strictly increases within a track: when the first report moves a
+//! track's mapping backwards (the sender's capture-to-send delay), the difference is held
+//! as a correction and slewed away by at most 1 ms per frame, instead of stamping several
+//! frames with the same time.
 
 use std::sync::Mutex;
 
@@ -32,6 +35,9 @@ pub fn ntp_to_us(ntp: u64) -> i64 {
     seconds * 1_000_000 + ((fraction * 1_000_000) >> 32)
 }
 
+/// Largest correction removed per frame.
+const MAX_SLEW_US: i64 = 1_000;
+
 /// The clock of one track.
 #[derive(Debug)]
 pub struct TrackClock {
@@ -40,6 +46,7 @@ pub struct TrackClock {
     first: Option<(i64, i64)>,
     report: Option<(i64, i64, i64)>,
     last_out: Option<i64>,
+    correction_us: i64,
 }
 
 impl TrackClock {
@@ -51,6 +58,7 @@ impl TrackClock {
             first: None,
             report: None,
             last_out: None,
+            correction_us: 0,
         }
     }
 
@@ -84,11 +92,16 @@ impl TrackClock {
                 first_us + self.ticks_to_us(ext - first_rtp)
             }
         };
-        let out = match self.last_out {
-            Some(last) if mapped < last => last,
-            _ => mapped,
-        };
+        let mut out = mapped + self.correction_us;
+        if let Some(last) = self.last_out
+            && out <= last
+        {
+            self.correction_us += last + 1 - out;
+            out = last + 1;
+        }
         self.last_out = Some(out);
+        // Slew the correction away, slower than any frame interval so output keeps rising.
+        self.correction_us -= self.correction_us.clamp(0, MAX_SLEW_US);
         out
     }
 }
@@ -117,9 +130,32 @@ mod tests {
         assert_eq!(clock.to_player_us(4_000, 260_000), 250_000 + 33_333);
         assert_eq!(
             clock.to_player_us(0xffff_ffff, 300_000),
-            250_000 + 33_333,
-            "never goes back"
+            250_000 + 33_334,
+            "a reordered timestamp never goes back"
         );
+    }
+
+    #[test]
+    fn a_report_that_moves_the_mapping_back_is_slewed_not_repeated() {
+        let shared = SenderClock::default();
+        let mut clock = TrackClock::new(90_000);
+        let mut outputs = Vec::new();
+        // Frames pinned to arrival: 1 000 000 µs + n × 33 333.
+        for n in 0..10u32 {
+            outputs.push(clock.to_player_us(n * 3000, 1_000_000 + i64::from(n) * 33_333));
+        }
+        // The report says frame 9 was captured 50 ms before it arrived.
+        clock.on_sender_report(9 * 3000, ntp(5_000_000), 1_300_000 - 50_000, &shared);
+        for n in 10..200u32 {
+            outputs.push(clock.to_player_us(n * 3000, 0));
+        }
+        assert!(
+            outputs.windows(2).all(|w| w[1] > w[0]),
+            "not strictly increasing"
+        );
+        // After the slew, frames sit exactly on the sender-report mapping.
+        let last = *outputs.last().unwrap();
+        assert_eq!(last, 1_250_000 + (199 - 9) * 1_000_000 / 30);
     }
 
     #[test]
