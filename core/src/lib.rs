@@ -5,15 +5,20 @@
 //! - go live over RTMP/RTMPS with [`rtmp::Publisher`], pushing the encoded frames of
 //!   [`media`] (H.264, AAC);
 //! - watch over WebRTC with [`whep::Player`], receiving whole encoded frames (H.264, VP8,
-//!   Opus) ready for the platform decoder.
+//!   Opus) ready for the platform decoder;
+//! - chat in the stream's room with [`chat::ChatClient`], which reconnects, recovers
+//!   missed messages and deduplicates, so the app sees every message exactly once and
+//!   in order; the server side is [`chat::server`] (feature `server`).
 //!
-//! Chat comes next. All network APIs are async on tokio, every network step has a
-//! timeout, and every failure is a typed error ([`RtmpError`], [`WhepError`]).
+//! All network APIs are async on tokio, every network step has a timeout, and every
+//! failure is a typed error ([`RtmpError`], [`WhepError`], [`ChatError`]).
 
+pub mod chat;
 pub mod media;
 pub mod rtmp;
 pub mod whep;
 
+pub use chat::{ChatClient, ChatError, ChatEvent};
 pub use media::{AudioFormat, AudioFrame, MediaError, StreamMetadata, VideoFormat, VideoFrame};
 pub use rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};
 pub use whep::{MediaFrame, PlayConfig, PlayStats, Player, WhepError};

@@ -60,7 +60,7 @@ impl TlsOptions {
         Ok(added)
     }
 
-    fn client_config(&self) -> Result<rustls::ClientConfig, RtmpError> {
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, RtmpError> {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };

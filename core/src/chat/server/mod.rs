@@ -1,0 +1,292 @@
+//! The chat server: rooms with one sequencer each, a bounded history ring, JWT auth,
+//! moderation, rate and size limits, served on an axum route at `/chat`.
+//!
+//! ```no_run
+//! use streamhub::chat::server::{ChatServer, ChatServerConfig};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let server = ChatServer::new(ChatServerConfig::with_secret(b"dev secret"));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! server.serve(listener).await // ws://127.0.0.1:8080/chat
+//! # }
+//! ```
+//!
+//! Storage is behind [`ChatStore`]; the in-memory [`MemoryStore`] keeps the newest
+//! messages of each room (1000 by default) for recovery and `history`.
+
+mod connection;
+pub mod dedup;
+pub mod outbound;
+pub mod rate;
+pub mod room;
+pub mod store;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::chat::protocol::{
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_CHARS, RateInfo, SUBPROTOCOL,
+};
+pub use room::RoomSnapshot;
+use room::{Room, RoomRules};
+pub use store::{ChatStore, MemoryStore, RoomLog};
+pub use token::{Claims, TokenKeys};
+
+/// How the server behaves. [`ChatServerConfig::with_secret`] gives the protocol's defaults.
+#[derive(Debug, Clone)]
+pub struct ChatServerConfig {
+    /// HS256 secret for tokens.
+    pub secret: Vec<u8>,
+    /// Longest text, in Unicode scalar values (500).
+    pub max_text_chars: usize,
+    /// Largest frame read, in bytes (16 KiB).
+    pub max_frame_bytes: usize,
+    /// Messages per user per room per window (5 per 5 s).
+    pub rate: RateInfo,
+    /// Messages kept per room for recovery and history (1000).
+    pub history: usize,
+    /// How long a `client_msg_id` is remembered (10 min).
+    pub dedup_ttl: Duration,
+    /// Remembered `client_msg_id`s per room, at most (100 000).
+    pub dedup_max: usize,
+    /// Frames queued per connection before it counts as too slow (4096).
+    pub outbound_frames: usize,
+    /// Server pings (25 s).
+    pub ping_interval: Duration,
+    /// Time allowed for any frame after a ping (10 s).
+    pub pong_timeout: Duration,
+    /// Time allowed for `connect` after the upgrade (5 s).
+    pub connect_timeout: Duration,
+    /// `token_expiring` is pushed this long before expiry (30 s).
+    pub token_warning: Duration,
+    /// Rooms up to this size get join/leave events (100).
+    pub small_room: usize,
+    /// One typing event per user per this (3 s).
+    pub typing_interval: Duration,
+    /// Viewer counts are pushed at most this often (1 s).
+    pub viewers_interval: Duration,
+}
+
+impl ChatServerConfig {
+    /// The protocol's defaults with this token secret.
+    pub fn with_secret(secret: &[u8]) -> Self {
+        ChatServerConfig {
+            secret: secret.to_vec(),
+            max_text_chars: DEFAULT_MAX_TEXT_CHARS,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            rate: RateInfo {
+                messages: 5,
+                per_ms: 5000,
+            },
+            history: 1000,
+            dedup_ttl: Duration::from_secs(600),
+            dedup_max: 100_000,
+            outbound_frames: 4096,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            token_warning: Duration::from_secs(30),
+            small_room: 100,
+            typing_interval: Duration::from_secs(3),
+            viewers_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    config: Arc<ChatServerConfig>,
+    keys: TokenKeys,
+    rules: Arc<RoomRules>,
+    store: Arc<dyn ChatStore>,
+    rooms: Mutex<HashMap<String, Arc<Mutex<Room>>>>,
+    next_conn: AtomicU64,
+    active: AtomicUsize,
+    shutdown: watch::Sender<Option<u64>>,
+    ticker_started: AtomicBool,
+}
+
+/// Locks a room or the room map; a panic elsewhere never makes them unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct ActiveGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Shared {
+    fn next_conn(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn connection_started(&self) -> ActiveGuard<'_> {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(&self.active)
+    }
+
+    fn room(&self, name: &str) -> Arc<Mutex<Room>> {
+        lock(&self.rooms)
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Room::new(
+                    name,
+                    self.rules.clone(),
+                    self.store.open_room(name),
+                )))
+            })
+            .clone()
+    }
+
+    fn existing_room(&self, name: &str) -> Option<Arc<Mutex<Room>>> {
+        lock(&self.rooms).get(name).cloned()
+    }
+}
+
+/// The chat server. Cheap to clone; every clone is the same server.
+#[derive(Clone)]
+pub struct ChatServer {
+    shared: Arc<Shared>,
+}
+
+impl ChatServer {
+    /// A server keeping history in memory.
+    pub fn new(config: ChatServerConfig) -> Self {
+        let store = Arc::new(MemoryStore::new(config.history));
+        ChatServer::with_store(config, store)
+    }
+
+    /// A server over another store.
+    pub fn with_store(config: ChatServerConfig, store: Arc<dyn ChatStore>) -> Self {
+        let rules = Arc::new(RoomRules {
+            max_text_chars: config.max_text_chars,
+            rate: config.rate,
+            dedup_ttl: config.dedup_ttl,
+            dedup_max: config.dedup_max,
+            small_room: config.small_room,
+            typing_interval: config.typing_interval,
+        });
+        ChatServer {
+            shared: Arc::new(Shared {
+                keys: TokenKeys::hs256(&config.secret),
+                config: Arc::new(config),
+                rules,
+                store,
+                rooms: Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
+                shutdown: watch::Sender::new(None),
+                ticker_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The token keys, to issue tokens for this server.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.shared.keys
+    }
+
+    /// The `/chat` route, to merge into an app's router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/chat", get(upgrade))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves `/chat` on a listener until [`ChatServer::shutdown`].
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let mut stop = self.shared.shutdown.subscribe();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|retry| retry.is_some()).await;
+            })
+            .await
+    }
+
+    /// A room's counters, if the room exists.
+    pub fn room(&self, name: &str) -> Option<RoomSnapshot> {
+        self.shared
+            .existing_room(name)
+            .map(|room| lock(&room).snapshot())
+    }
+
+    /// Counts a stream's video viewers in its room's audience.
+    pub fn set_stream_viewers(&self, room: &str, count: u64) {
+        lock(&self.shared.room(room)).set_stream_viewers(count);
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Tells every client to reconnect after `retry_after` (queued frames are sent
+    /// first), stops accepting, and waits up to `within` for the connections to close.
+    pub async fn shutdown(&self, retry_after: Duration, within: Duration) {
+        self.shared
+            .shutdown
+            .send_replace(Some(retry_after.as_millis() as u64));
+        let deadline = tokio::time::Instant::now() + within;
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    if shared.shutdown.borrow().is_some() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let ws = ws.protocols([SUBPROTOCOL]);
+    let offered = ws
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .is_some_and(|p| p == SUBPROTOCOL);
+    if !offered {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("offer the WebSocket subprotocol {SUBPROTOCOL}"),
+        )
+            .into_response();
+    }
+    start_ticker(&shared);
+    let max = shared.config.max_frame_bytes.saturating_mul(4);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection::run(shared, socket))
+}
+
+/// Pushes changed viewer counts once per interval while the server lives.
+fn start_ticker(shared: &Arc<Shared>) {
+    if shared.ticker_started.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    let interval = shared.config.viewers_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let Some(shared) = weak.upgrade() else { return };
+            let rooms: Vec<_> = lock(&shared.rooms).values().cloned().collect();
+            for room in rooms {
+                lock(&room).flush_viewers();
+            }
+        }
+    });
+}
