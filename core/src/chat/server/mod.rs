@@ -211,6 +211,10 @@ impl ChatServer {
     /// Serves `/chat` on a listener until [`ChatServer::shutdown`].
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let mut stop = self.shared.shutdown.subscribe();
+        // Chat frames are small and latency-bound: never hold them for Nagle.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, self.router())
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|retry| retry.is_some()).await;
