@@ -61,7 +61,10 @@ fn goodbye(
             reconnect,
             retry_after_ms,
         },
-        drain: false,
+        // What was queued before the goodbye (the error reply that caused it, the
+        // last messages before a shutdown) goes out first; only a client too slow to
+        // read its queue is not waited for.
+        drain: code != close_code::TOO_SLOW,
     }
 }
 
@@ -144,11 +147,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, id: u64) {
             changed = shutdown.changed() => {
                 let retry = *shutdown.borrow();
                 if changed.is_err() || retry.is_some() {
-                    let mut ending = goodbye(close_code::GOING_AWAY, "shutting_down", "the server is shutting down", true, retry);
-                    if let Ending::Disconnect { drain, .. } = &mut ending {
-                        *drain = true;
-                    }
-                    break ending;
+                    break goodbye(close_code::GOING_AWAY, "shutting_down", "the server is shutting down", true, retry);
                 }
             }
             _ = sleep_until(connect_deadline), if conn.claims.is_none() => {
