@@ -1,15 +1,18 @@
 //! `streamhub`: the command-line face of the StreamHub SDK.
 
+mod chat;
+mod hub;
 mod play;
 mod progress;
 mod publish;
 mod record;
+mod token;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// StreamHub: go live over RTMP/RTMPS and watch over WHEP from the command line.
+/// StreamHub: go live over RTMP/RTMPS, watch over WHEP and chat, from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "streamhub", version, about)]
 struct Cli {
@@ -23,6 +26,12 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Watch a WHEP stream over WebRTC, optionally recording its video.
     Play(play::PlayArgs),
+    /// Chat in a room: each stdin line is sent; each message received is printed.
+    Chat(chat::ChatArgs),
+    /// Run the local development server (the chat server at ws://ADDR/chat).
+    Hub(hub::HubArgs),
+    /// Print a chat token signed with a hub's secret.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +46,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Publish(args) => publish::run(args),
         Command::Play(args) => play::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Hub(args) => hub::run(args),
+        Command::Token(args) => token::run(args),
     };
     match result {
         Ok(code) => code,

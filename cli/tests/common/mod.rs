@@ -30,6 +30,14 @@ impl Proc {
         }
     }
 
+    /// Takes ownership of a child started elsewhere (e.g. with piped stdio).
+    pub fn adopt(name: &str, child: Child) -> Proc {
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
