@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::backoff::Backoff;
 use super::cursor::{Arrival, JoinOutcome, RoomCursor};
-use super::outbox::{Outbox, Refusal};
+use super::outbox::{Outbox, OutgoingMessage, Refusal};
 use super::transport::{self, ChatSocket, ChatUrl};
 use super::{
     ChatConfig, ChatEvent, ChatStats, JoinInfo, Request, Responder, TokenRequest, TokenSource,
@@ -27,7 +27,6 @@ use crate::chat::protocol::{
 };
 
 type Sink = SplitSink<ChatSocket, Message>;
-type Stream = SplitStream<ChatSocket>;
 
 struct RoomEntry {
     cursor: RoomCursor,
@@ -356,7 +355,7 @@ impl Driver {
         }
     }
 
-    fn enqueue(&mut self, message: super::OutgoingMessage, mut responder: Responder) {
+    fn enqueue(&mut self, message: OutgoingMessage, mut responder: Responder) {
         if !self.rooms.contains_key(&message.room) {
             if let Some(reply) = responder.reply.take() {
                 let _ = reply.send(Err(ChatError::NotJoined(message.room)));
@@ -380,33 +379,36 @@ impl Driver {
                 let _ = waiter.send(Err(error.clone()));
             }
         }
-        for (message, mut responder) in self.outbox.drain_room(room) {
-            self.stats.send_failures += 1;
-            if let Some(reply) = responder.reply.take() {
-                let _ = reply.send(Err(error.clone()));
-            }
-            events.push(ChatEvent::SendFailed {
-                room: message.room,
-                client_msg_id: message.client_msg_id,
-                error: error.clone(),
-            });
+        for (message, responder) in self.outbox.drain_room(room) {
+            events.push(self.fail(message, responder, error.clone()));
         }
         events
     }
 
+    /// A queued message failed for good: its waiter is told, and the event for the app
+    /// is returned.
+    fn fail(
+        &mut self,
+        message: OutgoingMessage,
+        mut responder: Responder,
+        error: ChatError,
+    ) -> ChatEvent {
+        self.stats.send_failures += 1;
+        if let Some(reply) = responder.reply.take() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        ChatEvent::SendFailed {
+            room: message.room,
+            client_msg_id: message.client_msg_id,
+            error,
+        }
+    }
+
     async fn finish(mut self, error: Option<ChatError>) {
         let error_for_queue = error.clone().unwrap_or(ChatError::Closed);
-        for (message, mut responder) in self.outbox.drain_all() {
-            self.stats.send_failures += 1;
-            if let Some(reply) = responder.reply.take() {
-                let _ = reply.send(Err(error_for_queue.clone()));
-            }
-            self.emit(ChatEvent::SendFailed {
-                room: message.room,
-                client_msg_id: message.client_msg_id,
-                error: error_for_queue.clone(),
-            })
-            .await;
+        for (message, responder) in self.outbox.drain_all() {
+            let event = self.fail(message, responder, error_for_queue.clone());
+            self.emit(event).await;
         }
         for (_, entry) in std::mem::take(&mut self.rooms) {
             for waiter in entry.waiters {
@@ -483,7 +485,8 @@ impl Driver {
                         None => Err(reconnect("the server closed the connection".into())),
                     };
                     if let Err(end) = result {
-                        return self.after_drop(end, &mut stream).await;
+                        self.outbox.connection_lost();
+                        return end;
                     }
                 }
                 request = self.requests.recv() => match request {
@@ -519,12 +522,6 @@ impl Driver {
                 _ = sleep_until(close_by) => {}
             }
         }
-    }
-
-    /// A drop: the server may have said why in a `disconnect` push just before.
-    async fn after_drop(&mut self, end: End, _stream: &mut Stream) -> End {
-        self.outbox.connection_lost();
-        end
     }
 
     async fn check_closing(&mut self, link: &mut Link) -> Option<End> {
@@ -654,7 +651,7 @@ impl Driver {
                         ErrorBody::new(ErrorCode::Internal, "a failed reply without an error")
                     }))
                 };
-                self.on_reply(link, reply.id, pending, outcome).await?;
+                self.on_reply(reply.id, pending, outcome).await?;
             }
             ServerFrame::Message(message) => {
                 let Some(entry) = self.rooms.get_mut(&message.room) else {
@@ -745,7 +742,6 @@ impl Driver {
 
     async fn on_reply(
         &mut self,
-        link: &mut Link,
         id: u64,
         pending: Pending,
         outcome: Result<serde_json::Value, ErrorBody>,
@@ -764,7 +760,6 @@ impl Driver {
                 let _ = reply.send(outcome.map_err(ChatError::Refused));
             }
         }
-        let _ = link;
         Ok(())
     }
 
@@ -862,19 +857,9 @@ impl Driver {
                     self.stats.waits += 1;
                     debug!(wait = ?until.saturating_duration_since(Instant::now()), "send held: {error}");
                 }
-                Some(Refusal::Dropped(message, mut responder)) => {
-                    self.stats.send_failures += 1;
-                    let error = ChatError::Refused(error);
-                    if let Some(reply) = responder.reply.take() {
-                        let _ = reply.send(Err(error.clone()));
-                    }
-                    drop(responder);
-                    self.emit(ChatEvent::SendFailed {
-                        room: message.room,
-                        client_msg_id: message.client_msg_id,
-                        error,
-                    })
-                    .await;
+                Some(Refusal::Dropped(message, responder)) => {
+                    let event = self.fail(message, responder, ChatError::Refused(error));
+                    self.emit(event).await;
                 }
                 None => {}
             },
