@@ -859,6 +859,37 @@ mod tests {
     }
 
     #[test]
+    fn typing_is_throttled_and_members_are_announced() {
+        let now = Instant::now();
+        let mut room = room(10);
+        let mut ada = Conn::new(1, "ada", Role::Viewer);
+        let mut bob = Conn::new(2, "bob", Role::Viewer);
+        room.join(&ada.caller(), None, 0);
+        room.join(&bob.caller(), None, 0);
+        assert!(ada.frames().iter().any(|f| matches!(f,
+            ServerFrame::Member { user, event: MemberEvent::Join, .. } if user.id == "bob")));
+        for offset_ms in [0, 1000, 2999, 3000] {
+            room.typing(&bob.caller(), now + Duration::from_millis(offset_ms));
+            assert!(bob.last_reply().ok);
+        }
+        let typing = ada
+            .frames()
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Typing { .. }))
+            .count();
+        assert_eq!(typing, 2, "at 0 ms and 3000 ms only");
+        assert!(room.remove(2));
+        assert!(ada.frames().iter().any(|f| matches!(
+            f,
+            ServerFrame::Member {
+                event: MemberEvent::Leave,
+                ..
+            }
+        )));
+        assert!(!room.remove(2));
+    }
+
+    #[test]
     fn viewer_counts_are_pushed_when_they_change() {
         let mut room = room(10);
         let mut ada = Conn::new(1, "ada", Role::Viewer);
