@@ -227,7 +227,7 @@ async fn write_loop(
             },
             text = frames.recv() => match text {
                 Some(text) => {
-                    if !write(&mut sink, Message::Text(text)).await {
+                    if !write_batch(&mut sink, text, &mut frames).await {
                         return;
                     }
                 }
@@ -235,6 +235,29 @@ async fn write_loop(
             },
         }
     }
+}
+
+/// Frames written before one flush.
+const BATCH_FRAMES: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`BATCH_FRAMES`]), then
+/// flushes once: a busy room costs one system call per batch, not per frame.
+async fn write_batch(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    first: Utf8Bytes,
+    frames: &mut mpsc::Receiver<Utf8Bytes>,
+) -> bool {
+    let batch = async {
+        sink.feed(Message::Text(first)).await?;
+        for _ in 1..BATCH_FRAMES {
+            match frames.try_recv() {
+                Ok(text) => sink.feed(Message::Text(text)).await?,
+                Err(_) => break,
+            }
+        }
+        sink.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(())))
 }
 
 fn valid_room_name(room: &str) -> bool {

@@ -103,6 +103,9 @@ impl ChatServerConfig {
     }
 }
 
+/// Bytes read from a connection's socket at a time.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 pub(crate) struct Shared {
     config: Arc<ChatServerConfig>,
     keys: TokenKeys,
@@ -270,7 +273,10 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
     }
     start_ticker(&shared);
     let max = shared.config.max_frame_bytes.saturating_mul(4);
-    ws.max_message_size(max)
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before reading,
+    // which made it resident for every connection; commands are small.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection::run(shared, socket))
 }
