@@ -54,9 +54,7 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
     config.history = args.history.max(1);
     config.max_text_chars = args.max_text_chars.max(1);
     let server = ChatServer::new(config);
-    let listener = tokio::net::TcpListener::bind(args.http)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", args.http))?;
+    let listener = listen(args.http).map_err(|e| format!("listening on {}: {e}", args.http))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("reading the bound address: {e}"))?;
@@ -87,6 +85,21 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pending connections the kernel may hold for us (capped by `net.core.somaxconn`):
+/// thousands of viewers arriving at once must not wait out SYN retransmissions.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
