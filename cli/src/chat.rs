@@ -76,15 +76,8 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, String> {
                 Err(e) => return Err(format!("reading stdin: {e}")),
             },
             event = events.next() => match event {
-                Some(event) => {
-                    if matches!(event, ChatEvent::SendFailed { .. }) {
-                        failures += 1;
-                    }
-                    if let ChatEvent::Failed(error) = &event {
-                        return Err(error.to_string());
-                    }
-                    print_event(&event, args.json);
-                }
+                Some(ChatEvent::Failed(error)) => return Err(error.to_string()),
+                Some(event) => failures += show(&event, args.json),
                 None => return Err("the chat client stopped".into()),
             },
             _ = &mut interrupted => break,
@@ -97,21 +90,13 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, String> {
     let stats = loop {
         tokio::select! {
             stats = &mut closing => break stats.map_err(|e| e.to_string())?,
-            Some(event) = events.next() => {
-                if matches!(event, ChatEvent::SendFailed { .. }) {
-                    failures += 1;
-                }
-                print_event(&event, args.json);
-            }
+            Some(event) = events.next() => failures += show(&event, args.json),
         }
     };
     while let Ok(Some(event)) =
         tokio::time::timeout(Duration::from_millis(100), events.next()).await
     {
-        if matches!(event, ChatEvent::SendFailed { .. }) {
-            failures += 1;
-        }
-        print_event(&event, args.json);
+        failures += show(&event, args.json);
     }
     if failures > 0 {
         return Err(format!(
@@ -120,6 +105,12 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, String> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an event; 1 if it says a message was not published.
+fn show(event: &ChatEvent, as_json: bool) -> u64 {
+    print_event(event, as_json);
+    u64::from(matches!(event, ChatEvent::SendFailed { .. }))
 }
 
 fn print_event(event: &ChatEvent, as_json: bool) {
