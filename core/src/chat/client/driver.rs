@@ -265,7 +265,7 @@ impl Driver {
             .map_err(|_| lost("no reply to connect in time".into()))?;
             let text = match frame {
                 Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(frame))) => return Err(closed_by_server(frame, None)),
+                Some(Ok(Message::Close(frame))) => return Err(closed_by_server(frame)),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(lost(format!("reading the connect reply: {e}"))),
                 None => return Err(lost("the server closed before replying to connect".into())),
@@ -479,7 +479,7 @@ impl Driver {
                     last_seen = Instant::now();
                     let result = match frame {
                         Some(Ok(Message::Text(text))) => self.on_text(&mut link, text.as_str()).await,
-                        Some(Ok(Message::Close(frame))) => Err(closed_by_server(frame, None)),
+                        Some(Ok(Message::Close(frame))) => Err(closed_by_server(frame)),
                         Some(Ok(_)) => Ok(()),
                         Some(Err(e)) => Err(reconnect(format!("connection lost: {e}"))),
                         None => Err(reconnect("the server closed the connection".into())),
@@ -884,8 +884,8 @@ fn reconnect(reason: String) -> End {
     }
 }
 
-/// Reads the server's close code.
-fn closed_by_server(frame: Option<CloseFrame>, retry_after: Option<Duration>) -> End {
+/// Reads the server's close code (its `retry_after_ms` came in the `disconnect` push).
+fn closed_by_server(frame: Option<CloseFrame>) -> End {
     let Some(frame) = frame else {
         return reconnect("the server closed the connection".into());
     };
@@ -896,12 +896,12 @@ fn closed_by_server(frame: Option<CloseFrame>, retry_after: Option<Duration>) ->
         close_code::BANNED | close_code::PROTOCOL_ERROR => End::Fatal(ChatError::Protocol(reason)),
         close_code::TOKEN_EXPIRED => End::Reconnect {
             reason,
-            retry_after,
+            retry_after: None,
             expired: true,
         },
         _ => End::Reconnect {
             reason,
-            retry_after,
+            retry_after: None,
             expired: false,
         },
     }
