@@ -1,5 +1,5 @@
-//! `streamhub hub`: the local development server. For now the chat server at
-//! `ws://ADDR/chat`; the media relay (RTMP ingest, WHEP egress) joins it later.
+//! `streamhub hub`: the local development server: RTMP ingest, WHEP egress, chat, the
+//! stream list API and the development page.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,14 +7,32 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use streamhub::chat::server::{ChatServer, ChatServerConfig};
+use streamhub::hub::{Hub, HubConfig, StreamKeys};
 
 /// Arguments of `streamhub hub`.
 #[derive(Debug, Args)]
 pub struct HubArgs {
-    /// Address for HTTP and WebSocket (the chat is at /chat); port 0 picks a free one.
+    /// Address for HTTP: the page at /, WHEP at /whep/NAME, chat at /chat; port 0 picks
+    /// a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Address for RTMP publishers (rtmp://ADDR/live/KEY); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1935")]
+    rtmp: SocketAddr,
+    /// A stream only KEY may publish, played by NAME (repeatable). Other names are open:
+    /// their key is their name.
+    #[arg(long = "stream", value_name = "NAME:KEY")]
+    streams: Vec<String>,
+    /// IP address viewers' WebRTC media sockets bind to (default: the --http IP, or
+    /// 127.0.0.1 when that is 0.0.0.0).
+    #[arg(long, value_name = "IP")]
+    webrtc_ip: Option<std::net::IpAddr>,
+    /// Opus bitrate for audio transcoded from AAC, in bits per second.
+    #[arg(long, default_value_t = 64_000)]
+    opus_bitrate: u32,
+    /// Do not hand out viewer tokens at POST /api/token (the page then needs ?token=).
+    #[arg(long)]
+    no_dev_tokens: bool,
     /// HS256 secret for chat tokens; without it the hub makes one and prints it.
     #[arg(long, env = "STREAMHUB_SECRET", hide_env_values = true)]
     secret: Option<String>,
@@ -48,18 +66,29 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         Some(_) => return Err("--secret must not be empty".into()),
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
-    let mut config = ChatServerConfig::with_secret(secret.as_bytes());
-    config.rate.messages = args.rate_messages.max(1);
-    config.rate.per_ms = args.rate_per_ms;
-    config.history = args.history.max(1);
-    config.max_text_chars = args.max_text_chars.max(1);
-    let server = ChatServer::new(config);
-    let listener = listen(args.http).map_err(|e| format!("listening on {}: {e}", args.http))?;
-    let addr = listener
+    let mut config = HubConfig::with_secret(secret.as_bytes());
+    config.chat.rate.messages = args.rate_messages.max(1);
+    config.chat.rate.per_ms = args.rate_per_ms;
+    config.chat.history = args.history.max(1);
+    config.chat.max_text_chars = args.max_text_chars.max(1);
+    config.keys = StreamKeys::parse(&args.streams).map_err(|e| e.to_string())?;
+    config.webrtc_ip = args.webrtc_ip;
+    config.opus_bitrate = args.opus_bitrate.clamp(6_000, 510_000);
+    config.dev_tokens = !args.no_dev_tokens;
+    let hub = Hub::new(config);
+    let http = listen(args.http).map_err(|e| format!("listening on {}: {e}", args.http))?;
+    let rtmp = listen(args.rtmp).map_err(|e| format!("listening on {}: {e}", args.rtmp))?;
+    let http_addr = http
         .local_addr()
         .map_err(|e| format!("reading the bound address: {e}"))?;
-    // The first stdout line names the endpoint, for scripts and tests.
-    println!("chat: ws://{addr}/chat");
+    let rtmp_addr = rtmp
+        .local_addr()
+        .map_err(|e| format!("reading the bound address: {e}"))?;
+    // The first stdout lines name the endpoints, for scripts and tests.
+    println!("chat: ws://{http_addr}/chat");
+    println!("rtmp: rtmp://{rtmp_addr}/live");
+    println!("whep: http://{http_addr}/whep/{{name}}");
+    println!("page: http://{http_addr}/");
     let _ = std::io::stdout().flush();
     if made {
         eprintln!("no --secret given: this run's secret is {secret}");
@@ -67,8 +96,8 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
             "get a token with: streamhub token --secret {secret} --user NAME [--role moderator]"
         );
     }
-    let serving = server.clone();
-    let mut task = tokio::spawn(async move { serving.serve(listener).await });
+    let serving = hub.clone();
+    let mut task = tokio::spawn(async move { serving.serve(http, rtmp).await });
     tokio::select! {
         result = &mut task => {
             return match result {
@@ -80,8 +109,7 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         _ = stop_signal() => {}
     }
     eprintln!("stopping: telling chat clients to reconnect");
-    server
-        .shutdown(Duration::from_secs(1), Duration::from_secs(5))
+    hub.shutdown(Duration::from_secs(1), Duration::from_secs(5))
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     Ok(ExitCode::SUCCESS)

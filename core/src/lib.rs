@@ -14,6 +14,8 @@
 //! failure is a typed error ([`RtmpError`], [`WhepError`], [`ChatError`]).
 
 pub mod chat;
+#[cfg(feature = "server")]
+pub mod hub;
 pub mod media;
 pub mod rtmp;
 pub mod whep;

@@ -22,8 +22,10 @@ pub const PACKET_CODED: u8 = 1;
 /// AVCPacketType of an end-of-sequence marker.
 pub const PACKET_END_OF_SEQUENCE: u8 = 2;
 
-const TAG_AUDIO: u8 = 8;
-const TAG_VIDEO: u8 = 9;
+/// FLV tag type of audio (also the RTMP audio message type).
+pub const TAG_AUDIO: u8 = 8;
+/// FLV tag type of video (also the RTMP video message type).
+pub const TAG_VIDEO: u8 = 9;
 const TAG_SCRIPT: u8 = 18;
 const TAG_HEADER_LEN: usize = 11;
 /// Largest tag body an FLV tag header can describe (24-bit size).
@@ -194,7 +196,13 @@ impl<R: Read> Iterator for FlvReader<R> {
     }
 }
 
-fn parse_tag_body(tag_type: u8, timestamp_ms: u32, body: Bytes) -> Result<FlvPayload, MediaError> {
+/// Decodes an FLV tag body, which is also the body of an RTMP audio or video message
+/// ([`TAG_AUDIO`], [`TAG_VIDEO`]); `timestamp_ms` is the tag's (decode) time.
+pub fn parse_tag_body(
+    tag_type: u8,
+    timestamp_ms: u32,
+    body: Bytes,
+) -> Result<FlvPayload, MediaError> {
     let ts_us = i64::from(timestamp_ms) * 1000;
     match tag_type {
         TAG_VIDEO => {

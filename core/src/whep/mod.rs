@@ -17,4 +17,6 @@ pub mod unwrap;
 
 pub use error::WhepError;
 pub use frame::{Codec, MediaFrame, MediaKind};
+#[cfg(feature = "server")]
+pub(crate) use player::media_engine;
 pub use player::{PlayConfig, PlayStats, Player};

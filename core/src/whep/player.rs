@@ -28,6 +28,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
+use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
@@ -141,6 +142,9 @@ struct Shared {
     sender_clock: SenderClock,
     latency: Duration,
     counters: Counters,
+    /// Tracks started and tracks the sender said goodbye to (RTCP BYE).
+    tracks: AtomicU64,
+    goodbyes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A WHEP playback.
@@ -238,7 +242,9 @@ fn video_codecs() -> Vec<RTCRtpCodecParameters> {
     ]
 }
 
-fn media_engine() -> Result<MediaEngine, WhepError> {
+/// The codecs StreamHub speaks over WebRTC: Opus, H.264 (four profiles), VP8. The hub
+/// answers with the same table.
+pub(crate) fn media_engine() -> Result<MediaEngine, WhepError> {
     let mut engine = MediaEngine::default();
     let opus = RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
@@ -293,6 +299,8 @@ impl Player {
             sender_clock: SenderClock::default(),
             latency: config.latency,
             counters: Counters::default(),
+            tracks: AtomicU64::new(0),
+            goodbyes: tokio::sync::watch::Sender::new(0),
         });
         let mut engine = media_engine()?;
         // Application-most slot: every other interceptor has seen inbound RTCP first.
@@ -394,10 +402,18 @@ impl Player {
 
     /// The next complete frame; `None` when the stream ended or the connection failed.
     pub async fn next_frame(&mut self) -> Option<MediaFrame> {
+        let mut goodbyes = self.shared.goodbyes.subscribe();
         while !self.ended {
             tokio::select! {
                 biased;
                 frame = self.frames.recv() => return frame,
+                _ = goodbyes.changed() => {
+                    // Every track's sender said goodbye: the stream ended.
+                    let tracks = self.shared.tracks.load(Ordering::Acquire);
+                    if tracks > 0 && *goodbyes.borrow_and_update() >= tracks {
+                        self.ended = true;
+                    }
+                }
                 state = self.states.recv() => {
                     if matches!(
                         state,
@@ -552,6 +568,8 @@ async fn track_loop(
         None => (Codec::Other("unknown".into()), 90_000),
     };
     info!(?kind, codec = codec.name(), ssrc, "track started");
+    shared.tracks.fetch_add(1, Ordering::AcqRel);
+    let mut said_goodbye = false;
     if let Ok(mut codecs) = shared.counters.codecs.lock() {
         match kind {
             MediaKind::Video => codecs.0 = Some(codec.clone()),
@@ -622,6 +640,10 @@ async fn track_loop(
                             clock.on_sender_report(report.rtp_time, report.ntp_time, player_now_us(), &shared.sender_clock);
                         }
                     }
+                    said_goodbye = packets
+                        .iter()
+                        .filter_map(|p| p.as_any().downcast_ref::<Goodbye>())
+                        .any(|bye| bye.sources.contains(&ssrc));
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}
@@ -653,6 +675,30 @@ async fn track_loop(
                 discontinuity: frame.discontinuity || std::mem::take(&mut pending_discontinuity),
             };
             deliver(&shared, &frames, media, &mut pending_discontinuity);
+        }
+        if said_goodbye {
+            // Packets still held for reordering are complete or never coming: hand out
+            // what assembles, then end the track.
+            let drain_at = Instant::now() + shared.latency * 2;
+            while let Some(out) = jitter.pop(drain_at) {
+                if let JitterOutput::Packet(packet) = out
+                    && let Some(frame) = assembler.push(&packet)
+                {
+                    let timestamp_us = clock.to_player_us(frame.timestamp, player_now_us());
+                    let media = MediaFrame {
+                        kind,
+                        codec: codec.clone(),
+                        data: frame.data,
+                        timestamp_us,
+                        keyframe: frame.keyframe,
+                        discontinuity: frame.discontinuity,
+                    };
+                    deliver(&shared, &frames, media, &mut pending_discontinuity);
+                }
+            }
+            info!(?kind, ssrc, "the sender ended the track (RTCP BYE)");
+            shared.goodbyes.send_modify(|n| *n += 1);
+            break;
         }
     }
     debug!(?kind, "track ended");

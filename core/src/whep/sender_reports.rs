@@ -1,18 +1,20 @@
-//! An interceptor that hands inbound RTCP sender reports to the tracks.
+//! An interceptor that hands inbound RTCP sender reports and goodbyes to the tracks.
 //!
 //! webrtc-rs 0.21 stops inbound RTCP at the end of its interceptor chain unless one
-//! marks it for the application. This one sits last, keeps only sender reports, and
-//! marks them, so the player can put audio and video on the sender's clock.
+//! marks it for the application. This one sits last, keeps only sender reports and BYEs,
+//! and marks them, so the player can put audio and video on the sender's clock and
+//! end a track its sender ended.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-/// Forwards sender reports to the application; everything else passes unchanged.
+/// Forwards sender reports and goodbyes to the application; everything else passes unchanged.
 #[derive(Default)]
 pub struct SenderReportForwarder {
     read: VecDeque<TaggedPacket>,
@@ -30,7 +32,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportForwarder {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let reports: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| p.as_any().is::<SenderReport>())
+                .filter(|p| p.as_any().is::<SenderReport>() || p.as_any().is::<Goodbye>())
                 .cloned()
                 .collect();
             if reports.is_empty() {

@@ -213,12 +213,22 @@ impl ChatServer {
 
     /// Serves `/chat` on a listener until [`ChatServer::shutdown`].
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.serve_with(listener, Router::new()).await
+    }
+
+    /// Serves `/chat` and the app's own `routes` on one listener until
+    /// [`ChatServer::shutdown`].
+    pub async fn serve_with(
+        &self,
+        listener: tokio::net::TcpListener,
+        routes: Router,
+    ) -> std::io::Result<()> {
         let mut stop = self.shared.shutdown.subscribe();
         // Chat frames are small and latency-bound: never hold them for Nagle.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router())
+        axum::serve(listener, self.router().merge(routes))
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|retry| retry.is_some()).await;
             })

@@ -1,0 +1,408 @@
+//! One WHEP viewer: a send-only peer connection fed from the stream's fan-out.
+//!
+//! The offer is answered with every ICE candidate gathered (no trickle). Once the
+//! connection is up, the viewer gets the cached group of pictures at once (times
+//! squeezed up to the newest frame, see [`super::rtp::burst_times`]) and then the live
+//! feed. A viewer that falls behind the fan-out skips to the next keyframe.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp::goodbye::Goodbye;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::rtp::{TrackNumbering, burst_times};
+use crate::hub::HubError;
+use crate::hub::stream::{LiveStream, MediaUnit, Subscription};
+
+/// Longest wait for ICE candidates before answering with what we have.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the viewer to connect after the answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a viewer's task reports when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerReport {
+    /// Video frames sent.
+    pub video_frames: u64,
+    /// Audio packets sent.
+    pub audio_packets: u64,
+    /// Frames skipped because the viewer fell behind.
+    pub skipped: u64,
+}
+
+#[derive(Clone)]
+struct Handler {
+    gathered: mpsc::UnboundedSender<()>,
+    states: watch::Sender<RTCPeerConnectionState>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.states.send_replace(state);
+    }
+}
+
+/// A negotiated viewer, ready to run.
+pub struct Viewer {
+    pc: Box<dyn PeerConnection>,
+    states: watch::Receiver<RTCPeerConnectionState>,
+    video: Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
+    audio: Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
+    /// The SDP answer.
+    pub answer: String,
+}
+
+fn track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32, stream: &str) -> TrackLocalStaticRTP {
+    let id = match kind {
+        RtpCodecKind::Audio => "audio",
+        _ => "video",
+    };
+    TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("streamhub-{stream}"),
+        id.to_string(),
+        id.to_string(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    ))
+}
+
+fn webrtc_error(what: &str) -> impl Fn(webrtc::error::Error) -> HubError + '_ {
+    move |e| HubError::WebRtc(format!("{what}: {e}"))
+}
+
+/// The payload type the answer gave a codec on this sender, preferring H.264 with
+/// packetization mode 1 and the stream's own profile.
+async fn negotiated_payload_type(
+    sender: &Arc<dyn RtpSender>,
+    mime: &str,
+    profile_level_id: Option<&str>,
+) -> Option<u8> {
+    let params = sender.get_parameters().await.ok()?;
+    let codecs: Vec<_> = params
+        .rtp_parameters
+        .codecs
+        .iter()
+        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .filter(|c| {
+            mime != MIME_TYPE_H264 || c.rtp_codec.sdp_fmtp_line.contains("packetization-mode=1")
+        })
+        .collect();
+    let same_profile = profile_level_id.and_then(|id| {
+        let profile = id.get(..2)?;
+        codecs.iter().find(|c| {
+            c.rtp_codec
+                .sdp_fmtp_line
+                .to_ascii_lowercase()
+                .contains(&format!("profile-level-id={profile}"))
+        })
+    });
+    same_profile.or(codecs.first()).map(|c| c.payload_type)
+}
+
+fn offers(sdp: &str, kind: &str) -> bool {
+    sdp.lines()
+        .any(|line| line.starts_with(&format!("m={kind} ")))
+}
+
+impl Viewer {
+    /// Answers a WHEP offer for `stream`, binding the viewer's UDP socket on `ip`.
+    pub async fn answer(
+        stream: &LiveStream,
+        offer: String,
+        ip: IpAddr,
+    ) -> Result<Viewer, HubError> {
+        let wants_video = offers(&offer, "video");
+        let wants_audio = offers(&offer, "audio");
+        if !wants_video && !wants_audio {
+            return Err(HubError::BadOffer("the offer has no audio or video".into()));
+        }
+        let offer = RTCSessionDescription::offer(offer)
+            .map_err(|e| HubError::BadOffer(format!("not an SDP offer: {e}")))?;
+        let mut engine =
+            crate::whep::media_engine().map_err(|e| HubError::WebRtc(e.to_string()))?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)
+            .map_err(webrtc_error("interceptors"))?;
+        let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
+        let (states_tx, states) = watch::channel(RTCPeerConnectionState::New);
+        let handler = Arc::new(Handler {
+            gathered: gathered_tx,
+            states: states_tx,
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec![format!("{}", std::net::SocketAddr::new(ip, 0))])
+            .build()
+            .await
+            .map_err(webrtc_error("creating the peer connection"))?;
+        let pc: Box<dyn PeerConnection> = Box::new(pc);
+        let result =
+            Self::negotiate(&*pc, stream, offer, wants_video, wants_audio, &mut gathered).await;
+        match result {
+            Ok((answer, video, audio)) => Ok(Viewer {
+                pc,
+                states,
+                video,
+                audio,
+                answer,
+            }),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn negotiate(
+        pc: &dyn PeerConnection,
+        stream: &LiveStream,
+        offer: RTCSessionDescription,
+        wants_video: bool,
+        wants_audio: bool,
+        gathered: &mut mpsc::UnboundedReceiver<()>,
+    ) -> Result<
+        (
+            String,
+            Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
+            Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
+        ),
+        HubError,
+    > {
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| HubError::BadOffer(format!("offer refused: {e}")))?;
+        let (video_info, _) = stream.info();
+        let profile = video_info.map(|v| v.profile_level_id);
+        let mut senders = Vec::new();
+        if wants_video {
+            let codec = RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!(
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={}",
+                    profile.as_deref().unwrap_or("42e01f")
+                ),
+                rtcp_feedback: vec![],
+            };
+            let ssrc = rand::random::<u32>();
+            let t = Arc::new(track(RtpCodecKind::Video, codec, ssrc, stream.name()));
+            let sender = pc
+                .add_track(t.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(webrtc_error("adding the video track"))?;
+            senders.push((RtpCodecKind::Video, t, sender, ssrc));
+        }
+        if wants_audio {
+            let codec = RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.into(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: vec![],
+            };
+            let ssrc = rand::random::<u32>();
+            let t = Arc::new(track(RtpCodecKind::Audio, codec, ssrc, stream.name()));
+            let sender = pc
+                .add_track(t.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(webrtc_error("adding the audio track"))?;
+            senders.push((RtpCodecKind::Audio, t, sender, ssrc));
+        }
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| HubError::BadOffer(format!("no answer to this offer: {e}")))?;
+        pc.set_local_description(answer)
+            .await
+            .map_err(webrtc_error("applying the answer"))?;
+        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
+        let answer = pc
+            .local_description()
+            .await
+            .ok_or_else(|| HubError::WebRtc("no local description".into()))?
+            .sdp;
+        let mut video = None;
+        let mut audio = None;
+        for (kind, t, sender, ssrc) in senders {
+            let (mime, want) = match kind {
+                RtpCodecKind::Audio => (MIME_TYPE_OPUS, None),
+                _ => (MIME_TYPE_H264, profile.as_deref()),
+            };
+            let Some(pt) = negotiated_payload_type(&sender, mime, want).await else {
+                if kind == RtpCodecKind::Video {
+                    return Err(HubError::BadOffer(
+                        "the offer accepts no H.264 with packetization-mode=1".into(),
+                    ));
+                }
+                continue;
+            };
+            let numbering = TrackNumbering::new(ssrc, pt, rand::random(), rand::random());
+            match kind {
+                RtpCodecKind::Audio => audio = Some((t, numbering)),
+                _ => video = Some((t, numbering)),
+            }
+        }
+        Ok((answer, video, audio))
+    }
+
+    /// Sends the stream until the viewer leaves, the stream ends or `stop` turns true.
+    pub async fn run(
+        mut self,
+        stream: Arc<LiveStream>,
+        mut stop: watch::Receiver<bool>,
+    ) -> ViewerReport {
+        let mut report = ViewerReport::default();
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            loop {
+                let state = *self.states.borrow_and_update();
+                match state {
+                    RTCPeerConnectionState::Connected => return true,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        return false;
+                    }
+                    _ => {}
+                }
+                tokio::select! {
+                    changed = self.states.changed() => if changed.is_err() { return false },
+                    _ = crate::hub::stopped(&mut stop) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if connected {
+            info!(stream = stream.name(), "viewer connected");
+            let sub = stream.subscribe();
+            self.stream_to_viewer(sub, &mut stop, &mut report).await;
+        } else {
+            debug!(stream = stream.name(), "viewer never connected");
+        }
+        self.say_goodbye().await;
+        let _ = self.pc.close().await;
+        report
+    }
+
+    /// RTCP BYE on each track, so that the viewer ends at once instead of waiting for
+    /// ICE to time out.
+    async fn say_goodbye(&self) {
+        for (track, numbering) in self.video.iter().chain(self.audio.iter()) {
+            let bye = Goodbye {
+                sources: vec![numbering.ssrc()],
+                reason: bytes::Bytes::from_static(b"stream ended"),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                track.write_rtcp(vec![Box::new(bye)]),
+            )
+            .await;
+        }
+        // Give the driver a moment to put the BYE on the wire before the close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    async fn stream_to_viewer(
+        &mut self,
+        mut sub: Subscription,
+        stop: &mut watch::Receiver<bool>,
+        report: &mut ViewerReport,
+    ) {
+        // A viewer joining mid-group waits for a keyframe unless the cache has one.
+        let mut need_keyframe = true;
+        if let Some((track, numbering)) = &mut self.video
+            && !sub.gop.is_empty()
+        {
+            let times: Vec<i64> = sub.gop.iter().map(|u| u.pts_90k).collect();
+            for (unit, time) in sub.gop.iter().zip(burst_times(&times)) {
+                for packet in numbering.frame(time, &unit.payloads) {
+                    if track.write_rtp(packet).await.is_err() {
+                        return;
+                    }
+                }
+                report.video_frames += 1;
+            }
+            need_keyframe = false;
+        }
+        sub.gop.clear();
+        loop {
+            tokio::select! {
+                unit = sub.live.recv() => match unit {
+                    Ok(MediaUnit::Video(unit)) => {
+                        let Some((track, numbering)) = &mut self.video else { continue };
+                        if need_keyframe && !unit.keyframe {
+                            report.skipped += 1;
+                            continue;
+                        }
+                        need_keyframe = false;
+                        for packet in numbering.frame(unit.pts_90k, &unit.payloads) {
+                            if track.write_rtp(packet).await.is_err() {
+                                return;
+                            }
+                        }
+                        report.video_frames += 1;
+                    }
+                    Ok(MediaUnit::Audio(unit)) => {
+                        let Some((track, numbering)) = &mut self.audio else { continue };
+                        let payload = [unit.payload.clone()];
+                        for packet in numbering.frame(unit.pts_48k, &payload) {
+                            if track.write_rtp(packet).await.is_err() {
+                                return;
+                            }
+                        }
+                        report.audio_packets += 1;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        debug!(skipped = n, "viewer fell behind; waiting for a keyframe");
+                        report.skipped += n;
+                        need_keyframe = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = LiveStream::ended(&mut sub.ended) => return,
+                changed = self.states.changed() => {
+                    let state = *self.states.borrow_and_update();
+                    if changed.is_err()
+                        || matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+                    {
+                        return;
+                    }
+                }
+                _ = crate::hub::stopped(stop) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The hub: a local development server in the spirit of MediaMTX or
+//! `livekit-server --dev`, so that apps and tests have a real counterpart on one machine.
+//!
+//! - RTMP ingest ([`ingest`]): publishers go live at `rtmp://ADDR/APP/KEY`; the key is
+//!   the stream name unless [`StreamKeys`] says otherwise; a second publisher of a live
+//!   stream is refused.
+//! - WHEP egress ([`egress`]) at `POST /whep/{name}`: many viewers per stream, H.264
+//!   passed through (SPS/PPS before each keyframe; a new viewer starts from the cached
+//!   group of pictures), AAC transcoded to Opus (feature `transcode`), Opus passed
+//!   through.
+//! - Chat at `/chat` ([`crate::chat::server`]); each stream's room counts its WHEP
+//!   viewers in its audience.
+//! - `GET /api/streams`, `POST /api/token` ([`api`]) and the development page at `/`
+//!   ([`page`]).
+//!
+//! ```no_run
+//! use streamhub::hub::{Hub, HubConfig};
+//!
+//! # async fn run() -> Result<(), streamhub::hub::HubError> {
+//! let hub = Hub::new(HubConfig::with_secret(b"dev secret"));
+//! let http = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let rtmp = tokio::net::TcpListener::bind("127.0.0.1:1935").await?;
+//! hub.serve(http, rtmp).await
+//! # }
+//! ```
+
+pub mod api;
+pub mod egress;
+pub mod ingest;
+pub mod keys;
+pub mod page;
+pub mod registry;
+pub mod stream;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::chat::server::{ChatServer, ChatServerConfig};
+pub use api::{StreamList, StreamSummary};
+pub use keys::{KeyRefusal, StreamKeys};
+use registry::Registry;
+use stream::LiveStream;
+
+/// A hub failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A listener or socket failed.
+    #[error("hub I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration is unusable.
+    #[error("hub configuration: {0}")]
+    Config(String),
+    /// An RTMP publisher's connection failed.
+    #[error("RTMP ingest: {0}")]
+    Rtmp(String),
+    /// A viewer's offer cannot be answered.
+    #[error("bad WHEP offer: {0}")]
+    BadOffer(String),
+    /// The WebRTC stack failed.
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+}
+
+/// How a hub behaves.
+#[derive(Clone)]
+pub struct HubConfig {
+    /// The chat server's settings (token secret, limits).
+    pub chat: ChatServerConfig,
+    /// Keyed streams; every other name is open.
+    pub keys: StreamKeys,
+    /// The address viewers' media sockets bind to; `None` uses the HTTP listener's IP
+    /// (127.0.0.1 when that is unspecified).
+    pub webrtc_ip: Option<IpAddr>,
+    /// Opus bitrate for transcoded AAC, in bits per second.
+    pub opus_bitrate: u32,
+    /// Whether `POST /api/token` hands out viewer tokens (for the development page).
+    pub dev_tokens: bool,
+}
+
+impl HubConfig {
+    /// Defaults with this chat token secret: open stream names, 64 kbit/s Opus, dev
+    /// tokens on.
+    pub fn with_secret(secret: &[u8]) -> Self {
+        HubConfig {
+            chat: ChatServerConfig::with_secret(secret),
+            keys: StreamKeys::default(),
+            webrtc_ip: None,
+            opus_bitrate: 64_000,
+            dev_tokens: true,
+        }
+    }
+}
+
+/// What the hub's tasks share.
+pub(crate) struct HubShared {
+    pub(crate) registry: Registry,
+    pub(crate) keys: StreamKeys,
+    pub(crate) chat: ChatServer,
+    pub(crate) sessions: egress::Sessions,
+    pub(crate) opus_bitrate: u32,
+    pub(crate) dev_tokens: bool,
+    pub(crate) webrtc_ip: IpAddr,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) stop: watch::Sender<bool>,
+}
+
+impl HubShared {
+    /// The stream's audience changed: the chat room hears of it.
+    pub(crate) fn viewers_changed(&self, stream: &LiveStream) {
+        self.chat
+            .set_stream_viewers(stream.name(), stream.whep_viewers());
+    }
+
+    pub(crate) fn summaries(&self) -> Vec<StreamSummary> {
+        self.registry
+            .list()
+            .iter()
+            .map(|stream| {
+                let members = self
+                    .chat
+                    .room(stream.name())
+                    .map_or(0, |room| room.members as u64);
+                StreamSummary::of(stream, members)
+            })
+            .collect()
+    }
+}
+
+/// Resolves once a stop flag turns true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// A running hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    config: HubConfig,
+    chat: ChatServer,
+    stop: watch::Sender<bool>,
+    shared: Arc<watch::Sender<Option<Arc<HubShared>>>>,
+}
+
+impl Hub {
+    /// A hub that is not serving yet.
+    pub fn new(config: HubConfig) -> Self {
+        Hub {
+            chat: ChatServer::new(config.chat.clone()),
+            config,
+            stop: watch::Sender::new(false),
+            shared: Arc::new(watch::Sender::new(None)),
+        }
+    }
+
+    /// The chat server (tokens, rooms).
+    pub fn chat(&self) -> &ChatServer {
+        &self.chat
+    }
+
+    /// Live streams now (empty before [`Hub::serve`]).
+    pub fn streams(&self) -> Vec<StreamSummary> {
+        self.shared
+            .borrow()
+            .as_ref()
+            .map(|shared| shared.summaries())
+            .unwrap_or_default()
+    }
+
+    /// Serves HTTP (WHEP, API, page, chat) and RTMP until [`Hub::shutdown`].
+    pub async fn serve(&self, http: TcpListener, rtmp: TcpListener) -> Result<(), HubError> {
+        let http_addr = http.local_addr()?;
+        let webrtc_ip = self
+            .config
+            .webrtc_ip
+            .unwrap_or(if http_addr.ip().is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                http_addr.ip()
+            });
+        let shared = Arc::new(HubShared {
+            registry: Registry::default(),
+            keys: self.config.keys.clone(),
+            chat: self.chat.clone(),
+            sessions: egress::Sessions::default(),
+            opus_bitrate: self.config.opus_bitrate,
+            dev_tokens: self.config.dev_tokens,
+            webrtc_ip,
+            http_addr,
+            stop: self.stop.clone(),
+        });
+        self.shared.send_replace(Some(shared.clone()));
+        let routes = Router::new()
+            .route("/", get(page::index))
+            .route("/app.js", get(page::app_js))
+            .route("/style.css", get(page::style_css))
+            .route("/api/streams", get(api::streams))
+            .route("/api/token", post(api::token))
+            .route("/whep/{name}", post(egress::post).options(egress::options))
+            .route(
+                "/whep/{name}/{id}",
+                axum::routing::delete(egress::delete)
+                    .patch(egress::patch)
+                    .options(egress::options),
+            )
+            .with_state(shared.clone());
+        let ingest = tokio::spawn(ingest::serve(rtmp, shared.clone()));
+        let served = self.chat.serve_with(http, routes).await;
+        shared.sessions.stop_all();
+        ingest.abort();
+        served.map_err(HubError::Io)
+    }
+
+    /// Stops the hub: viewers are disconnected, chat clients are told to come back after
+    /// `retry_after`, publishers are dropped; waits up to `within` for chat to close.
+    pub async fn shutdown(&self, retry_after: Duration, within: Duration) {
+        self.stop.send_replace(true);
+        if let Some(shared) = self.shared.borrow().as_ref() {
+            shared.sessions.stop_all();
+        }
+        self.chat.shutdown(retry_after, within).await;
+    }
+}
