@@ -1,6 +1,7 @@
 //! `streamhub`: the command-line face of the StreamHub SDK.
 
 mod chat;
+mod demo;
 mod hub;
 mod play;
 mod progress;
@@ -28,8 +29,10 @@ enum Command {
     Play(play::PlayArgs),
     /// Chat in a room: each stdin line is sent; each message received is printed.
     Chat(chat::ChatArgs),
-    /// Run the local development server (the chat server at ws://ADDR/chat).
+    /// Run the local development server: RTMP ingest, WHEP egress, chat, a web page.
     Hub(hub::HubArgs),
+    /// Everything at once: a hub, the built-in clip published, watched and chatted about.
+    Demo(demo::DemoArgs),
     /// Print a chat token signed with a hub's secret.
     Token(token::TokenArgs),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Play(args) => play::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Hub(args) => hub::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Token(args) => token::run(args),
     };
     match result {

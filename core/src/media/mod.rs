@@ -10,6 +10,7 @@ mod error;
 pub mod flv;
 mod frame;
 mod metadata;
+pub mod sei;
 
 pub use aac::{AdtsFrame, AudioSpecificConfig, split_adts};
 pub use avc::{

@@ -1,0 +1,168 @@
+//! The hub as a user meets it: `streamhub publish` into its RTMP ingest, `streamhub play`
+//! out of its WHEP egress, pictures compared by ffmpeg; stream keys, second publishers
+//! and streams that are not live.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::hub::{HubProc, assert_contiguous_run, picture_hashes};
+use common::{Proc, STREAMHUB, streamhub, tempdir, wait_until};
+
+/// A browser-friendly clip: H.264 Constrained Baseline (no B-frames), 1 s GOP, AAC.
+fn baseline_clip(path: &std::path::Path, seconds: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "baseline",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-g", "30", "-b:v", "800k"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv"])
+        .arg(path)
+        .status()
+        .expect("running ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the clip");
+}
+
+fn publish(input: &std::path::Path, url: &str) -> Proc {
+    Proc::spawn(
+        "publish",
+        Command::new(STREAMHUB)
+            .arg("publish")
+            .arg(input)
+            .arg(url)
+            .args(["--realtime", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+}
+
+#[test]
+fn published_pictures_play_back_bit_identical_from_the_first_keyframe() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 8);
+    let hub = HubProc::start(&["--secret", "s"]);
+    let mut publisher = publish(&clip, &format!("{}/demo", hub.rtmp));
+    wait_until("the stream is live", Duration::from_secs(10), || {
+        hub.stream("demo")
+            .is_some_and(|s| s["video_frames"].as_u64() > Some(45))
+    });
+    let live = hub.stream("demo").expect("live");
+    assert_eq!(live["video"]["codec"], "h264");
+    assert_eq!(live["video"]["profile"], "constrained baseline");
+    assert_eq!(live["video"]["width"], 640);
+    assert_eq!(live["video"]["height"], 360);
+    assert!(live["bitrate_kbps"].as_u64() > Some(100), "{live}");
+    assert_eq!(live["whep"], "/whep/demo");
+
+    // The viewer joins mid-stream and stays until the publisher finishes.
+    let recording = dir.path().join("played.h264");
+    let (output, _) = streamhub(
+        &[
+            "play",
+            &hub.whep("demo"),
+            "--record",
+            recording.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    let report = common::report(&output);
+    publisher.wait_exit(Duration::from_secs(10));
+
+    let source = picture_hashes(&clip);
+    let played = picture_hashes(&recording);
+    let start = assert_contiguous_run(&source, &played);
+    // The viewer started at a keyframe (GOP 30), and got everything to the end.
+    assert_eq!(start % 30, 0, "the first picture played is a keyframe");
+    assert_eq!(
+        start + played.len(),
+        source.len(),
+        "the stream played to its end"
+    );
+    assert_eq!(report["video_frames"].as_u64(), Some(played.len() as u64));
+    assert_eq!(report["packets_lost"], 0);
+    eprintln!(
+        "played {} of {} pictures (from picture {start}), first frame after {} ms",
+        played.len(),
+        source.len(),
+        report["first_frame_ms"]
+    );
+}
+
+#[test]
+fn keys_second_publishers_and_streams_that_are_not_live() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 6);
+    let hub = HubProc::start(&["--secret", "s", "--stream", "studio:k3y"]);
+
+    // Not live: 404.
+    let (output, _) = streamhub(
+        &["play", &hub.whep("studio"), "--timeout", "5"],
+        Duration::from_secs(20),
+    );
+    let line = common::error_line(&output);
+    assert!(line.contains("404"), "{line}");
+
+    // A keyed stream refuses its name as a key.
+    let (output, _) = streamhub(
+        &[
+            "publish",
+            clip.to_str().expect("utf-8 path"),
+            &format!("{}/studio", hub.rtmp),
+        ],
+        Duration::from_secs(20),
+    );
+    let line = common::error_line(&output);
+    assert!(
+        line.contains("refused") && line.contains("BadName"),
+        "{line}"
+    );
+    assert!(hub.stream("studio").is_none());
+
+    // The right key publishes it, under its name.
+    let _first = publish(&clip, &format!("{}/k3y", hub.rtmp));
+    wait_until("studio is live", Duration::from_secs(10), || {
+        hub.stream("studio").is_some()
+    });
+
+    // A second publisher of a live stream is refused.
+    let (output, _) = streamhub(
+        &[
+            "publish",
+            clip.to_str().expect("utf-8 path"),
+            &format!("{}/k3y", hub.rtmp),
+        ],
+        Duration::from_secs(20),
+    );
+    let line = common::error_line(&output);
+    assert!(line.contains("already publishing"), "{line}");
+    // ... and the first one is untouched.
+    let frames = hub.stream("studio").expect("still live")["video_frames"]
+        .as_u64()
+        .unwrap_or(0);
+    wait_until("studio keeps going", Duration::from_secs(5), || {
+        hub.stream("studio")
+            .and_then(|s| s["video_frames"].as_u64())
+            .is_some_and(|n| n > frames)
+    });
+
+    // A viewer of the live stream by its name gets pictures.
+    let (output, _) = streamhub(
+        &["play", &hub.whep("studio"), "--duration", "2", "--json"],
+        Duration::from_secs(20),
+    );
+    let report = common::report(&output);
+    assert!(report["video_frames"].as_u64() > Some(20), "{report}");
+}
