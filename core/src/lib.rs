@@ -8,19 +8,28 @@
 //!   Opus) ready for the platform decoder;
 //! - chat in the stream's room with [`chat::ChatClient`], which reconnects, recovers
 //!   missed messages and deduplicates, so the app sees every message exactly once and
-//!   in order; the server side is [`chat::server`] (feature `server`).
+//!   in order; the server side is [`chat::server`] (feature `server`);
+//! - or hold one [`StreamSession`] per stream: it composes the above behind one
+//!   lifecycle (connecting, live, reconnecting, ended or failed), one event stream
+//!   ([`SessionEvents`]) and one set of methods, and reconnects by itself.
 //!
 //! All network APIs are async on tokio, every network step has a timeout, and every
-//! failure is a typed error ([`RtmpError`], [`WhepError`], [`ChatError`]).
+//! failure is a typed error ([`RtmpError`], [`WhepError`], [`ChatError`],
+//! [`SessionError`]).
 
 pub mod chat;
 #[cfg(feature = "server")]
 pub mod hub;
 pub mod media;
 pub mod rtmp;
+pub mod session;
 pub mod whep;
 
 pub use chat::{ChatClient, ChatError, ChatEvent};
 pub use media::{AudioFormat, AudioFrame, MediaError, StreamMetadata, VideoFormat, VideoFrame};
 pub use rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};
+pub use session::{
+    BroadcastConfig, FailReason, ReconnectPolicy, SessionChat, SessionError, SessionEvent,
+    SessionEvents, SessionState, SessionStats, StreamSession, WatchConfig,
+};
 pub use whep::{MediaFrame, PlayConfig, PlayStats, Player, WhepError};

@@ -202,3 +202,5 @@ impl Drop for CutProxy {
 fn set_zero_linger(stream: &TcpStream) {
     stream.set_linger(Some(Duration::ZERO)).unwrap();
 }
+
+pub mod peers;

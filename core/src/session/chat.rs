@@ -1,0 +1,216 @@
+//! The chat part of a session: one [`ChatClient`] in the stream's room, its events
+//! turned into [`SessionEvent`]s. Never fatal for the session.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::{SessionChat, SessionChatStats, SessionError, SessionEvent, Shared};
+use crate::chat::client::backoff::Backoff;
+use crate::chat::{ChatClient, ChatError, ChatEvent, TokenSource};
+
+/// How long a stopping session gives queued chat messages.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
+pub(crate) fn check(chat: Option<&SessionChat>) -> Result<(), SessionError> {
+    let Some(chat) = chat else { return Ok(()) };
+    crate::chat::client::transport::ChatUrl::parse(&chat.url)
+        .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+    if chat.room.is_empty() {
+        return Err(SessionError::InvalidConfig("empty chat room".into()));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ChatShared {
+    room: String,
+    client: Mutex<Option<ChatClient>>,
+    connected: AtomicBool,
+    connections: AtomicU64,
+    received: AtomicU64,
+    sent: AtomicU64,
+    send_failures: AtomicU64,
+    viewers: AtomicU64,
+    has_viewers: AtomicBool,
+}
+
+impl ChatShared {
+    pub(crate) fn new(room: &str) -> Self {
+        ChatShared {
+            room: room.to_string(),
+            ..ChatShared::default()
+        }
+    }
+
+    fn client(&self) -> Option<ChatClient> {
+        self.client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_client(&self, client: Option<ChatClient>) {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = client;
+    }
+
+    pub(crate) async fn send(&self, text: &str) -> Result<String, SessionError> {
+        let client = self.client().ok_or(SessionError::ChatUnavailable(
+            "not connected to the chat yet",
+        ))?;
+        client
+            .enqueue(&self.room, text)
+            .await
+            .map_err(SessionError::chat("sending a chat message"))
+    }
+
+    pub(crate) fn stats(&self) -> SessionChatStats {
+        SessionChatStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            messages_received: self.received.load(Ordering::Relaxed),
+            messages_sent: self.sent.load(Ordering::Relaxed),
+            send_failures: self.send_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn viewers(&self) -> Option<u64> {
+        self.has_viewers
+            .load(Ordering::Relaxed)
+            .then(|| self.viewers.load(Ordering::Relaxed))
+    }
+
+    fn set_viewers(&self, count: u64) {
+        self.viewers.store(count, Ordering::Relaxed);
+        self.has_viewers.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A chat event as session events; chat messages wait for room in the app's buffer.
+async fn forward(shared: &Shared, chat: &ChatShared, event: ChatEvent) {
+    let event = match event {
+        ChatEvent::Connected { reconnect, .. } => {
+            chat.connected.store(true, Ordering::Relaxed);
+            chat.connections.fetch_add(1, Ordering::Relaxed);
+            SessionEvent::ChatConnected { reconnect }
+        }
+        ChatEvent::Disconnected { reason, retry_in } => {
+            chat.connected.store(false, Ordering::Relaxed);
+            SessionEvent::ChatDisconnected { reason, retry_in }
+        }
+        ChatEvent::Joined { room, viewers, .. } => {
+            chat.set_viewers(viewers);
+            SessionEvent::ChatJoined { room, viewers }
+        }
+        ChatEvent::Message(message) => {
+            chat.received.fetch_add(1, Ordering::Relaxed);
+            if shared
+                .events
+                .send(SessionEvent::Chat(message))
+                .await
+                .is_err()
+            {
+                debug!("the app dropped its events");
+            }
+            return;
+        }
+        ChatEvent::Sent {
+            client_msg_id,
+            result,
+            ..
+        } => {
+            chat.sent.fetch_add(1, Ordering::Relaxed);
+            SessionEvent::ChatSent {
+                client_msg_id,
+                seq: result.seq,
+            }
+        }
+        ChatEvent::SendFailed { error, .. } => {
+            chat.send_failures.fetch_add(1, Ordering::Relaxed);
+            SessionEvent::Error(SessionError::chat("sending a chat message")(error))
+        }
+        ChatEvent::Viewers { count, .. } => {
+            chat.set_viewers(count);
+            SessionEvent::Viewers(count)
+        }
+        ChatEvent::Failed(error) => {
+            chat.connected.store(false, Ordering::Relaxed);
+            SessionEvent::Error(SessionError::chat("chat stopped")(error))
+        }
+        _ => return,
+    };
+    shared.emit(event);
+}
+
+fn is_terminal(error: &ChatError) -> bool {
+    matches!(
+        error,
+        ChatError::Unauthorized(_) | ChatError::InvalidUrl(_) | ChatError::Incompatible(_)
+    )
+}
+
+/// Connects (retrying transient failures), joins the room and forwards events until
+/// the session's media part has ended.
+pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watch::Receiver<bool>) {
+    let Some(chat) = shared.chat.as_ref() else {
+        return;
+    };
+    let token = TokenSource::fixed(config.token.clone());
+    let mut backoff = Backoff::new(config.config.backoff);
+    let (client, mut events) = loop {
+        let attempt = tokio::select! {
+            result = ChatClient::connect(&config.url, token.clone(), config.config.clone()) => result,
+            _ = super::stop_requested(&mut halt) => return,
+        };
+        match attempt {
+            Ok(connected) => break connected,
+            Err(error) => {
+                warn!(%error, "chat connect failed");
+                let terminal = is_terminal(&error);
+                shared.emit(SessionEvent::Error(SessionError::chat(
+                    "connecting to chat",
+                )(error)));
+                if terminal {
+                    return;
+                }
+                let delay = backoff.next_delay(rand::random::<f64>(), None);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = super::stop_requested(&mut halt) => return,
+                }
+            }
+        }
+    };
+    // The join's own `Joined` event arrives through `events`.
+    let join = {
+        let client = client.clone();
+        let room = config.room.clone();
+        async move { client.join(&room).await }
+    };
+    tokio::pin!(join);
+    let mut joining = true;
+    chat.set_client(Some(client.clone()));
+    loop {
+        tokio::select! {
+            result = &mut join, if joining => {
+                joining = false;
+                if let Err(error) = result {
+                    shared.emit(SessionEvent::Error(SessionError::chat("joining the room")(error)));
+                }
+            }
+            event = events.next() => match event {
+                Some(event) => forward(&shared, chat, event).await,
+                None => break,
+            },
+            _ = super::stop_requested(&mut halt) => break,
+        }
+    }
+    chat.set_client(None);
+    chat.connected.store(false, Ordering::Relaxed);
+    if let Err(error) = client.close(CLOSE_WITHIN).await {
+        debug!(%error, "closing the chat client");
+    }
+}

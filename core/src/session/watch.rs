@@ -1,0 +1,268 @@
+//! The watch side of a session: a [`Player`] per connection, replaced after a loss;
+//! frames flow through one channel across connections.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::lifecycle::{FailReason, Failure};
+use super::{AfterFailure, SessionError, SessionEvent, SessionStats, Shared, WatchConfig};
+use crate::whep::{MediaFrame, MediaKind, PlayConfig, PlayStats, Player, WhepError};
+
+/// How often the current connection's [`PlayStats`] are read.
+const PLAY_STATS_REFRESH: Duration = Duration::from_millis(250);
+
+/// Longest the DELETE of a dead WHEP session may take.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+
+pub(crate) fn check_url(url: &str) -> Result<(), SessionError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| SessionError::InvalidConfig(format!("{url}: {e}")))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(SessionError::InvalidConfig(format!(
+            "{url}: a WHEP URL is http or https"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    video_frames: AtomicU64,
+    audio_frames: AtomicU64,
+    bytes: AtomicU64,
+    dropped: AtomicU64,
+}
+
+pub(crate) struct Media {
+    url: String,
+    frames: tokio::sync::Mutex<mpsc::Receiver<MediaFrame>>,
+    counters: Counters,
+    play: Mutex<Option<PlayStats>>,
+}
+
+impl Media {
+    pub(crate) fn new(config: &WatchConfig) -> (Media, mpsc::Sender<MediaFrame>) {
+        let (tx, rx) = mpsc::channel(config.frame_capacity.max(1));
+        let media = Media {
+            url: config.url.clone(),
+            frames: tokio::sync::Mutex::new(rx),
+            counters: Counters::default(),
+            play: Mutex::new(None),
+        };
+        (media, tx)
+    }
+
+    pub(crate) async fn next_frame(&self) -> Option<MediaFrame> {
+        self.frames.lock().await.recv().await
+    }
+
+    fn set_play(&self, stats: Option<PlayStats>) {
+        *self.play.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+    }
+
+    pub(crate) fn fill_stats(&self, stats: &mut SessionStats) {
+        let c = &self.counters;
+        stats.video_frames = c.video_frames.load(Ordering::Relaxed);
+        stats.audio_frames = c.audio_frames.load(Ordering::Relaxed);
+        stats.bytes = c.bytes.load(Ordering::Relaxed);
+        stats.frames_dropped = c.dropped.load(Ordering::Relaxed);
+        stats.play = self.play.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    }
+
+    fn deliver(&self, frames: &mpsc::Sender<MediaFrame>, frame: MediaFrame) {
+        let (kind, len) = (frame.kind, frame.data.len() as u64);
+        if frames.try_send(frame).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let counter = match kind {
+            MediaKind::Video => &self.counters.video_frames,
+            MediaKind::Audio => &self.counters.audio_frames,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(len, Ordering::Relaxed);
+    }
+}
+
+/// How a failed WHEP negotiation is judged.
+pub(crate) fn classify(error: &WhepError) -> Failure {
+    let detail = error.to_string();
+    match error {
+        WhepError::InvalidUrl(_) => Failure::Terminal(FailReason::InvalidConfig { detail }),
+        WhepError::Status {
+            status: 401 | 403, ..
+        } => Failure::Terminal(FailReason::Unauthorized { detail }),
+        WhepError::Status { status: 404, .. } => {
+            Failure::Transient(FailReason::NotFound { detail })
+        }
+        WhepError::Status {
+            status: 408 | 409 | 429,
+            ..
+        } => Failure::Transient(FailReason::Unreachable {
+            attempts: 0,
+            detail,
+        }),
+        WhepError::Status { status, .. } if (400..500).contains(status) => {
+            Failure::Terminal(FailReason::Rejected { detail })
+        }
+        _ => Failure::Transient(FailReason::Unreachable {
+            attempts: 0,
+            detail,
+        }),
+    }
+}
+
+enum Outcome {
+    Stop,
+    Lost(String),
+}
+
+/// Reads one connection's frames until it is lost or the app stops.
+async fn play(
+    shared: &Shared,
+    media: &Media,
+    player: &mut Player,
+    frames: &mpsc::Sender<MediaFrame>,
+    stall_timeout: Duration,
+    reconnected: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let mut first = true;
+    let mut deadline = Instant::now() + stall_timeout;
+    let mut refresh = tokio::time::interval(PLAY_STATS_REFRESH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = super::stop_requested(stop) => return Outcome::Stop,
+            frame = player.next_frame() => {
+                let Some(mut frame) = frame else {
+                    return Outcome::Lost("the peer connection failed or closed".into());
+                };
+                deadline = Instant::now() + stall_timeout;
+                if first {
+                    first = false;
+                    frame.discontinuity |= reconnected;
+                    media.set_play(Some(player.stats()));
+                    shared.live();
+                }
+                media.deliver(frames, frame);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Outcome::Lost(format!("no frame for {stall_timeout:?}"));
+            }
+            _ = refresh.tick() => media.set_play(Some(player.stats())),
+        }
+    }
+}
+
+/// The watch driver: negotiate, play, and negotiate again after a loss; until stopped
+/// or failed.
+pub(crate) async fn drive(
+    shared: Arc<Shared>,
+    media: Arc<Media>,
+    frames: mpsc::Sender<MediaFrame>,
+    config: PlayConfig,
+    stall_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = 0u32;
+    loop {
+        let attempt = tokio::select! {
+            result = Player::connect(&media.url, config.clone()) => result,
+            _ = super::stop_requested(&mut stop) => return,
+        };
+        let next = match attempt {
+            Ok(mut player) => {
+                connections += 1;
+                let outcome = play(
+                    &shared,
+                    &media,
+                    &mut player,
+                    &frames,
+                    stall_timeout,
+                    connections > 1,
+                    &mut stop,
+                )
+                .await;
+                media.set_play(Some(player.stats()));
+                match tokio::time::timeout(CLOSE_LIMIT, player.close()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => info!(%error, "closing the WHEP session"),
+                    Err(_) => info!("closing the WHEP session took longer than {CLOSE_LIMIT:?}"),
+                }
+                match outcome {
+                    Outcome::Stop => return,
+                    Outcome::Lost(reason) => {
+                        warn!(%reason, "connection lost");
+                        shared.emit(SessionEvent::Error(SessionError::whep("connection lost")(
+                            WhepError::Timeout(reason.clone()),
+                        )));
+                        shared.lost(&reason)
+                    }
+                }
+            }
+            Err(error) => {
+                warn!(%error, "WHEP negotiation failed");
+                let failure = classify(&error);
+                shared.emit(SessionEvent::Error(SessionError::whep("connecting")(error)));
+                shared.attempt_failed(failure)
+            }
+        };
+        match super::wait_retry(next, &mut stop).await {
+            AfterFailure::Retry => continue,
+            AfterFailure::Stop | AfterFailure::Failed => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> WhepError {
+        WhepError::Status {
+            status,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert!(matches!(
+            classify(&status(401)),
+            Failure::Terminal(FailReason::Unauthorized { .. })
+        ));
+        assert!(matches!(
+            classify(&status(404)),
+            Failure::Transient(FailReason::NotFound { .. })
+        ));
+        assert!(matches!(
+            classify(&status(503)),
+            Failure::Transient(FailReason::Unreachable { .. })
+        ));
+        assert!(matches!(
+            classify(&status(409)),
+            Failure::Transient(FailReason::Unreachable { .. })
+        ));
+        assert!(matches!(
+            classify(&status(400)),
+            Failure::Terminal(FailReason::Rejected { .. })
+        ));
+        assert!(matches!(
+            classify(&WhepError::Http("refused".into())),
+            Failure::Transient(FailReason::Unreachable { .. })
+        ));
+    }
+
+    #[test]
+    fn only_http_urls_are_accepted() {
+        assert!(check_url("http://127.0.0.1:1/whep/x").is_ok());
+        assert!(check_url("rtmp://127.0.0.1/live").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+}

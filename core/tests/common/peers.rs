@@ -1,0 +1,310 @@
+//! Real peers for the session tests (copied in part from `cli/tests/common`): nginx-rtmp
+//! and the aiortc WHEP sender on loopback, each process killed by PID on drop, ffmpeg to
+//! make clips and ffprobe to read recordings. Waits poll a condition against a deadline.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed (by PID) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        let _ = &self.name;
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `within` passes (blocking).
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// Waits until a socket listens on 127.0.0.1:port, asking `ss` (never connecting).
+pub fn wait_listen(port: u16) {
+    wait_until(
+        &format!("a listener on 127.0.0.1:{port}"),
+        Duration::from_secs(15),
+        || {
+            let out = Command::new("ss")
+                .args(["-Hltn", &format!("sport = :{port}")])
+                .output()
+                .expect("running ss");
+            String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}"))
+        },
+    );
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("streamhub-session-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+fn run_checked(what: &str, command: &mut Command) {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An FLV clip: H.264 constrained baseline (no B-frames), a keyframe every 30 frames,
+/// AAC, 320x240 at 30 fps.
+pub fn make_clip(path: &Path, seconds: u32) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "baseline",
+        ])
+        .args(["-g", "30", "-b:v", "500k", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-f", "flv"])
+        .arg(path);
+    run_checked("ffmpeg making a clip", &mut cmd);
+}
+
+/// One packet as ffprobe sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub codec_type: String,
+    pub pts: i64,
+    pub key: bool,
+    pub size: u64,
+    pub hash: String,
+}
+
+/// Every packet of a media file, in file order, with the MD5 of its payload; empty when
+/// the file does not exist or cannot be read yet.
+pub fn packets(path: &Path) -> Vec<Packet> {
+    let Ok(out) = Command::new("ffprobe")
+        .args(["-v", "error", "-show_packets", "-show_data_hash", "MD5"])
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    json["packets"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|p| Packet {
+                    codec_type: p["codec_type"].as_str().unwrap_or_default().to_string(),
+                    pts: p["pts"].as_i64().unwrap_or(i64::MIN),
+                    key: p["flags"].as_str().unwrap_or_default().starts_with('K'),
+                    size: p["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+                    hash: p["data_hash"].as_str().unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Packets of one kind ("video" or "audio").
+pub fn of_kind(packets: &[Packet], kind: &str) -> Vec<Packet> {
+    packets
+        .iter()
+        .filter(|p| p.codec_type == kind)
+        .cloned()
+        .collect()
+}
+
+/// nginx with the RTMP module, in the foreground, on a loopback port; application
+/// `live` records every stream to `<dir>/<key>.flv`. `only_key` makes `on_publish`
+/// refuse every other key.
+pub struct Nginx {
+    pub proc: Proc,
+    pub rtmp_port: u16,
+    pub dir: PathBuf,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, only_key: Option<&str>) -> Nginx {
+        Nginx::start_on(dir, free_port(), only_key)
+    }
+
+    /// On a given port (to come back where a killed nginx was).
+    pub fn start_on(dir: &Path, rtmp_port: u16, only_key: Option<&str>) -> Nginx {
+        let http_port = free_port();
+        let d = dir.display();
+        let mut extra = String::new();
+        let mut on_publish = String::new();
+        if let Some(key) = only_key {
+            on_publish =
+                format!("notify_method get; on_publish http://127.0.0.1:{http_port}/auth;");
+            extra.push_str(&format!(
+                "http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; \
+                 fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi; \
+                 server {{ listen 127.0.0.1:{http_port}; location /auth {{ \
+                 if ($arg_name = \"{key}\") {{ return 200; }} return 403; }} }} }}\n"
+            ));
+        }
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n{extra}\
+             rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096; \
+             application live {{ live on; record all; record_path {d}; record_unique off; \
+             {on_publish} }} }} }}\n"
+        );
+        fs::create_dir_all(dir).expect("nginx dir");
+        fs::write(dir.join("nginx.conf"), conf).expect("writing nginx.conf");
+        let proc = Proc::spawn(
+            "nginx",
+            Command::new("nginx")
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .arg("-p")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_listen(rtmp_port);
+        if only_key.is_some() {
+            wait_listen(http_port);
+        }
+        Nginx {
+            proc,
+            rtmp_port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    /// The recording of `key` (possibly still being written).
+    pub fn recording_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.flv"))
+    }
+
+    /// Waits until nginx logged `publishers` disconnects (the recording is closed).
+    pub fn wait_disconnects(&self, publishers: usize) {
+        let log = self.dir.join("error.log");
+        wait_until(
+            "nginx to see the publisher leave",
+            Duration::from_secs(15),
+            || {
+                fs::read_to_string(&log)
+                    .map(|l| l.matches("disconnect").count() >= publishers)
+                    .unwrap_or(false)
+            },
+        );
+    }
+}
+
+/// The venv python with aiortc: `$CARGO_TARGET_DIR/peers-venv` when the tests run with
+/// a target directory of their own, else the workspace's `target/peers-venv` (made by
+/// `scripts/setup-peers.sh` when missing).
+pub fn peers_python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let python = Path::new(&dir).join("peers-venv/bin/python");
+        if python.exists() {
+            return python;
+        }
+    }
+    let python = root.join("target/peers-venv/bin/python");
+    if !python.exists() {
+        run_checked(
+            "scripts/setup-peers.sh",
+            Command::new("bash").arg(root.join("scripts/setup-peers.sh")),
+        );
+    }
+    python
+}
+
+/// The aiortc WHEP server of `tests/peers/`.
+pub struct AiortcWhep {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl AiortcWhep {
+    pub fn start(args: &[&str]) -> AiortcWhep {
+        AiortcWhep::start_on(free_port(), args)
+    }
+
+    /// On a given port (to come back where a killed sender was).
+    pub fn start_on(port: u16, args: &[&str]) -> AiortcWhep {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/aiortc_whep_sender.py");
+        let proc = Proc::spawn(
+            "aiortc WHEP server",
+            Command::new(peers_python())
+                .arg(script)
+                .args(["--port", &port.to_string()])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_listen(port);
+        AiortcWhep { proc, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/whep/test", self.port)
+    }
+}
