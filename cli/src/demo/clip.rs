@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
 use streamhub::media::{AudioFrame, AvcDecoderConfig, VideoFrame};
-use streamhub::rtmp::{Publisher, RtmpError};
+use streamhub::session::{SessionError, StreamSession};
 
 /// The clip's bytes.
 const DEMO_FLV: &[u8] = include_bytes!("../../../assets/demo.flv");
@@ -64,10 +64,10 @@ impl Clip {
     /// called after each video frame is handed over.
     pub async fn publish(
         &self,
-        publisher: &Publisher,
+        session: &StreamSession,
         duration: Duration,
         mut on_video: impl FnMut(),
-    ) -> Result<(), RtmpError> {
+    ) -> Result<(), SessionError> {
         let start = Instant::now();
         let duration_ms = duration.as_millis() as i64;
         for pass in 0i64.. {
@@ -81,22 +81,22 @@ impl Clip {
                 tokio::time::sleep_until(due.into()).await;
                 let offset_us = offset_ms * 1000;
                 match &tag.payload {
-                    FlvPayload::VideoConfig(config) => publisher.set_video_config(config.clone()),
-                    FlvPayload::AudioConfig(config) => publisher.set_audio_config(config.clone()),
+                    FlvPayload::VideoConfig(config) => session.set_video_config(config.clone())?,
+                    FlvPayload::AudioConfig(config) => session.set_audio_config(config.clone())?,
                     FlvPayload::Video(frame) => {
                         let stamped = insert_before_first_slice(
                             &frame.data,
                             self.video_config.nal_length_size(),
                             &latency_stamp(unix_us()),
                         )
-                        .map_err(RtmpError::from)?;
+                        .map_err(|e| SessionError::InvalidConfig(format!("demo clip: {e}")))?;
                         let frame = VideoFrame {
                             data: stamped,
                             pts_us: frame.pts_us + offset_us,
                             dts_us: frame.dts_us + offset_us,
                             ..frame.clone()
                         };
-                        publisher.send_video(&frame).await?;
+                        session.send_video(&frame).await?;
                         on_video();
                     }
                     FlvPayload::Audio(frame) => {
@@ -104,7 +104,7 @@ impl Clip {
                             pts_us: frame.pts_us + offset_us,
                             ..frame.clone()
                         };
-                        publisher.send_audio(&frame).await?;
+                        session.send_audio(&frame).await?;
                     }
                     _ => {}
                 }

@@ -1,6 +1,7 @@
-//! `streamhub demo`: everything at once on one machine. A hub on free loopback ports,
-//! the built-in clip published into it over RTMP, watched over WHEP, and two chat users
-//! talking in the stream's room; a live view while it runs, a summary at the end.
+//! `streamhub demo`: everything at once on one machine, through the SDK's
+//! [`StreamSession`]. A hub on free loopback ports; Alice broadcasts the built-in clip
+//! over RTMP and chats; Bob watches over WHEP and chats back; a live view while it
+//! runs, a summary at the end.
 //!
 //! Latency is measured, not guessed: each published frame carries the wall-clock time it
 //! was handed to the publisher in an SEI message ([`streamhub::media::sei`]); the viewer
@@ -16,14 +17,15 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use streamhub::chat::client::{ChatConfig, TokenSource};
 use streamhub::chat::protocol::Role;
 use streamhub::chat::server::Claims;
 use streamhub::hub::{Hub, HubConfig};
 use streamhub::media::sei::find_latency_stamp;
-use streamhub::rtmp::{PublishConfig, Publisher};
-use streamhub::whep::{MediaKind, PlayConfig, Player};
-use streamhub::{ChatClient, ChatEvent};
+use streamhub::session::{
+    BroadcastConfig, SessionChat, SessionEvent, SessionEvents, SessionState, StreamSession,
+    WatchConfig,
+};
+use streamhub::whep::MediaKind;
 use tokio::net::TcpListener;
 
 use clip::{Clip, unix_us};
@@ -52,6 +54,7 @@ struct Counters {
     audio_played: AtomicU64,
     chat_sent: AtomicU64,
     chat_received: AtomicU64,
+    viewers: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
     chat_lines: Mutex<Vec<String>>,
     problems: Mutex<Vec<String>>,
@@ -61,6 +64,12 @@ impl Counters {
     fn problem(&self, what: String) {
         if let Ok(mut problems) = self.problems.lock() {
             problems.push(what);
+        }
+    }
+
+    fn line(&self, what: String) {
+        if let Ok(mut lines) = self.chat_lines.lock() {
+            lines.push(what);
         }
     }
 }
@@ -80,6 +89,7 @@ struct Report {
     latency_samples: usize,
     first_frame_ms: Option<u64>,
     packets_lost: u64,
+    reconnects: u32,
     hub_bitrate_kbps: u64,
     healthy: bool,
     problems: Vec<String>,
@@ -128,34 +138,46 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     ));
     let counters = Arc::new(Counters::default());
     let started = Instant::now();
+    let chat_url = format!("ws://{http_addr}/chat");
+    let token = |user: &str, role: Role| {
+        hub.chat()
+            .keys()
+            .issue(&Claims::new(user, role, vec![STREAM.to_string()], 3600))
+    };
 
-    // Go live.
-    let publisher = Publisher::connect(
-        &format!("rtmp://{rtmp_addr}/live/{STREAM}"),
-        PublishConfig {
-            timestamp_origin_us: Some(0),
-            ..PublishConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| format!("publishing to the hub: {e}"))?;
+    // Alice goes live and chats in her stream's room.
+    let mut config = BroadcastConfig::new(format!("rtmp://{rtmp_addr}/live/{STREAM}"));
+    config.publish.timestamp_origin_us = Some(0);
+    config.chat = Some(SessionChat::new(
+        &chat_url,
+        STREAM,
+        token("alice", Role::Broadcaster)?,
+    ));
+    let (alice, alice_events) = StreamSession::broadcast(config).map_err(|e| e.to_string())?;
+    tokio::spawn(follow("alice", alice_events, counters.clone()));
+    let state = alice
+        .wait_for_state(Duration::from_secs(10), |s| {
+            matches!(s, SessionState::Live | SessionState::Failed { .. })
+        })
+        .await;
+    if state != SessionState::Live {
+        return Err(format!("going live on the hub: {state:?}"));
+    }
     let publish_counters = counters.clone();
+    let publishing = alice.clone();
     let publish_task = tokio::spawn(async move {
         let published = &publish_counters.published;
         let result = clip
-            .publish(&publisher, duration, || {
+            .publish(&publishing, duration, || {
                 published.fetch_add(1, Ordering::Relaxed);
             })
             .await;
         if let Err(e) = result {
             publish_counters.problem(format!("publishing: {e}"));
         }
-        if let Err(e) = publisher.finish().await {
-            publish_counters.problem(format!("ending the publish: {e}"));
-        }
     });
 
-    // Watch, once the stream is live.
+    // Bob watches, once the hub has the stream, and chats back.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !hub
         .streams()
@@ -167,41 +189,34 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let player = Player::connect(
-        &format!("http://{http_addr}/whep/{STREAM}"),
-        PlayConfig::default(),
-    )
-    .await
-    .map_err(|e| format!("watching over WHEP: {e}"))?;
-    let play_task = tokio::spawn(watch(player, counters.clone()));
-
-    // Two people chat in the stream's room.
-    let chat_url = format!("ws://{http_addr}/chat");
-    let mut chatters = Vec::new();
-    for (name, lines) in [("alice", ALICE), ("bob", BOB)] {
-        let claims = Claims::new(name, Role::Viewer, vec![STREAM.to_string()], 3600);
-        let token = hub.chat().keys().issue(&claims)?;
-        chatters.push(tokio::spawn(chat(
-            chat_url.clone(),
-            token,
-            name,
-            lines,
-            duration,
-            counters.clone(),
-        )));
-    }
+    let mut config = WatchConfig::new(format!("http://{http_addr}/whep/{STREAM}"));
+    let bob_token = token("bob", Role::Viewer)?;
+    // The chat token also names Bob to the hub's WHEP endpoint, so that watching and
+    // chatting count him once in the room.
+    config.play.token = Some(bob_token.clone());
+    config.chat = Some(SessionChat::new(&chat_url, STREAM, bob_token));
+    let (bob, bob_events) = StreamSession::watch(config).map_err(|e| e.to_string())?;
+    tokio::spawn(follow("bob", bob_events, counters.clone()));
+    let watch_task = tokio::spawn(watch(bob.clone(), counters.clone()));
+    let talkers = [
+        tokio::spawn(talk(alice.clone(), ALICE, 300, duration, counters.clone())),
+        tokio::spawn(talk(bob.clone(), BOB, 1100, duration, counters.clone())),
+    ];
 
     // The live view, until the clip has been published for `duration`.
     let mut shown_lines = 0;
     let mut hub_bitrate_kbps = 0;
-    while !publish_task.is_finished() {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let show_lines = |view: &LiveView, shown: &mut usize| {
         if let Ok(lines) = counters.chat_lines.lock() {
-            for line in &lines[shown_lines..] {
+            for line in &lines[*shown..] {
                 view.line(line);
             }
-            shown_lines = lines.len();
+            *shown = lines.len();
         }
+    };
+    while !publish_task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        show_lines(&view, &mut shown_lines);
         let latest = counters
             .latencies_us
             .lock()
@@ -212,36 +227,36 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
             hub_bitrate_kbps = bitrate;
         }
         view.status(format!(
-            "published {} · played {} frames · {bitrate} kbit/s · latency {:.1} ms · chat {}/{}",
+            "published {} · played {} frames · {bitrate} kbit/s · latency {:.1} ms · {} in the room · chat {}/{}",
             counters.published.load(Ordering::Relaxed),
             counters.played.load(Ordering::Relaxed),
             latest as f64 / 1000.0,
+            counters.viewers.load(Ordering::Relaxed),
             counters.chat_received.load(Ordering::Relaxed),
             counters.chat_sent.load(Ordering::Relaxed),
         ));
     }
     let _ = publish_task.await;
-    // The hub ends the viewer with an RTCP BYE when the publisher leaves.
-    let play_stats = match tokio::time::timeout(Duration::from_secs(10), play_task).await {
-        Ok(Ok(stats)) => stats,
-        _ => {
-            counters.problem("the viewer did not end after the stream".into());
-            None
-        }
-    };
-    for chatter in chatters {
-        if tokio::time::timeout(Duration::from_secs(10), chatter)
-            .await
-            .is_err()
-        {
-            counters.problem("a chat user did not finish".into());
-        }
+    for talker in talkers {
+        let _ = talker.await;
     }
-    if let Ok(lines) = counters.chat_lines.lock() {
-        for line in &lines[shown_lines..] {
-            view.line(line);
-        }
+    // Every message sent should reach the other side; wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counters.chat_received.load(Ordering::Relaxed)
+        < counters.chat_sent.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Alice ends the stream; the hub says goodbye to Bob's player, whose session then
+    // stops being Live (it would wait for the stream to come back): Bob leaves.
+    let alice_stats = alice.stop().await.map_err(|e| e.to_string())?;
+    let _ = bob
+        .wait_for_state(Duration::from_secs(5), |s| *s != SessionState::Live)
+        .await;
+    let bob_stats = bob.stop().await.ok();
+    let _ = tokio::time::timeout(Duration::from_secs(5), watch_task).await;
+    show_lines(&view, &mut shown_lines);
     view.finish();
     hub.shutdown(Duration::from_millis(200), Duration::from_secs(2))
         .await;
@@ -286,11 +301,16 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         latency_ms_p95: percentile(&latencies, 95.0),
         latency_ms_max: percentile(&latencies, 100.0),
         latency_samples: latencies.len(),
-        first_frame_ms: play_stats
+        first_frame_ms: bob_stats
             .as_ref()
-            .and_then(|s| s.first_frame)
+            .and_then(|s| s.play.as_ref())
+            .and_then(|p| p.first_frame)
             .map(|d| d.as_millis() as u64),
-        packets_lost: play_stats.as_ref().map_or(0, |s| s.packets_lost),
+        packets_lost: bob_stats
+            .as_ref()
+            .and_then(|s| s.play.as_ref())
+            .map_or(0, |p| p.packets_lost),
+        reconnects: alice_stats.reconnects + bob_stats.as_ref().map_or(0, |s| s.reconnects),
         hub_bitrate_kbps,
         healthy: problems.is_empty(),
         problems,
@@ -346,9 +366,9 @@ fn print_summary(r: &Report) {
     }
 }
 
-/// The viewer: counts frames and reads the latency stamps.
-async fn watch(mut player: Player, counters: Arc<Counters>) -> Option<streamhub::PlayStats> {
-    while let Some(frame) = player.next_frame().await {
+/// Bob's frames: counts them and reads the latency stamps.
+async fn watch(session: StreamSession, counters: Arc<Counters>) {
+    while let Ok(Some(frame)) = session.next_frame().await {
         match frame.kind {
             MediaKind::Video => {
                 counters.played.fetch_add(1, Ordering::Relaxed);
@@ -364,12 +384,36 @@ async fn watch(mut player: Player, counters: Arc<Counters>) -> Option<streamhub:
             }
         }
     }
-    match player.close().await {
-        Ok(stats) => Some(stats),
-        Err(e) => {
-            counters.problem(format!("closing the viewer: {e}"));
-            None
+}
+
+/// One session's events: chat lines, acknowledgements, the audience, state changes.
+async fn follow(name: &'static str, mut events: SessionEvents, counters: Arc<Counters>) {
+    while let Some(event) = events.next().await {
+        match event {
+            SessionEvent::Chat(message) if message.user.id == name => {
+                counters.line(format!("  💬 {}: {}", message.user.name, message.text));
+            }
+            SessionEvent::Chat(_) => {
+                counters.chat_received.fetch_add(1, Ordering::Relaxed);
+            }
+            SessionEvent::ChatSent { .. } => {
+                counters.chat_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            SessionEvent::Viewers(n) => counters.viewers.store(n, Ordering::Relaxed),
+            SessionEvent::StateChanged(state) => {
+                counters.line(format!("  {name}: {}", describe(&state)));
+            }
+            SessionEvent::Error(e) => counters.line(format!("  {name}: {e}")),
+            _ => {}
         }
+    }
+}
+
+fn describe(state: &SessionState) -> String {
+    match state {
+        SessionState::Live => "live".into(),
+        SessionState::Reconnecting { reason, .. } => format!("reconnecting ({reason})"),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -390,74 +434,24 @@ const BOB: &[&str] = &[
     "see you at the end",
 ];
 
-/// One chat user: joins, says a line about every 1.6 s, and counts what the other says.
-async fn chat(
-    url: String,
-    token: String,
-    name: &'static str,
+/// Says a line every 1.6 s from `offset_ms`, stopping a second before the stream ends.
+async fn talk(
+    session: StreamSession,
     lines: &'static [&'static str],
+    offset_ms: u64,
     duration: Duration,
     counters: Arc<Counters>,
 ) {
-    let (client, mut events) =
-        match ChatClient::connect(&url, TokenSource::fixed(token), ChatConfig::default()).await {
-            Ok(pair) => pair,
-            Err(e) => {
-                counters.problem(format!("{name}: connecting to chat: {e}"));
-                return;
-            }
-        };
-    if let Err(e) = client.join(STREAM).await {
-        counters.problem(format!("{name}: joining the room: {e}"));
-        return;
-    }
-    let listen_counters = counters.clone();
-    let listener = tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            if let ChatEvent::Message(message) = event {
-                if message.user.id != name {
-                    listen_counters
-                        .chat_received
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                if message.user.id == "alice" || message.user.id == name {
-                    // Each line is shown once, by its author's client.
-                    if message.user.id == name
-                        && let Ok(mut chat) = listen_counters.chat_lines.lock()
-                    {
-                        chat.push(format!("  💬 {}: {}", message.user.name, message.text));
-                    }
-                }
-            }
-        }
-    });
-    // Bob answers half a beat after Alice; both stop a second before the stream ends.
     let start = Instant::now();
-    let offset = if name == "alice" { 300 } else { 1100 };
     let talk_until = duration.saturating_sub(Duration::from_secs(1));
     for (i, line) in lines.iter().cycle().enumerate() {
-        let at = Duration::from_millis(offset + 1600 * i as u64);
+        let at = Duration::from_millis(offset_ms + 1600 * i as u64);
         if at >= talk_until {
             break;
         }
         tokio::time::sleep_until((start + at).into()).await;
-        match client.send(STREAM, line).await {
-            Ok(_) => {
-                counters.chat_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => counters.problem(format!("{name}: sending: {e}")),
+        if let Err(e) = session.send_chat(line).await {
+            counters.problem(format!("sending a chat message: {e}"));
         }
     }
-    // Stay until both have stopped talking, then wait (bounded) until everything sent
-    // has arrived on the other side.
-    tokio::time::sleep_until((start + talk_until).into()).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while counters.chat_received.load(Ordering::Relaxed)
-        < counters.chat_sent.load(Ordering::Relaxed)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = client.close(Duration::from_secs(2)).await;
-    listener.abort();
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::HubShared;
 use super::stream::{AudioInfo, LiveStream, VideoInfo};
 use crate::chat::protocol::Role;
-use crate::chat::server::Claims;
+use crate::chat::server::{Claims, RoomSnapshot};
 
 /// One live stream, as `GET /api/streams` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,7 +25,8 @@ pub struct StreamSummary {
     pub audio: Option<AudioInfo>,
     /// Input bitrate over the last second, in kbit/s.
     pub bitrate_kbps: u64,
-    /// The room's audience: WHEP viewers plus chat members.
+    /// The room's audience: distinct people among chat members and WHEP viewers who
+    /// sent a chat token, plus anonymous WHEP viewers.
     pub viewers: u64,
     /// WHEP viewers now.
     pub whep_viewers: u64,
@@ -42,15 +43,16 @@ pub struct StreamSummary {
 }
 
 impl StreamSummary {
-    pub(crate) fn of(stream: &LiveStream, chat_members: u64) -> Self {
+    pub(crate) fn of(stream: &LiveStream, room: Option<&RoomSnapshot>) -> Self {
         let (video, audio) = stream.info();
         let whep_viewers = stream.whep_viewers();
+        let chat_members = room.map_or(0, |r| r.members as u64);
         StreamSummary {
             name: stream.name().to_string(),
             video,
             audio,
             bitrate_kbps: stream.bitrate_bps() / 1000,
-            viewers: whep_viewers + chat_members,
+            viewers: room.map_or(whep_viewers, |r| r.viewers),
             whep_viewers,
             chat_members,
             video_frames: stream.video_frames(),

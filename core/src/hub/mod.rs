@@ -114,8 +114,9 @@ pub(crate) struct HubShared {
 impl HubShared {
     /// The stream's audience changed: the chat room hears of it.
     pub(crate) fn viewers_changed(&self, stream: &LiveStream) {
+        let (anonymous, named) = stream.audience();
         self.chat
-            .set_stream_viewers(stream.name(), stream.whep_viewers());
+            .set_stream_audience(stream.name(), anonymous, named);
     }
 
     pub(crate) fn summaries(&self) -> Vec<StreamSummary> {
@@ -123,11 +124,8 @@ impl HubShared {
             .list()
             .iter()
             .map(|stream| {
-                let members = self
-                    .chat
-                    .room(stream.name())
-                    .map_or(0, |room| room.members as u64);
-                StreamSummary::of(stream, members)
+                let room = self.chat.room(stream.name());
+                StreamSummary::of(stream, room.as_ref())
             })
             .collect()
     }

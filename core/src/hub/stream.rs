@@ -116,6 +116,8 @@ pub struct LiveStream {
     video_frames: AtomicU64,
     audio_packets: AtomicU64,
     whep_viewers: AtomicU64,
+    /// WHEP viewers who sent a valid chat token, by user id (several sessions each).
+    named_viewers: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +145,7 @@ impl LiveStream {
             video_frames: AtomicU64::new(0),
             audio_packets: AtomicU64::new(0),
             whep_viewers: AtomicU64::new(0),
+            named_viewers: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -256,22 +259,40 @@ impl LiveStream {
         self.whep_viewers.load(Ordering::Relaxed)
     }
 
-    /// Counts a viewer in (`+1`) or out (`-1`); returns the new count.
-    pub fn add_viewers(&self, delta: i64) -> u64 {
-        if delta >= 0 {
-            self.whep_viewers
-                .fetch_add(delta as u64, Ordering::Relaxed)
-                .saturating_add(delta as u64)
-        } else {
-            let down = delta.unsigned_abs();
-            let before = self
-                .whep_viewers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(down))
-                })
-                .unwrap_or(0);
-            before.saturating_sub(down)
+    /// A WHEP viewer joined, known by user id if it sent a chat token.
+    pub fn viewer_joined(&self, user: Option<&str>) {
+        self.whep_viewers.fetch_add(1, Ordering::Relaxed);
+        if let Some(user) = user {
+            *lock(&self.named_viewers)
+                .entry(user.to_string())
+                .or_default() += 1;
         }
+    }
+
+    /// A WHEP viewer left.
+    pub fn viewer_left(&self, user: Option<&str>) {
+        let _ = self
+            .whep_viewers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        if let Some(user) = user {
+            let mut named = lock(&self.named_viewers);
+            if let Some(count) = named.get_mut(user) {
+                *count -= 1;
+                if *count == 0 {
+                    named.remove(user);
+                }
+            }
+        }
+    }
+
+    /// The WHEP audience: viewers without a name, and the names of the others.
+    pub fn audience(&self) -> (u64, Vec<String>) {
+        let named = lock(&self.named_viewers);
+        let sessions: usize = named.values().sum();
+        let anonymous = self.whep_viewers().saturating_sub(sessions as u64);
+        (anonymous, named.keys().cloned().collect())
     }
 
     /// Resolves once the publisher left.
@@ -335,13 +356,20 @@ mod tests {
     }
 
     #[test]
-    fn viewer_counts_never_go_below_zero() {
+    fn the_audience_counts_named_and_anonymous_viewers() {
         let stream = LiveStream::new("s");
-        assert_eq!(stream.add_viewers(1), 1);
-        assert_eq!(stream.add_viewers(1), 2);
-        assert_eq!(stream.add_viewers(-1), 1);
-        assert_eq!(stream.add_viewers(-5), 0);
-        assert_eq!(stream.whep_viewers(), 0);
+        stream.viewer_joined(None);
+        stream.viewer_joined(Some("ada"));
+        stream.viewer_joined(Some("ada"));
+        assert_eq!(stream.whep_viewers(), 3);
+        assert_eq!(stream.audience(), (1, vec!["ada".to_string()]));
+        stream.viewer_left(Some("ada"));
+        assert_eq!(stream.audience(), (1, vec!["ada".to_string()]));
+        stream.viewer_left(Some("ada"));
+        stream.viewer_left(None);
+        stream.viewer_left(None);
+        assert_eq!(stream.whep_viewers(), 0, "never below zero");
+        assert_eq!(stream.audience(), (0, vec![]));
     }
 
     #[test]

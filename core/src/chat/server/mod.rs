@@ -244,7 +244,13 @@ impl ChatServer {
 
     /// Counts a stream's video viewers in its room's audience.
     pub fn set_stream_viewers(&self, room: &str, count: u64) {
-        lock(&self.shared.room(room)).set_stream_viewers(count);
+        self.set_stream_audience(room, count, Vec::new());
+    }
+
+    /// Counts a stream's video viewers in its room's audience: `anonymous` ones and
+    /// those known by user id, who are counted once even when they also chat.
+    pub fn set_stream_audience(&self, room: &str, anonymous: u64, users: Vec<String>) {
+        lock(&self.shared.room(room)).set_stream_audience(anonymous, users);
     }
 
     /// Open connections.

@@ -83,7 +83,10 @@ pub struct Room {
     timeouts: HashMap<String, u64>,
     banned: HashSet<String>,
     typing: HashMap<String, Instant>,
+    /// Video viewers the stream could not name.
     stream_viewers: u64,
+    /// Video viewers by user id (they may also be chat members: counted once).
+    stream_viewer_ids: HashSet<String>,
     pushed_viewers: u64,
 }
 
@@ -104,6 +107,7 @@ impl Room {
             banned: HashSet::new(),
             typing: HashMap::new(),
             stream_viewers: 0,
+            stream_viewer_ids: HashSet::new(),
             pushed_viewers: 0,
         }
     }
@@ -123,8 +127,12 @@ impl Room {
         self.members.contains_key(&conn)
     }
 
+    /// The audience: distinct people among chat members and named video viewers, plus
+    /// anonymous video viewers.
     fn viewers(&self) -> u64 {
-        self.members.len() as u64 + self.stream_viewers
+        let mut people: HashSet<&str> = self.members.values().map(|m| m.user.id.as_str()).collect();
+        people.extend(self.stream_viewer_ids.iter().map(String::as_str));
+        people.len() as u64 + self.stream_viewers
     }
 
     fn state_for(&self, user_id: &str, now_ms: u64) -> RoomState {
@@ -502,9 +510,11 @@ impl Room {
         }
     }
 
-    /// Sets the stream's video viewers counted in the room's audience.
-    pub fn set_stream_viewers(&mut self, count: u64) {
-        self.stream_viewers = count;
+    /// Sets the stream's video viewers counted in the room's audience: `anonymous`
+    /// ones, and those known by user id (counted once even when they also chat).
+    pub fn set_stream_audience(&mut self, anonymous: u64, users: impl IntoIterator<Item = String>) {
+        self.stream_viewers = anonymous;
+        self.stream_viewer_ids = users.into_iter().collect();
     }
 
     /// Pushes the audience to every member if it changed since the last push.
@@ -894,9 +904,17 @@ mod tests {
         let mut room = room(10);
         let mut ada = Conn::new(1, "ada", Role::Viewer);
         room.join(&ada.caller(), None, 0);
-        room.set_stream_viewers(4);
+        room.set_stream_audience(4, Vec::new());
         room.flush_viewers();
         room.flush_viewers();
+        // Ada also watches (named by her token): still one person. Bob only watches.
+        room.set_stream_audience(4, vec!["ada".to_string(), "bob".to_string()]);
+        room.flush_viewers();
+        // A second chat connection of Ada's is still Ada.
+        let mut ada_again = Conn::new(2, "ada", Role::Viewer);
+        room.join(&ada_again.caller(), None, 0);
+        room.flush_viewers();
+        let _ = ada_again.frames();
         let counts: Vec<u64> = ada
             .frames()
             .iter()
@@ -905,6 +923,6 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(counts, [5]);
+        assert_eq!(counts, [5, 6]);
     }
 }

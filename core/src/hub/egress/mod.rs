@@ -150,6 +150,15 @@ pub(crate) async fn post(
     let Some(stream) = hub.registry.get(&name) else {
         return problem(StatusCode::NOT_FOUND, format!("stream {name} is not live"));
     };
+    // A chat token names the viewer, so that someone who watches and chats counts once
+    // in the room's audience. Watching needs no token; a bad one is refused.
+    let user = match bearer(&headers) {
+        None => None,
+        Some(token) => match hub.chat.keys().verify(token) {
+            Ok(claims) => Some(claims.user().id),
+            Err(e) => return problem(StatusCode::UNAUTHORIZED, e.message),
+        },
+    };
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return problem(StatusCode::BAD_REQUEST, "the offer is not UTF-8");
     };
@@ -166,7 +175,7 @@ pub(crate) async fn post(
     };
     let answer = viewer.answer.clone();
     let (id, stopped) = hub.sessions.insert(&name);
-    stream.add_viewers(1);
+    stream.viewer_joined(user.as_deref());
     hub.viewers_changed(&stream);
     info!(stream = %name, session = %id, "WHEP viewer");
     let task_hub = hub.clone();
@@ -182,7 +191,7 @@ pub(crate) async fn post(
             "WHEP viewer left"
         );
         task_hub.sessions.remove(&task_id);
-        stream.add_viewers(-1);
+        stream.viewer_left(user.as_deref());
         task_hub.viewers_changed(&stream);
     });
     let location = format!("/whep/{name}/{id}");
@@ -197,6 +206,15 @@ pub(crate) async fn post(
         headers.insert(header::LOCATION, value);
     }
     response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// `DELETE /whep/{name}/{id}`: the viewer leaves.
