@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
+use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
 use streamhub::rtmp::{PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions};
 
 use crate::progress::PushProgress;
@@ -32,6 +33,10 @@ pub struct PublishArgs {
     /// Seconds allowed for connecting and for the server to accept the stream.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// Put a latency stamp (an SEI message with the send time) in every video frame, for
+    /// viewers to measure latency with (`streamhub::media::sei`). Pictures are unchanged.
+    #[arg(long)]
+    latency_stamps: bool,
 }
 
 /// The `--json` report.
@@ -108,6 +113,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut was_interrupted = false;
+    let mut nal_length_size = 4;
 
     let outcome: Result<(), String> = async {
         loop {
@@ -127,7 +133,11 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
                     _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
                 }
             }
-            let sent = send_tag(&publisher, tag);
+            let sent = send_tag(
+                &publisher,
+                tag,
+                args.latency_stamps.then_some(&mut nal_length_size),
+            );
             tokio::select! {
                 result = sent => result.map_err(|e| e.to_string())?,
                 _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
@@ -163,11 +173,30 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn send_tag(publisher: &Publisher, tag: FlvTag) -> Result<(), RtmpError> {
+/// Sends one tag; with `stamp` (the stream's NAL length size, kept up to date), video
+/// frames get a latency stamp in front of their first slice.
+async fn send_tag(
+    publisher: &Publisher,
+    tag: FlvTag,
+    stamp: Option<&mut usize>,
+) -> Result<(), RtmpError> {
     match tag.payload {
-        FlvPayload::VideoConfig(config) => publisher.set_video_config(config),
+        FlvPayload::VideoConfig(config) => {
+            if let Some(size) = stamp {
+                *size = config.nal_length_size();
+            }
+            publisher.set_video_config(config)
+        }
         FlvPayload::AudioConfig(config) => publisher.set_audio_config(config),
-        FlvPayload::Video(frame) => publisher.send_video(&frame).await?,
+        FlvPayload::Video(mut frame) => {
+            if let Some(size) = stamp {
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64);
+                frame.data = insert_before_first_slice(&frame.data, *size, &latency_stamp(now_us))?;
+            }
+            publisher.send_video(&frame).await?
+        }
         FlvPayload::Audio(frame) => publisher.send_audio(&frame).await?,
         // End-of-sequence markers and script data carry no frames.
         FlvPayload::VideoEndOfSequence | FlvPayload::Metadata(_) | FlvPayload::OtherScript => {}
