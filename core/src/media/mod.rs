@@ -10,6 +10,8 @@ mod error;
 pub mod flv;
 mod frame;
 mod metadata;
+#[cfg(feature = "transcode")]
+pub mod transcode;
 
 pub use aac::{AdtsFrame, AudioSpecificConfig, split_adts};
 pub use avc::{
