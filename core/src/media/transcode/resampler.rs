@@ -50,7 +50,7 @@ impl Resampler {
         let mut resampler = Resampler {
             inner,
             channels,
-            input_rate,
+            input_rate: input_rate.max(1),
             pending: Vec::new(),
             scratch: Vec::new(),
             trim: 0,
@@ -92,7 +92,10 @@ impl Resampler {
             .extend_from_slice(&input[..frames * self.channels]);
         while self.pending.len() >= self.needed_frames() * self.channels {
             let consumed = self.run_pending(out, u64::MAX)?;
-            self.pending.drain(..consumed * self.channels);
+            if consumed == 0 {
+                return Err(TranscodeError::resampler("processing", "no input consumed"));
+            }
+            self.consume(consumed);
         }
         Ok(())
     }
@@ -100,7 +103,10 @@ impl Resampler {
     /// Appends the rest of the signal to `out` (the buffered input and the filter's tail), so
     /// that the output holds exactly the input's duration at 48 kHz, then resets.
     pub(super) fn drain(&mut self, out: &mut Vec<f32>) -> Result<(), TranscodeError> {
-        let target = (self.frames_in * u64::from(OUTPUT_RATE) + u64::from(self.input_rate) / 2)
+        let target = self
+            .frames_in
+            .saturating_mul(u64::from(OUTPUT_RATE))
+            .saturating_add(u64::from(self.input_rate) / 2)
             / u64::from(self.input_rate);
         if self.inner.is_some() {
             // Each call consumes a chunk of input (zero-padded) and emits about a chunk of
@@ -110,12 +116,18 @@ impl Resampler {
                 let needed = self.needed_frames() * self.channels;
                 self.pending.resize(needed.max(self.pending.len()), 0.0);
                 let consumed = self.run_pending(out, target)?;
-                self.pending.drain(..consumed * self.channels);
+                self.consume(consumed);
                 calls += 1;
             }
         }
         self.reset();
         Ok(())
+    }
+
+    /// Drops `frames` consumed frames from the front of `pending`.
+    fn consume(&mut self, frames: usize) {
+        let samples = frames.saturating_mul(self.channels).min(self.pending.len());
+        self.pending.drain(..samples);
     }
 
     fn needed_frames(&self) -> usize {
