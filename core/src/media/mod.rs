@@ -11,6 +11,8 @@ pub mod flv;
 mod frame;
 mod metadata;
 pub mod sei;
+#[cfg(feature = "transcode")]
+pub mod transcode;
 
 pub use aac::{AdtsFrame, AudioSpecificConfig, split_adts};
 pub use avc::{
