@@ -64,6 +64,9 @@ fn published_pictures_play_back_bit_identical_from_the_first_keyframe() {
     assert_eq!(live["video"]["height"], 360);
     assert!(live["bitrate_kbps"].as_u64() > Some(100), "{live}");
     assert_eq!(live["whep"], "/whep/demo");
+    assert_eq!(live["audio"]["codec"], "opus");
+    assert_eq!(live["audio"]["source"], "aac");
+    assert_eq!(live["audio"]["channels"], 1, "the clip's AAC is mono");
 
     // The viewer joins mid-stream and stays until the publisher finishes.
     let recording = dir.path().join("played.h264");
@@ -92,6 +95,14 @@ fn published_pictures_play_back_bit_identical_from_the_first_keyframe() {
     );
     assert_eq!(report["video_frames"].as_u64(), Some(played.len() as u64));
     assert_eq!(report["packets_lost"], 0);
+    // AAC from the publisher arrives as Opus: 50 packets of 20 ms per second played.
+    assert_eq!(report["audio_codec"], "opus");
+    let audio = report["audio_frames"].as_u64().unwrap_or(0) as f64;
+    let seconds = played.len() as f64 / 30.0;
+    assert!(
+        audio >= 0.8 * 50.0 * seconds,
+        "{audio} Opus packets in {seconds} s"
+    );
     eprintln!(
         "played {} of {} pictures (from picture {start}), first frame after {} ms",
         played.len(),

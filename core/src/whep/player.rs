@@ -53,6 +53,8 @@ use super::http;
 use super::jitter::{JitterBuffer, JitterOutput};
 use super::sender_reports::SenderReportForwarder;
 
+/// How long the other tracks may take to follow a track the sender ended.
+const GOODBYE_GRACE: Duration = Duration::from_millis(500);
 /// How often a keyframe is asked for again while the picture is waiting for one.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -158,6 +160,8 @@ pub struct Player {
     states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
     ended: bool,
     deleted: bool,
+    /// When the stream counts as ended after a goodbye on some of its tracks.
+    goodbye_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Player {
@@ -397,6 +401,7 @@ impl Player {
             states,
             ended: false,
             deleted: false,
+            goodbye_deadline: None,
         })
     }
 
@@ -404,16 +409,29 @@ impl Player {
     pub async fn next_frame(&mut self) -> Option<MediaFrame> {
         let mut goodbyes = self.shared.goodbyes.subscribe();
         while !self.ended {
+            // A sender that leaves says goodbye (RTCP BYE) on each track. All of them: the
+            // stream ended. Some of them (a BYE can be lost): the stream ends after a
+            // short grace, in which frames still in flight are handed out.
+            let tracks = self.shared.tracks.load(Ordering::Acquire);
+            let byes = *goodbyes.borrow_and_update();
+            if tracks > 0 && byes >= tracks {
+                self.ended = true;
+                break;
+            }
+            if byes > 0 && self.goodbye_deadline.is_none() {
+                self.goodbye_deadline = Some(Instant::now() + GOODBYE_GRACE);
+            }
+            let grace = self.goodbye_deadline;
             tokio::select! {
                 biased;
                 frame = self.frames.recv() => return frame,
-                _ = goodbyes.changed() => {
-                    // Every track's sender said goodbye: the stream ended.
-                    let tracks = self.shared.tracks.load(Ordering::Acquire);
-                    if tracks > 0 && *goodbyes.borrow_and_update() >= tracks {
-                        self.ended = true;
+                _ = goodbyes.changed() => {}
+                _ = async {
+                    match grace {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
                     }
-                }
+                } => self.ended = true,
                 state = self.states.recv() => {
                     if matches!(
                         state,

@@ -320,19 +320,22 @@ impl Viewer {
     /// RTCP BYE on each track, so that the viewer ends at once instead of waiting for
     /// ICE to time out.
     async fn say_goodbye(&self) {
-        for (track, numbering) in self.video.iter().chain(self.audio.iter()) {
-            let bye = Goodbye {
-                sources: vec![numbering.ssrc()],
-                reason: bytes::Bytes::from_static(b"stream ended"),
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_millis(200),
-                track.write_rtcp(vec![Box::new(bye)]),
-            )
-            .await;
+        // RTCP is not retransmitted: say it three times, 20 ms apart, and give the
+        // driver a moment to put the last one on the wire before the close.
+        for _ in 0..3 {
+            for (track, numbering) in self.video.iter().chain(self.audio.iter()) {
+                let bye = Goodbye {
+                    sources: vec![numbering.ssrc()],
+                    reason: bytes::Bytes::from_static(b"stream ended"),
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    track.write_rtcp(vec![Box::new(bye)]),
+                )
+                .await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Give the driver a moment to put the BYE on the wire before the close.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     async fn stream_to_viewer(
