@@ -177,3 +177,47 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
     let report = common::report(&output);
     assert!(report["video_frames"].as_u64() > Some(20), "{report}");
 }
+
+#[test]
+fn a_viewer_that_vanishes_is_cleaned_up() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 30);
+    let hub = HubProc::start(&["--secret", "s"]);
+    let _publisher = publish(&clip, &format!("{}/gone", hub.rtmp));
+    wait_until("the stream is live", Duration::from_secs(10), || {
+        hub.stream("gone").is_some()
+    });
+    let viewers = |hub: &HubProc| {
+        hub.stream("gone")
+            .and_then(|s| s["whep_viewers"].as_u64())
+            .unwrap_or(0)
+    };
+    let mut viewer = Proc::spawn(
+        "play",
+        Command::new(STREAMHUB)
+            .args(["play", &hub.whep("gone")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until("one viewer", Duration::from_secs(10), || viewers(&hub) == 1);
+    // SIGKILL: no DELETE, no goodbye; only ICE consent stops.
+    viewer.kill();
+    let killed = std::time::Instant::now();
+    wait_until("the viewer is gone", Duration::from_secs(20), || {
+        viewers(&hub) == 0
+    });
+    eprintln!(
+        "a killed viewer was cleaned up after {:?}",
+        killed.elapsed()
+    );
+    // A viewer that leaves properly is gone at once.
+    let (output, _) = streamhub(
+        &["play", &hub.whep("gone"), "--duration", "1"],
+        Duration::from_secs(20),
+    );
+    assert!(output.status.success());
+    wait_until("the DELETEd viewer is gone", Duration::from_secs(2), || {
+        viewers(&hub) == 0
+    });
+}
