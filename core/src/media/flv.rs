@@ -50,6 +50,42 @@ pub fn audio_tag_header(packet_type: u8) -> [u8; 2] {
     [(SOUND_FORMAT_AAC << 4) | 0x0f, packet_type]
 }
 
+/// Enhanced RTMP `SoundFormat` that announces an extended audio header.
+pub const SOUND_FORMAT_EX_HEADER: u8 = 9;
+/// Enhanced RTMP `AudioPacketType`: sequence start (codec configuration).
+pub const EX_AUDIO_SEQUENCE_START: u8 = 0;
+/// Enhanced RTMP `AudioPacketType`: coded frames.
+pub const EX_AUDIO_CODED_FRAMES: u8 = 1;
+/// Enhanced RTMP `AudioPacketType`: sequence end.
+pub const EX_AUDIO_SEQUENCE_END: u8 = 2;
+/// The FourCC of Opus in Enhanced RTMP.
+pub const FOURCC_OPUS: [u8; 4] = *b"Opus";
+
+/// The five bytes that start an Enhanced RTMP Opus audio body.
+pub fn opus_tag_header(packet_type: u8) -> [u8; 5] {
+    let [a, b, c, d] = FOURCC_OPUS;
+    [
+        (SOUND_FORMAT_EX_HEADER << 4) | (packet_type & 0x0f),
+        a,
+        b,
+        c,
+        d,
+    ]
+}
+
+/// An OpusHead (RFC 7845 §5.1) for `channels` channels at 48 kHz with the usual 312
+/// samples of pre-skip: the body of an Enhanced RTMP Opus sequence start.
+pub fn opus_head(channels: u8) -> [u8; 19] {
+    let mut head = [0u8; 19];
+    head[..8].copy_from_slice(b"OpusHead");
+    head[8] = 1; // version
+    head[9] = channels;
+    head[10..12].copy_from_slice(&312u16.to_le_bytes());
+    head[12..16].copy_from_slice(&48_000u32.to_le_bytes());
+    // Output gain 0, channel mapping family 0 (mono or stereo).
+    head
+}
+
 /// An error while reading an FLV file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

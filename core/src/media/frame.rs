@@ -1,4 +1,5 @@
-//! The frames an app pushes: encoded H.264 video and AAC audio with microsecond timestamps.
+//! The frames an app pushes: encoded H.264 video and AAC or Opus audio with microsecond
+//! timestamps.
 
 use bytes::Bytes;
 
@@ -55,6 +56,10 @@ pub enum AudioFormat {
     AacRaw,
     /// One or more ADTS frames; the AudioSpecificConfig is derived from the headers.
     AacAdts,
+    /// One Opus packet (RFC 6716), sent as Enhanced RTMP (FourCC `Opus`); its TOC byte
+    /// says mono or stereo. For servers that take Opus over RTMP (recent SRS, MediaMTX,
+    /// the StreamHub hub, which passes it to WebRTC viewers untouched).
+    Opus,
 }
 
 /// One encoded AAC frame (or a run of ADTS frames).

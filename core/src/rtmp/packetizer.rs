@@ -63,6 +63,8 @@ pub struct Packetizer {
     video_config_sent: bool,
     audio_config: Option<AudioSpecificConfig>,
     audio_config_sent: bool,
+    /// Channels announced in the last Opus sequence start.
+    opus_channels: Option<u8>,
 }
 
 impl Packetizer {
@@ -76,6 +78,7 @@ impl Packetizer {
             video_config_sent: false,
             audio_config: None,
             audio_config_sent: false,
+            opus_channels: None,
         }
     }
 
@@ -134,6 +137,36 @@ impl Packetizer {
                 }
                 let ts = self.clock.audio(frame.pts_us)?;
                 self.push_audio(&mut out, ts, frame.data.clone());
+            }
+            AudioFormat::Opus => {
+                let Some(&toc) = frame.data.first() else {
+                    return Err(MediaError::invalid("Opus packet", "empty"));
+                };
+                let ts = self.clock.audio(frame.pts_us)?;
+                self.push_pending_configs(&mut out, ts, false, false);
+                // The TOC's stereo flag (RFC 6716 §3.1) gives the OpusHead's channels.
+                let channels = if toc & 0x04 != 0 { 2 } else { 1 };
+                if self.opus_channels != Some(channels) {
+                    self.opus_channels = Some(channels);
+                    out.push(MediaMessage {
+                        kind: MessageKind::Audio,
+                        timestamp: ts,
+                        header: Bytes::copy_from_slice(&flv::opus_tag_header(
+                            flv::EX_AUDIO_SEQUENCE_START,
+                        )),
+                        body: Bytes::copy_from_slice(&flv::opus_head(channels)),
+                        is_frame: false,
+                    });
+                }
+                out.push(MediaMessage {
+                    kind: MessageKind::Audio,
+                    timestamp: ts,
+                    header: Bytes::copy_from_slice(&flv::opus_tag_header(
+                        flv::EX_AUDIO_CODED_FRAMES,
+                    )),
+                    body: frame.data.clone(),
+                    is_frame: true,
+                });
             }
             AudioFormat::AacAdts => {
                 let frames = split_adts(&frame.data)?;
@@ -439,6 +472,44 @@ mod tests {
         assert_eq!(last.body, data);
         assert_eq!(last.header[..], [0x27, 1, 0, 0, 67]);
         assert_eq!(last.timestamp, 33);
+    }
+
+    #[test]
+    fn opus_goes_out_as_enhanced_rtmp_with_an_opus_head_first() {
+        let mut p = Packetizer::new(Some(0), StreamMetadata::default());
+        let stereo = Bytes::from_static(&[0xfc, 0xff, 0xfe]);
+        let msgs = p
+            .audio(&AudioFrame::new(stereo.clone(), AudioFormat::Opus, 20_000))
+            .unwrap();
+        let audio: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.kind == MessageKind::Audio)
+            .collect();
+        assert_eq!(audio.len(), 2, "sequence start, then the packet");
+        assert_eq!(audio[0].header[..], [0x90, b'O', b'p', b'u', b's']);
+        assert_eq!(&audio[0].body[..8], b"OpusHead");
+        assert_eq!(audio[0].body[9], 2, "stereo from the TOC");
+        assert_eq!(audio[1].header[..], [0x91, b'O', b'p', b'u', b's']);
+        assert_eq!(audio[1].body, stereo);
+        assert_eq!(audio[1].timestamp, 20);
+        // The same layout again: just the packet. Mono: a new OpusHead first.
+        let msgs = p
+            .audio(&AudioFrame::new(stereo, AudioFormat::Opus, 40_000))
+            .unwrap();
+        assert_eq!(msgs.len(), 1);
+        let msgs = p
+            .audio(&AudioFrame::new(
+                vec![0xf8, 0xff],
+                AudioFormat::Opus,
+                60_000,
+            ))
+            .unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].body[9], 1);
+        assert!(
+            p.audio(&AudioFrame::new(Vec::new(), AudioFormat::Opus, 80_000))
+                .is_err()
+        );
     }
 
     #[test]

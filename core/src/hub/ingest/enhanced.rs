@@ -5,12 +5,10 @@
 use bytes::Bytes;
 
 use crate::media::MediaError;
-
-const SOUND_FORMAT_EX_HEADER: u8 = 9;
-const PACKET_SEQUENCE_START: u8 = 0;
-const PACKET_CODED_FRAMES: u8 = 1;
-const PACKET_SEQUENCE_END: u8 = 2;
-const FOURCC_OPUS: &[u8; 4] = b"Opus";
+use crate::media::flv::{
+    EX_AUDIO_CODED_FRAMES as PACKET_CODED_FRAMES, EX_AUDIO_SEQUENCE_END as PACKET_SEQUENCE_END,
+    EX_AUDIO_SEQUENCE_START as PACKET_SEQUENCE_START, FOURCC_OPUS, SOUND_FORMAT_EX_HEADER,
+};
 
 /// An Enhanced RTMP Opus message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +35,7 @@ pub fn parse_opus(body: &Bytes) -> Result<Option<OpusMessage>, MediaError> {
     }
     MediaError::check_len(WHAT, body, 5)?;
     let packet_type = first & 0x0f;
-    if &body[1..5] != FOURCC_OPUS {
+    if body[1..5] != FOURCC_OPUS {
         return Err(MediaError::UnsupportedCodec(format!(
             "Enhanced RTMP audio {:?}",
             String::from_utf8_lossy(&body[1..5])
