@@ -382,50 +382,72 @@ impl Viewer {
             need_keyframe = false;
         }
         sub.gop.clear();
+        // Once the publisher left, what it sent before is still queued: send that, then end.
+        let mut ended = false;
         loop {
-            tokio::select! {
-                unit = sub.live.recv() => match unit {
-                    Ok(MediaUnit::Video(unit)) => {
-                        let Some((track, numbering)) = &mut self.video else { continue };
-                        if need_keyframe && !unit.keyframe {
-                            report.skipped += 1;
-                            continue;
-                        }
-                        need_keyframe = false;
-                        for packet in numbering.frame(unit.pts_90k, &unit.payloads) {
-                            if track.write_rtp(packet).await.is_err() {
-                                return;
-                            }
-                        }
-                        report.video_frames += 1;
+            let unit = if ended {
+                match sub.live.try_recv() {
+                    Ok(unit) => Ok(unit),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Err(broadcast::error::RecvError::Lagged(n))
                     }
-                    Ok(MediaUnit::Audio(unit)) => {
-                        let Some((track, numbering)) = &mut self.audio else { continue };
-                        let payload = [unit.payload.clone()];
-                        for packet in numbering.frame(unit.pts_48k, &payload) {
-                            if track.write_rtp(packet).await.is_err() {
-                                return;
-                            }
-                        }
-                        report.audio_packets += 1;
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        debug!(skipped = n, "viewer fell behind; waiting for a keyframe");
-                        report.skipped += n;
-                        need_keyframe = true;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = LiveStream::ended(&mut sub.ended) => return,
-                changed = self.states.changed() => {
-                    let state = *self.states.borrow_and_update();
-                    if changed.is_err()
-                        || matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
-                    {
-                        return;
-                    }
+                    Err(_) => return,
                 }
-                _ = crate::hub::stopped(stop) => return,
+            } else {
+                tokio::select! {
+                    biased;
+                    unit = sub.live.recv() => unit,
+                    _ = LiveStream::ended(&mut sub.ended) => {
+                        ended = true;
+                        continue;
+                    }
+                    changed = self.states.changed() => {
+                        let state = *self.states.borrow_and_update();
+                        if changed.is_err()
+                            || matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    _ = crate::hub::stopped(stop) => return,
+                }
+            };
+            match unit {
+                Ok(MediaUnit::Video(unit)) => {
+                    let Some((track, numbering)) = &mut self.video else {
+                        continue;
+                    };
+                    if need_keyframe && !unit.keyframe {
+                        report.skipped += 1;
+                        continue;
+                    }
+                    need_keyframe = false;
+                    for packet in numbering.frame(unit.pts_90k, &unit.payloads) {
+                        if track.write_rtp(packet).await.is_err() {
+                            return;
+                        }
+                    }
+                    report.video_frames += 1;
+                }
+                Ok(MediaUnit::Audio(unit)) => {
+                    let Some((track, numbering)) = &mut self.audio else {
+                        continue;
+                    };
+                    let payload = [unit.payload.clone()];
+                    for packet in numbering.frame(unit.pts_48k, &payload) {
+                        if track.write_rtp(packet).await.is_err() {
+                            return;
+                        }
+                    }
+                    report.audio_packets += 1;
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    debug!(skipped = n, "viewer fell behind; waiting for a keyframe");
+                    report.skipped += n;
+                    need_keyframe = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
