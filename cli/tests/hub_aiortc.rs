@@ -43,7 +43,8 @@ fn aiortc_decodes_video_and_audio_of_a_published_stream() {
     let hub = Hub::start("aiortc test secret");
     let name = "cam1";
     let _publisher = publish(&hub, &clip, name);
-    let listed = hub.wait_live(name, Duration::from_secs(15));
+    hub.wait_live(name, Duration::from_secs(15));
+    let listed = hub.wait_audio(name, Duration::from_secs(3));
     assert_eq!(listed["video"]["codec"], "h264", "{listed}");
     assert_eq!(listed["audio"]["codec"], "opus", "{listed}");
     assert_eq!(listed["whep"], format!("/whep/{name}"));

@@ -92,7 +92,8 @@ fn the_dev_page_plays_a_published_stream_and_chats_in_its_room() {
     let hub = Hub::start("browser test secret");
     let name = "demo";
     let _publisher = publish(&hub, &clip, name);
-    let listed = hub.wait_live(name, Duration::from_secs(15));
+    hub.wait_live(name, Duration::from_secs(15));
+    let listed = hub.wait_audio(name, Duration::from_secs(3));
     eprintln!("listed: {listed}");
     let listener = ChatListener::start(&hub, name);
     wait_until("the chat listener joined", Duration::from_secs(10), || {

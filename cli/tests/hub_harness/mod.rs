@@ -160,20 +160,31 @@ impl Hub {
             .cloned()
     }
 
-    /// Waits until `name` is listed with both video and audio; returns its entry.
+    /// Waits until `name` is listed with video; returns its entry.
     pub fn wait_live(&self, name: &str, within: Duration) -> Value {
         let mut entry = None;
-        wait_until(
-            &format!("{name} live with video and audio in /api/streams"),
-            within,
-            || {
-                entry = self.stream(name);
-                entry
-                    .as_ref()
-                    .is_some_and(|s| s["video"].is_object() && s["audio"].is_object())
-            },
-        );
+        wait_until(&format!("{name} live with video in /api/streams"), within, || {
+            entry = self.stream(name);
+            entry.as_ref().is_some_and(|s| s["video"].is_object())
+        });
         entry.unwrap()
+    }
+
+    /// Waits until `name` is listed with audio (Opus, transcoded from the clip's AAC).
+    pub fn wait_audio(&self, name: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let entry = self.stream(name).expect("the stream is live");
+            if entry["audio"].is_object() {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} has no audio in /api/streams after {within:?} although the clip has AAC \
+                 (is the hub built with core's `transcode` feature?): {entry}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A chat token signed with the hub's secret.

@@ -134,13 +134,14 @@ const player = {
       // 1. Offer, and wait for ICE gathering so that the offer holds every candidate.
       await pc.setLocalDescription(await pc.createOffer());
       await iceGatheringComplete(pc, 2000);
-      // 2. POST the offer; 201 carries the answer and the session's Location.
+      // 2. POST the offer; 201 carries the answer and the session's Location. The chat
+      //    token (when we have one) names us, so that watching and chatting count once
+      //    in the room's audience; watching works without it.
       const url = new URL(whepPath, API + '/').href;
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/sdp' },
-        body: pc.localDescription.sdp,
-      });
+      const headers = { 'Content-Type': 'application/sdp' };
+      const auth = await getToken(chatName()).catch(() => null);
+      if (auth) headers.Authorization = `Bearer ${auth.token}`;
+      const response = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
       if (response.status === 404) throw new Error('stream is not live (404)');
       if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${await response.text()}`);
       const location = response.headers.get('Location');
@@ -336,7 +337,7 @@ const chat = {
     setChatState('getting a token…');
     let auth;
     try {
-      auth = await getToken($('chat-name').value.trim() || defaultName);
+      auth = await getToken(chatName());
     } catch (error) {
       this.system(`no chat token: ${error.message}`, 'error');
       return this.scheduleReconnect();
@@ -371,6 +372,7 @@ const chat = {
       } catch (error) {
         this.system(`connect failed: ${error.code || ''} ${error.message}`, 'error');
         if (error.code === 'unauthorized') this.terminal = true;
+        if (error.code === 'token_expired') tokenCache = { user: null, promise: null }; // ask anew
         ws.close(1000, 'connect failed');
       }
     };
@@ -518,7 +520,7 @@ const chat = {
   async refreshToken() {
     if (params.get('token')) return this.system('token expiring (fixed ?token= cannot be refreshed)');
     try {
-      const auth = await getToken($('chat-name').value.trim() || defaultName);
+      const auth = await getToken(chatName(), { fresh: true });
       await this.command({ type: 'refresh', token: auth.token });
     } catch (error) {
       this.system(`token refresh failed: ${error.message}`, 'error');
@@ -560,8 +562,25 @@ const chat = {
   },
 };
 
-/** A chat token: ?token= when given, else a dev token from the hub (viewer, any room). */
-async function getToken(user) {
+const chatName = () => $('chat-name').value.trim() || defaultName;
+
+/** The last token asked for: the player and the chat share one per name. */
+let tokenCache = { user: null, promise: null };
+
+/**
+ * A chat token: ?token= when given, else a dev token from the hub (viewer, any room, 1 h),
+ * asked once per name unless `fresh` (the token is about to expire).
+ */
+function getToken(user, { fresh = false } = {}) {
+  if (fresh || tokenCache.user !== user) {
+    const promise = fetchToken(user);
+    tokenCache = { user, promise };
+    promise.catch(() => tokenCache.promise === promise && (tokenCache = { user: null, promise: null }));
+  }
+  return tokenCache.promise;
+}
+
+async function fetchToken(user) {
   const fixed = params.get('token');
   const defaultChat = params.get('chat') || `${API.replace(/^http/, 'ws')}/chat`;
   if (fixed) return { token: fixed, chat: defaultChat };
@@ -570,7 +589,7 @@ async function getToken(user) {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ user }),
   });
-  if (!response.ok) throw new Error(`POST /api/token answered ${response.status}`);
+  if (!response.ok) throw new Error(`POST /api/token answered ${response.status}: ${await response.text()}`);
   const body = await response.json();
   return { token: body.token, chat: params.get('chat') || body.chat || defaultChat };
 }
