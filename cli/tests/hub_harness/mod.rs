@@ -163,10 +163,14 @@ impl Hub {
     /// Waits until `name` is listed with video; returns its entry.
     pub fn wait_live(&self, name: &str, within: Duration) -> Value {
         let mut entry = None;
-        wait_until(&format!("{name} live with video in /api/streams"), within, || {
-            entry = self.stream(name);
-            entry.as_ref().is_some_and(|s| s["video"].is_object())
-        });
+        wait_until(
+            &format!("{name} live with video in /api/streams"),
+            within,
+            || {
+                entry = self.stream(name);
+                entry.as_ref().is_some_and(|s| s["video"].is_object())
+            },
+        );
         entry.unwrap()
     }
 

@@ -52,7 +52,7 @@ function describeStream(s) {
   else parts.push('no video');
   if (s.audio) parts.push(`${s.audio.codec}${s.audio.source ? ` (from ${s.audio.source})` : ''}`);
   if (s.bitrate_kbps != null) parts.push(`${s.bitrate_kbps} kbit/s`);
-  parts.push(`${s.viewers ?? 0} viewers`);
+  parts.push(s.viewers === 1 ? '1 viewer' : `${s.viewers ?? 0} viewers`);
   if (s.live_for_ms != null) parts.push(`live ${formatDuration(s.live_for_ms)}`);
   return parts.join(' · ');
 }
@@ -81,10 +81,25 @@ async function pollStreams() {
     renderStreams();
     const wanted = params.get('stream');
     if (wanted && !streams.selected && streams.list.some((s) => s.name === wanted)) select(wanted);
+    followSelected();
   } catch (error) {
     $('streams-state').textContent = `stream list unavailable (${error.message})`;
   }
   setTimeout(pollStreams, 2000);
+}
+
+/** The picked stream ended: stop watching (chat stays); it came back: watch again. */
+function followSelected() {
+  const name = streams.selected;
+  const info = name && streams.list.find((s) => s.name === name);
+  if (name && !info && player.name === name) {
+    player.leave().then(() => {
+      player.ended = name;
+      showStatus();
+    });
+  } else if (info && player.ended === name && player.name !== name) {
+    player.watch(name, info.whep || `/whep/${encodeURIComponent(name)}`);
+  }
 }
 
 /** Picks a stream: watch it and chat in its room (the room of a stream is its name). */
@@ -109,9 +124,11 @@ const player = {
   firstFrameMs: null,
   lastSample: null, // previous getStats figures, for rates
   error: null,
+  ended: null, // the stream we watched until it ended, to watch again when it is back
 
   async watch(name, whepPath) {
     await this.leave();
+    this.ended = null;
     this.name = name;
     this.error = null;
     this.firstFrameMs = null;
@@ -256,6 +273,10 @@ function iceGatheringComplete(pc, capMs) {
 }
 
 async function showStatus() {
+  if (player.ended && !player.pc) {
+    $('status').textContent = `${player.ended} ended: watching again when it is back`;
+    return;
+  }
   if (!player.pc && !player.error) {
     $('status').textContent = 'pick a stream';
     return;
@@ -645,6 +666,7 @@ function start() {
   $('mute').addEventListener('click', toggleMute);
   $('leave').addEventListener('click', () => {
     streams.selected = null;
+    player.ended = null;
     renderStreams();
     player.leave().then(showStatus);
   });
