@@ -158,7 +158,13 @@ const player = {
       const headers = { 'Content-Type': 'application/sdp' };
       const auth = await getToken(chatName()).catch(() => null);
       if (auth) headers.Authorization = `Bearer ${auth.token}`;
-      const response = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
+      const post = () => fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
+      let response = await post();
+      if (response.status === 401 && headers.Authorization) {
+        // An expired or foreign token: the hub refuses it, but watching needs none.
+        delete headers.Authorization;
+        response = await post();
+      }
       if (response.status === 404) throw new Error('stream is not live (404)');
       if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${await response.text()}`);
       const location = response.headers.get('Location');
