@@ -99,6 +99,25 @@ pub struct TokenResponse {
     pub chat: String,
 }
 
+/// `OPTIONS /api/token`: CORS preflight, so that a page served elsewhere can get tokens.
+pub async fn token_options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::HeaderValue::from_static("Content-Type"),
+    );
+    response
+}
+
 /// `POST /api/token`: a viewer token, so that the development page can chat without a
 /// token service. Disabled with `dev_tokens: false`.
 pub(crate) async fn token(
@@ -131,9 +150,14 @@ pub(crate) async fn token(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| hub.http_addr.to_string());
-    Json(TokenResponse {
+    let mut response = Json(TokenResponse {
         token,
         chat: format!("ws://{host}/chat"),
     })
-    .into_response()
+    .into_response();
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
 }

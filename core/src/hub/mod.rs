@@ -198,7 +198,7 @@ impl Hub {
             .route("/app.js", get(page::app_js))
             .route("/style.css", get(page::style_css))
             .route("/api/streams", get(api::streams))
-            .route("/api/token", post(api::token))
+            .route("/api/token", post(api::token).options(api::token_options))
             .route("/whep/{name}", post(egress::post).options(egress::options))
             .route(
                 "/whep/{name}/{id}",

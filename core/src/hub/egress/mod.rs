@@ -1,6 +1,10 @@
 //! WHEP egress (draft-ietf-wish-whep): `POST /whep/{name}` with an SDP offer creates a
 //! viewer and answers `201 Created` with the SDP answer and the session's `Location`;
 //! `DELETE` on that location ends it. A stream that is not live answers `404`.
+//!
+//! Watching needs no token. A viewer may send its chat token as `Authorization: Bearer`
+//! so that the room counts it once (as the chat member it also is); a token that is sent
+//! must be valid (`401` otherwise: a wrong token is a bug worth seeing, not anonymity).
 
 pub mod rtp;
 pub mod viewer;
