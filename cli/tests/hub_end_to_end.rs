@@ -3,56 +3,21 @@
 //! and streams that are not live.
 
 mod common;
+mod hub_harness;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::hub::{HubProc, assert_contiguous_run, picture_hashes};
 use common::{Proc, STREAMHUB, streamhub, tempdir, wait_until};
-
-/// A browser-friendly clip: H.264 Constrained Baseline (no B-frames), 1 s GOP, AAC.
-fn baseline_clip(path: &std::path::Path, seconds: u32) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "baseline",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-g", "30", "-b:v", "800k"])
-        .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv"])
-        .arg(path)
-        .status()
-        .expect("running ffmpeg");
-    assert!(status.success(), "ffmpeg could not make the clip");
-}
-
-fn publish(input: &std::path::Path, url: &str) -> Proc {
-    Proc::spawn(
-        "publish",
-        Command::new(STREAMHUB)
-            .arg("publish")
-            .arg(input)
-            .arg(url)
-            .args(["--realtime", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-}
+use hub_harness::{Hub, assert_contiguous_run, baseline_clip, picture_hashes, publish};
 
 #[test]
 fn published_pictures_play_back_bit_identical_from_the_first_keyframe() {
     let dir = tempdir();
     let clip = dir.path().join("clip.flv");
     baseline_clip(&clip, 8);
-    let hub = HubProc::start(&["--secret", "s"]);
-    let mut publisher = publish(&clip, &format!("{}/demo", hub.rtmp));
+    let hub = Hub::start("s");
+    let mut publisher = publish(&hub, &clip, "demo");
     wait_until("the stream is live", Duration::from_secs(10), || {
         hub.stream("demo")
             .is_some_and(|s| s["video_frames"].as_u64() > Some(45))
@@ -73,7 +38,7 @@ fn published_pictures_play_back_bit_identical_from_the_first_keyframe() {
     let (output, _) = streamhub(
         &[
             "play",
-            &hub.whep("demo"),
+            &hub.whep_url("demo"),
             "--record",
             recording.to_str().expect("utf-8 path"),
             "--json",
@@ -116,11 +81,11 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
     let dir = tempdir();
     let clip = dir.path().join("clip.flv");
     baseline_clip(&clip, 6);
-    let hub = HubProc::start(&["--secret", "s", "--stream", "studio:k3y"]);
+    let hub = Hub::start_with("s", &["--stream", "studio:k3y"]);
 
     // Not live: 404.
     let (output, _) = streamhub(
-        &["play", &hub.whep("studio"), "--timeout", "5"],
+        &["play", &hub.whep_url("studio"), "--timeout", "5"],
         Duration::from_secs(20),
     );
     let line = common::error_line(&output);
@@ -131,7 +96,7 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
         &[
             "publish",
             clip.to_str().expect("utf-8 path"),
-            &format!("{}/studio", hub.rtmp),
+            &hub.rtmp_url("studio"),
         ],
         Duration::from_secs(20),
     );
@@ -143,7 +108,7 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
     assert!(hub.stream("studio").is_none());
 
     // The right key publishes it, under its name.
-    let _first = publish(&clip, &format!("{}/k3y", hub.rtmp));
+    let _first = publish(&hub, &clip, "k3y");
     wait_until("studio is live", Duration::from_secs(10), || {
         hub.stream("studio").is_some()
     });
@@ -153,7 +118,7 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
         &[
             "publish",
             clip.to_str().expect("utf-8 path"),
-            &format!("{}/k3y", hub.rtmp),
+            &hub.rtmp_url("k3y"),
         ],
         Duration::from_secs(20),
     );
@@ -171,7 +136,7 @@ fn keys_second_publishers_and_streams_that_are_not_live() {
 
     // A viewer of the live stream by its name gets pictures.
     let (output, _) = streamhub(
-        &["play", &hub.whep("studio"), "--duration", "2", "--json"],
+        &["play", &hub.whep_url("studio"), "--duration", "2", "--json"],
         Duration::from_secs(20),
     );
     let report = common::report(&output);
@@ -183,12 +148,12 @@ fn a_viewer_that_vanishes_is_cleaned_up() {
     let dir = tempdir();
     let clip = dir.path().join("clip.flv");
     baseline_clip(&clip, 30);
-    let hub = HubProc::start(&["--secret", "s"]);
-    let _publisher = publish(&clip, &format!("{}/gone", hub.rtmp));
+    let hub = Hub::start("s");
+    let _publisher = publish(&hub, &clip, "gone");
     wait_until("the stream is live", Duration::from_secs(10), || {
         hub.stream("gone").is_some()
     });
-    let viewers = |hub: &HubProc| {
+    let viewers = |hub: &Hub| {
         hub.stream("gone")
             .and_then(|s| s["whep_viewers"].as_u64())
             .unwrap_or(0)
@@ -196,7 +161,7 @@ fn a_viewer_that_vanishes_is_cleaned_up() {
     let mut viewer = Proc::spawn(
         "play",
         Command::new(STREAMHUB)
-            .args(["play", &hub.whep("gone")])
+            .args(["play", &hub.whep_url("gone")])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
@@ -213,7 +178,7 @@ fn a_viewer_that_vanishes_is_cleaned_up() {
     );
     // A viewer that leaves properly is gone at once.
     let (output, _) = streamhub(
-        &["play", &hub.whep("gone"), "--duration", "1"],
+        &["play", &hub.whep_url("gone"), "--duration", "1"],
         Duration::from_secs(20),
     );
     assert!(output.status.success());

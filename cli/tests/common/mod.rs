@@ -3,8 +3,6 @@
 //! condition against a deadline; nothing sleeps and hopes.
 #![allow(dead_code)]
 
-pub mod hub;
-
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -55,11 +55,17 @@ impl Hub {
     /// Starts `streamhub hub --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --secret S` and reads the
     /// four endpoint lines it prints first (chat, rtmp, whep, page, in that order).
     pub fn start(secret: &str) -> Hub {
+        Hub::start_with(secret, &[])
+    }
+
+    /// [`Hub::start`] with more `streamhub hub` arguments (e.g. `--stream NAME:KEY`).
+    pub fn start_with(secret: &str, extra: &[&str]) -> Hub {
         let dir = tempdir();
         let log = dir.path().join("hub.log");
         let mut child = Command::new(STREAMHUB)
             .args(["hub", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
             .args(["--secret", secret])
+            .args(extra)
             .env("STREAMHUB_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -249,4 +255,59 @@ pub fn publish(hub: &Hub, clip: &Path, name: &str) -> Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
+}
+
+/// The MD5 of every decoded picture of a video file, in decode output order; fails on
+/// any decoder error.
+pub fn picture_hashes(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framemd5",
+            "-",
+        ])
+        .output()
+        .expect("running ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        errors.trim().is_empty(),
+        "decoder errors in {}: {errors}",
+        path.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+/// Where `played` starts in `source`, checking that it is one contiguous, identical run.
+pub fn assert_contiguous_run(source: &[String], played: &[String]) -> usize {
+    assert!(!played.is_empty(), "nothing was played");
+    let start = source
+        .iter()
+        .position(|h| *h == played[0])
+        .expect("the first played picture is not in the source");
+    assert!(
+        start + played.len() <= source.len(),
+        "played {} pictures from source picture {start}, but the source has {}",
+        played.len(),
+        source.len()
+    );
+    for (i, hash) in played.iter().enumerate() {
+        assert_eq!(
+            hash,
+            &source[start + i],
+            "played picture {i} differs from source picture {}",
+            start + i
+        );
+    }
+    start
 }

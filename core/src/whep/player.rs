@@ -668,7 +668,14 @@ async fn track_loop(
             },
             _ = sleep => {}
         }
-        while let Some(out) = jitter.pop(Instant::now()) {
+        // After a goodbye, packets still held for reordering are complete or never
+        // coming: release them all, hand out what assembles, then end the track.
+        let release_until = if said_goodbye {
+            Instant::now() + shared.latency * 2
+        } else {
+            Instant::now()
+        };
+        while let Some(out) = jitter.pop(release_until) {
             let packet = match out {
                 JitterOutput::Packet(packet) => packet,
                 JitterOutput::Lost(n) => {
@@ -695,25 +702,6 @@ async fn track_loop(
             deliver(&shared, &frames, media, &mut pending_discontinuity);
         }
         if said_goodbye {
-            // Packets still held for reordering are complete or never coming: hand out
-            // what assembles, then end the track.
-            let drain_at = Instant::now() + shared.latency * 2;
-            while let Some(out) = jitter.pop(drain_at) {
-                if let JitterOutput::Packet(packet) = out
-                    && let Some(frame) = assembler.push(&packet)
-                {
-                    let timestamp_us = clock.to_player_us(frame.timestamp, player_now_us());
-                    let media = MediaFrame {
-                        kind,
-                        codec: codec.clone(),
-                        data: frame.data,
-                        timestamp_us,
-                        keyframe: frame.keyframe,
-                        discontinuity: frame.discontinuity,
-                    };
-                    deliver(&shared, &frames, media, &mut pending_discontinuity);
-                }
-            }
             info!(?kind, ssrc, "the sender ended the track (RTCP BYE)");
             shared.goodbyes.send_modify(|n| *n += 1);
             break;
