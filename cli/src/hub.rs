@@ -85,11 +85,13 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         .local_addr()
         .map_err(|e| format!("reading the bound address: {e}"))?;
     // The first stdout lines name the endpoints, for scripts and tests.
-    println!("chat: ws://{http_addr}/chat");
-    println!("rtmp: rtmp://{rtmp_addr}/live");
-    println!("whep: http://{http_addr}/whep/{{name}}");
-    println!("page: http://{http_addr}/");
-    let _ = std::io::stdout().flush();
+    // A closed stdout (the reader went away) must not take the hub down: no println!.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "chat: ws://{http_addr}/chat");
+    let _ = writeln!(out, "rtmp: rtmp://{rtmp_addr}/live");
+    let _ = writeln!(out, "whep: http://{http_addr}/whep/{{name}}");
+    let _ = writeln!(out, "page: http://{http_addr}/");
+    let _ = out.flush();
     if made {
         eprintln!("no --secret given: this run's secret is {secret}");
         eprintln!(

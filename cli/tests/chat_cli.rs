@@ -13,7 +13,8 @@ use serde_json::Value;
 /// A running hub and its chat URL.
 fn start_hub(secret: &str, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(STREAMHUB)
-        .args(["hub", "--http", "127.0.0.1:0", "--secret", secret])
+        .args(["hub", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+        .args(["--secret", secret])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -22,8 +23,11 @@ fn start_hub(secret: &str, extra: &[&str]) -> (Proc, String) {
         .expect("starting the hub");
     let stdout = child.stdout.take().unwrap();
     let hub = Proc::adopt("hub", child);
+    let mut stdout = BufReader::new(stdout);
     let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).unwrap();
+    stdout.read_line(&mut first).unwrap();
+    // Keep reading, so the hub never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let url = first
         .trim()
         .strip_prefix("chat: ")

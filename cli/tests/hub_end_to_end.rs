@@ -186,3 +186,61 @@ fn a_viewer_that_vanishes_is_cleaned_up() {
         viewers(&hub) == 0
     });
 }
+
+#[test]
+fn garbage_on_the_rtmp_port_is_dropped_and_the_hub_keeps_serving() {
+    use std::io::{Read, Write};
+    let mut hub = Hub::start("s");
+    let addr = hub
+        .rtmp
+        .strip_prefix("rtmp://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("rtmp address")
+        .to_string();
+    // Each attempt must be hung up on by the hub, not hang and not take the hub down.
+    let attempts: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "HTTP on the RTMP port",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("a handshake, then chunk garbage", {
+            let mut bytes = vec![3u8];
+            bytes.extend((0..1536 + 1536).map(|i| (i * 7 % 251) as u8));
+            bytes.extend((0..4096).map(|i| (i * 31 % 256) as u8));
+            bytes
+        }),
+        ("a truncated handshake", vec![3u8; 700]),
+    ];
+    for (what, bytes) in attempts {
+        let mut socket = std::net::TcpStream::connect(&addr).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(25)))
+            .expect("timeout");
+        let _ = socket.write_all(&bytes);
+        if what == "a truncated handshake" {
+            // Nothing more comes: the hub's handshake deadline must end it.
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+        let mut sink = Vec::new();
+        let closed = socket.read_to_end(&mut sink);
+        assert!(
+            closed.is_ok()
+                || closed
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{what}: the hub did not hang up ({closed:?})"
+        );
+    }
+    let status = hub.proc.child.try_wait().expect("try_wait");
+    assert!(status.is_none(), "the hub died: {status:?}\n{}", hub.log());
+    // ... and a real publisher still goes live.
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 3);
+    let _publisher = publish(&hub, &clip, "after");
+    wait_until(
+        "a stream after the garbage",
+        Duration::from_secs(10),
+        || hub.stream("after").is_some(),
+    );
+}
