@@ -141,7 +141,12 @@ async fn play(
             _ = super::stop_requested(stop) => return Outcome::Stop,
             frame = player.next_frame() => {
                 let Some(mut frame) = frame else {
-                    return Outcome::Lost("the peer connection failed or closed".into());
+                    let why = if player.ended_by_sender() {
+                        "the stream ended (the sender said goodbye)"
+                    } else {
+                        "the peer connection failed or closed"
+                    };
+                    return Outcome::Lost(why.into());
                 };
                 deadline = Instant::now() + stall_timeout;
                 if first {

@@ -446,6 +446,12 @@ impl Player {
         self.frames.try_recv().ok()
     }
 
+    /// True when the sender ended the stream (RTCP BYE) rather than the connection
+    /// failing: the stream is over, not the network.
+    pub fn ended_by_sender(&self) -> bool {
+        *self.shared.goodbyes.borrow() > 0
+    }
+
     /// The WHEP session resource on the server.
     pub fn resource(&self) -> &Url {
         &self.resource
