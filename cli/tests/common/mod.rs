@@ -4,131 +4,17 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `streamhub` binary under test.
 pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 
-/// A child process killed and reaped when dropped.
-pub struct Proc {
-    pub child: Child,
-    name: String,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, command: &mut Command) -> Proc {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc {
-            child,
-            name: name.to_string(),
-        }
-    }
-
-    /// Takes ownership of a child started elsewhere (e.g. with piped stdio).
-    pub fn adopt(name: &str, child: Child) -> Proc {
-        Proc {
-            child,
-            name: name.to_string(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Kills the process now (SIGKILL) and reaps it.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the process to exit by itself.
-    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {within:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `condition` every 20 ms until it holds or `within` passes (then panics with `what`).
-pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
-
-/// Waits until a socket listens on 127.0.0.1:port, asking `ss` (never connecting:
-/// ffmpeg's listener accepts exactly one connection).
-pub fn wait_listen(port: u16) {
-    wait_until(
-        &format!("a listener on 127.0.0.1:{port}"),
-        Duration::from_secs(10),
-        || {
-            let out = Command::new("ss")
-                .args(["-Hltn", &format!("sport = :{port}")])
-                .output()
-                .expect("running ss");
-            String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}"))
-        },
-    );
-}
-
-/// A fresh temporary directory, removed on drop.
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("streamhub-test-")
-        .tempdir()
-        .expect("tempdir")
-}
-
-fn run_checked(what: &str, command: &mut Command) {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "../../../tests/support/process.rs"]
+mod process;
+#[allow(unused_imports)]
+pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.
 /// `extra` goes before the output name (e.g. `-output_ts_offset`).
@@ -256,10 +142,7 @@ pub fn streamhub(args: &[&str], limit: Duration) -> (Output, Duration) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting streamhub");
-    let mut proc = Proc {
-        child,
-        name: "streamhub".into(),
-    };
+    let mut proc = Proc::adopt("streamhub", child);
     proc.wait_exit(limit);
     let child = std::mem::replace(
         &mut proc.child,

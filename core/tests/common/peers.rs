@@ -1,102 +1,16 @@
-//! Real peers for the session tests (copied in part from `cli/tests/common`): nginx-rtmp
+//! Real peers for the session tests (the process helpers are shared with `cli/tests/common` through `tests/support`): nginx-rtmp
 //! and the aiortc WHEP sender on loopback, each process killed by PID on drop, ffmpeg to
 //! make clips and ffprobe to read recordings. Waits poll a condition against a deadline.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A child process killed (by PID) and reaped when dropped.
-pub struct Proc {
-    pub child: Child,
-    name: String,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, command: &mut Command) -> Proc {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc {
-            child,
-            name: name.to_string(),
-        }
-    }
-
-    /// Kills the process now (SIGKILL) and reaps it.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-        let _ = &self.name;
-    }
-}
-
-/// Polls `condition` every 20 ms until it holds or `within` passes (blocking).
-pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
-
-/// Waits until a socket listens on 127.0.0.1:port, asking `ss` (never connecting).
-pub fn wait_listen(port: u16) {
-    wait_until(
-        &format!("a listener on 127.0.0.1:{port}"),
-        Duration::from_secs(15),
-        || {
-            let out = Command::new("ss")
-                .args(["-Hltn", &format!("sport = :{port}")])
-                .output()
-                .expect("running ss");
-            String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}"))
-        },
-    );
-}
-
-/// A fresh temporary directory, removed on drop.
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("streamhub-session-")
-        .tempdir()
-        .expect("tempdir")
-}
-
-fn run_checked(what: &str, command: &mut Command) {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "../../../tests/support/process.rs"]
+mod process;
+#[allow(unused_imports)]
+pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 
 /// An FLV clip: H.264 constrained baseline (no B-frames), a keyframe every 30 frames,
 /// AAC, 320x240 at 30 fps.

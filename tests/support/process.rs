@@ -1,0 +1,127 @@
+//! Process and wait helpers shared by the integration tests of every crate (included
+//! with `#[path]` from each crate's `tests/common`): a child process owned by a guard
+//! that kills it by PID on drop, waits that poll a condition against a deadline, free
+//! loopback ports, temporary directories.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// Takes ownership of a child started elsewhere (e.g. with piped stdio).
+    pub fn adopt(name: &str, child: Child) -> Proc {
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `within` passes (then panics with `what`).
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// Waits until a socket listens on 127.0.0.1:port, asking `ss` (never connecting:
+/// ffmpeg's listener accepts exactly one connection).
+pub fn wait_listen(port: u16) {
+    wait_until(
+        &format!("a listener on 127.0.0.1:{port}"),
+        Duration::from_secs(15),
+        || {
+            let out = Command::new("ss")
+                .args(["-Hltn", &format!("sport = :{port}")])
+                .output()
+                .expect("running ss");
+            String::from_utf8_lossy(&out.stdout).contains(&format!("127.0.0.1:{port}"))
+        },
+    );
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("streamhub-test-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+pub fn run_checked(what: &str, command: &mut Command) {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
