@@ -15,6 +15,10 @@ pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 mod process;
 #[allow(unused_imports)]
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
+#[path = "../../../tests/support/aiortc.rs"]
+mod aiortc;
+#[allow(unused_imports)]
+pub use aiortc::{AiortcWhep, peers_python};
 
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.
 /// `extra` goes before the output name (e.g. `-output_ts_offset`).
@@ -359,64 +363,6 @@ impl FfmpegListener {
 
     pub fn url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
-    }
-}
-
-/// The venv python with aiortc (made by `scripts/setup-peers.sh`).
-pub fn peers_python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join("target/peers-venv/bin/python");
-    if !python.exists() {
-        run_checked(
-            "scripts/setup-peers.sh",
-            Command::new("bash").arg(root.join("scripts/setup-peers.sh")),
-        );
-    }
-    python
-}
-
-/// The aiortc WHEP server of `tests/peers/`, on a free loopback port.
-pub struct AiortcWhep {
-    pub proc: Proc,
-    pub port: u16,
-}
-
-impl AiortcWhep {
-    pub fn start(args: &[&str]) -> AiortcWhep {
-        let port = free_port();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/aiortc_whep_sender.py");
-        let proc = Proc::spawn(
-            "aiortc WHEP server",
-            Command::new(peers_python())
-                .arg(script)
-                .args(["--port", &port.to_string()])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        wait_listen(port);
-        AiortcWhep { proc, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/whep/test", self.port)
-    }
-
-    /// The server's counters (GET /stats).
-    pub fn stats(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stats");
-        socket.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        socket
-            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("stats request");
-        let mut response = String::new();
-        socket
-            .read_to_string(&mut response)
-            .expect("stats response");
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats {body:?}: {e}"))
     }
 }
 

@@ -11,6 +11,10 @@ use std::time::Duration;
 mod process;
 #[allow(unused_imports)]
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
+#[path = "../../../tests/support/aiortc.rs"]
+mod aiortc;
+#[allow(unused_imports)]
+pub use aiortc::{AiortcWhep, peers_python};
 
 /// An FLV clip: H.264 constrained baseline (no B-frames), a keyframe every 30 frames,
 /// AAC, 320x240 at 30 fps.
@@ -166,59 +170,5 @@ impl Nginx {
                     .unwrap_or(false)
             },
         );
-    }
-}
-
-/// The venv python with aiortc: `$CARGO_TARGET_DIR/peers-venv` when the tests run with
-/// a target directory of their own, else the workspace's `target/peers-venv` (made by
-/// `scripts/setup-peers.sh` when missing).
-pub fn peers_python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        let python = Path::new(&dir).join("peers-venv/bin/python");
-        if python.exists() {
-            return python;
-        }
-    }
-    let python = root.join("target/peers-venv/bin/python");
-    if !python.exists() {
-        run_checked(
-            "scripts/setup-peers.sh",
-            Command::new("bash").arg(root.join("scripts/setup-peers.sh")),
-        );
-    }
-    python
-}
-
-/// The aiortc WHEP server of `tests/peers/`.
-pub struct AiortcWhep {
-    pub proc: Proc,
-    pub port: u16,
-}
-
-impl AiortcWhep {
-    pub fn start(args: &[&str]) -> AiortcWhep {
-        AiortcWhep::start_on(free_port(), args)
-    }
-
-    /// On a given port (to come back where a killed sender was).
-    pub fn start_on(port: u16, args: &[&str]) -> AiortcWhep {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/aiortc_whep_sender.py");
-        let proc = Proc::spawn(
-            "aiortc WHEP server",
-            Command::new(peers_python())
-                .arg(script)
-                .args(["--port", &port.to_string()])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        wait_listen(port);
-        AiortcWhep { proc, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/whep/test", self.port)
     }
 }
