@@ -366,15 +366,13 @@ impl FfmpegListener {
     }
 }
 
-/// Decodes a video file with ffmpeg (failing on any decoder error) and reads the 16-bit
-/// frame counter the aiortc server stamps into the top row of each picture.
-pub fn decoded_frame_counters(path: &Path, width: usize, height: usize) -> Vec<u16> {
+/// Runs `ffmpeg -i path <output_args>` and returns its stdout, failing the test on any
+/// decoder error or message.
+pub fn decode_checked(path: &Path, output_args: &[&str]) -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        // One picture per decoded frame (no rate conversion), timestamps kept in µs.
-        .args(["-fps_mode", "passthrough", "-enc_time_base", "1:1000000"])
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args(output_args)
         .output()
         .expect("running ffmpeg");
     assert!(out.status.success(), "ffmpeg failed on {}", path.display());
@@ -385,7 +383,27 @@ pub fn decoded_frame_counters(path: &Path, width: usize, height: usize) -> Vec<u
         path.display()
     );
     out.stdout
-        .chunks_exact(width * height)
+}
+
+/// Decodes a video file with ffmpeg (failing on any decoder error) and reads the 16-bit
+/// frame counter the aiortc server stamps into the top row of each picture.
+pub fn decoded_frame_counters(path: &Path, width: usize, height: usize) -> Vec<u16> {
+    let raw = decode_checked(
+        path,
+        // One picture per decoded frame (no rate conversion), timestamps kept in µs.
+        &[
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "1:1000000",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+    );
+    raw.chunks_exact(width * height)
         .map(|frame| {
             (0..16).fold(0u16, |value, bit| {
                 (value << 1) | u16::from(frame[8 * width + bit * 16 + 8] > 128)

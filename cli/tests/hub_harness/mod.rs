@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Proc, STREAMHUB, make_clip, tempdir, wait_until};
+use crate::common::{Proc, STREAMHUB, decode_checked, make_clip, tempdir, wait_until};
 
 /// The workspace root (the folder holding `tests/`, `scripts/`, `.ci/`).
 pub fn workspace_root() -> PathBuf {
@@ -260,10 +260,9 @@ pub fn publish(hub: &Hub, clip: &Path, name: &str) -> Proc {
 /// The MD5 of every decoded picture of a video file, in decode output order; fails on
 /// any decoder error.
 pub fn picture_hashes(path: &Path) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args([
+    let out = decode_checked(
+        path,
+        &[
             "-map",
             "0:v:0",
             "-fps_mode",
@@ -271,17 +270,9 @@ pub fn picture_hashes(path: &Path) -> Vec<String> {
             "-f",
             "framemd5",
             "-",
-        ])
-        .output()
-        .expect("running ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        errors.trim().is_empty(),
-        "decoder errors in {}: {errors}",
-        path.display()
+        ],
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out)
         .lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.rsplit(',').next().map(|h| h.trim().to_string()))

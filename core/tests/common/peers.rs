@@ -1,6 +1,8 @@
-//! Real peers for the session tests (the process helpers are shared with `cli/tests/common` through `tests/support`): nginx-rtmp
-//! and the aiortc WHEP sender on loopback, each process killed by PID on drop, ffmpeg to
-//! make clips and ffprobe to read recordings. Waits poll a condition against a deadline.
+//! Real peers for the session tests: nginx-rtmp and the aiortc WHEP sender on loopback,
+//! each process killed by PID on drop, ffmpeg to make clips and ffprobe to read
+//! recordings (an unreadable recording reads as empty, for polling). Waits poll a
+//! condition against a deadline; the process helpers and the aiortc peer are shared
+//! with `cli/tests/common` through `tests/support/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
