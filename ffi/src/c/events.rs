@@ -1,0 +1,463 @@
+//! What C callbacks receive: session events, stats, states and frames as flat C
+//! structs, with the strings they point to kept alive for the duration of the call.
+
+use std::ffi::{CString, c_char, c_void};
+
+use streamhub::session::{FailReason, SessionEvent, SessionState, SessionStats};
+use streamhub::whep::{Codec, MediaFrame, MediaKind};
+
+use crate::dispatch::EventSink;
+use crate::session::FrameSink;
+
+/// Where a session is in its life (see `streamhub_event` for the details that go with
+/// each state).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_state {
+    /// Created, nothing started.
+    STREAMHUB_STATE_IDLE = 0,
+    /// Opening the first connection.
+    STREAMHUB_STATE_CONNECTING = 1,
+    /// Media flows.
+    STREAMHUB_STATE_LIVE = 2,
+    /// The connection was lost; the session reconnects by itself.
+    STREAMHUB_STATE_RECONNECTING = 3,
+    /// Stopped by the app. Final.
+    STREAMHUB_STATE_ENDED = 4,
+    /// Stopped by an error retrying cannot fix. Final.
+    STREAMHUB_STATE_FAILED = 5,
+}
+
+/// Why a session failed (with `STREAMHUB_STATE_FAILED`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_fail_reason {
+    /// Not failed.
+    STREAMHUB_FAIL_NONE = 0,
+    /// The configuration cannot work.
+    STREAMHUB_FAIL_INVALID_CONFIG = 1,
+    /// The server refused the credentials (WHEP 401/403).
+    STREAMHUB_FAIL_UNAUTHORIZED = 2,
+    /// The server refused the stream (wrong application, refused or busy key).
+    STREAMHUB_FAIL_REJECTED = 3,
+    /// The stream does not exist (WHEP 404 after every retry).
+    STREAMHUB_FAIL_NOT_FOUND = 4,
+    /// The TLS handshake failed.
+    STREAMHUB_FAIL_TLS = 5,
+    /// The server could not be reached after every attempt allowed.
+    STREAMHUB_FAIL_UNREACHABLE = 6,
+    /// A reason this version does not know.
+    STREAMHUB_FAIL_OTHER = 7,
+}
+
+/// A state with its details.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct streamhub_state_info {
+    /// The state.
+    pub state: streamhub_state,
+    /// Why, for `STREAMHUB_STATE_FAILED`.
+    pub fail_reason: streamhub_fail_reason,
+    /// Connecting: retries so far (0 for the first try); reconnecting: the attempt to
+    /// come (1, 2, …).
+    pub attempt: u32,
+    /// Reconnecting: milliseconds until the next attempt.
+    pub retry_in_ms: u64,
+}
+
+/// Counters of a session (`streamhub_session_stats`, `STREAMHUB_EVENT_STATS`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct streamhub_stats {
+    /// The state now.
+    pub state: streamhub_state,
+    /// Milliseconds since the session was created.
+    pub uptime_ms: u64,
+    /// Milliseconds spent Live.
+    pub time_live_ms: u64,
+    /// Milliseconds spent Reconnecting.
+    pub time_reconnecting_ms: u64,
+    /// Milliseconds from creation to the first Live; -1 before.
+    pub time_to_live_ms: i64,
+    /// Times the session went Live again after a loss.
+    pub reconnects: u32,
+    /// Video frames sent (broadcast) or delivered (watch).
+    pub video_frames: u64,
+    /// Audio frames sent or delivered.
+    pub audio_frames: u64,
+    /// Bytes sent (RTMP framing included) or frame bytes delivered.
+    pub bytes: u64,
+    /// Frames dropped (sent while not Live; not taken by the app in time).
+    pub frames_dropped: u64,
+    /// Watch: RTP packets received on the current connection.
+    pub packets_received: u64,
+    /// Watch: RTP packets lost on the current connection.
+    pub packets_lost: u64,
+    /// True while connected to the chat server.
+    pub chat_connected: bool,
+    /// Chat messages delivered.
+    pub chat_messages_received: u64,
+    /// Chat messages acknowledged by the server.
+    pub chat_messages_sent: u64,
+    /// Chat messages refused for good.
+    pub chat_send_failures: u64,
+    /// The room's audience as last pushed; -1 when unknown.
+    pub viewers: i64,
+    /// Events dropped because the app's callback was too slow.
+    pub events_dropped: u64,
+}
+
+/// What happened (which fields of `streamhub_event` are set).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_event_kind {
+    /// `state`; `text`: why (reconnecting, failed), else "".
+    STREAMHUB_EVENT_STATE_CHANGED = 0,
+    /// `stats`.
+    STREAMHUB_EVENT_STATS = 1,
+    /// `reconnect`: true after a drop.
+    STREAMHUB_EVENT_CHAT_CONNECTED = 2,
+    /// `text`: why; `state.retry_in_ms`: when the chat client tries again.
+    STREAMHUB_EVENT_CHAT_DISCONNECTED = 3,
+    /// `room`, `viewers`.
+    STREAMHUB_EVENT_CHAT_JOINED = 4,
+    /// A chat message, exactly once and in order: `room`, `seq`, `message_id`,
+    /// `timestamp_ms`, `user_id`, `user_name`, `text`, `client_msg_id`, `deleted`.
+    STREAMHUB_EVENT_CHAT_MESSAGE = 5,
+    /// A message sent with `streamhub_session_send_chat` was published: `client_msg_id`,
+    /// `seq`.
+    STREAMHUB_EVENT_CHAT_SENT = 6,
+    /// The room's audience changed: `viewers`.
+    STREAMHUB_EVENT_VIEWERS = 7,
+    /// Something failed that the session survives: `text`.
+    STREAMHUB_EVENT_ERROR = 8,
+}
+
+/// One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
+/// apply), and like `stats` valid only during the callback: copy what you keep.
+#[repr(C)]
+#[derive(Debug)]
+pub struct streamhub_event {
+    /// What happened.
+    pub kind: streamhub_event_kind,
+    /// The new state (STATE_CHANGED; `retry_in_ms` also for CHAT_DISCONNECTED).
+    pub state: streamhub_state_info,
+    /// See the event kinds.
+    pub text: *const c_char,
+    /// The room (CHAT_JOINED, CHAT_MESSAGE).
+    pub room: *const c_char,
+    /// The author's user id (CHAT_MESSAGE).
+    pub user_id: *const c_char,
+    /// The author's display name (CHAT_MESSAGE).
+    pub user_name: *const c_char,
+    /// The server's message id (CHAT_MESSAGE).
+    pub message_id: *const c_char,
+    /// The sender's idempotency key (CHAT_MESSAGE, CHAT_SENT); "" when none.
+    pub client_msg_id: *const c_char,
+    /// Position in the room (CHAT_MESSAGE, CHAT_SENT).
+    pub seq: u64,
+    /// Server time of publication, ms since the Unix epoch (CHAT_MESSAGE).
+    pub timestamp_ms: u64,
+    /// The room's audience (CHAT_JOINED, VIEWERS).
+    pub viewers: u64,
+    /// CHAT_CONNECTED after a drop.
+    pub reconnect: bool,
+    /// CHAT_MESSAGE removed by a moderator or its author.
+    pub deleted: bool,
+    /// STATS; NULL otherwise.
+    pub stats: *const streamhub_stats,
+}
+
+/// Called with each event of a session, on the session's `streamhub-events` thread.
+pub type streamhub_event_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const streamhub_event)>;
+
+/// Audio or video.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_media_kind {
+    /// Video.
+    STREAMHUB_MEDIA_VIDEO = 0,
+    /// Audio.
+    STREAMHUB_MEDIA_AUDIO = 1,
+}
+
+/// The codec of a received frame.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_codec {
+    /// H.264, Annex B with SPS/PPS before every IDR.
+    STREAMHUB_CODEC_H264 = 0,
+    /// VP8 frames.
+    STREAMHUB_CODEC_VP8 = 1,
+    /// Opus packets.
+    STREAMHUB_CODEC_OPUS = 2,
+    /// Another codec.
+    STREAMHUB_CODEC_OTHER = 3,
+}
+
+/// A received frame; `data` is valid only during the callback.
+#[repr(C)]
+#[derive(Debug)]
+pub struct streamhub_frame {
+    /// Audio or video.
+    pub kind: streamhub_media_kind,
+    /// The codec.
+    pub codec: streamhub_codec,
+    /// The encoded frame.
+    pub data: *const u8,
+    /// Its length in bytes.
+    pub len: usize,
+    /// Presentation time in microseconds on the player's clock.
+    pub timestamp_us: i64,
+    /// A keyframe (always true for audio).
+    pub keyframe: bool,
+    /// Frames of this track were lost before this one (or the session reconnected).
+    pub discontinuity: bool,
+}
+
+/// Called with each frame of a watch session, on the session's `streamhub-frames`
+/// thread.
+pub type streamhub_frame_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, frame: *const streamhub_frame)>;
+
+/// The app's `userdata`, handed back to its callbacks on our threads. The app promises
+/// (documented in the header) that it may be used from them.
+#[derive(Clone, Copy)]
+pub struct UserData(pub *mut c_void);
+
+// SAFETY: the pointer is only passed back to the app's own callbacks, which the app
+// documents as callable from any thread (the contract of `streamhub_session_config`).
+unsafe impl Send for UserData {}
+// SAFETY: as above; we never dereference it.
+unsafe impl Sync for UserData {}
+
+/// A C event callback as an [`EventSink`].
+pub struct CEventSink {
+    /// The callback.
+    pub callback: unsafe extern "C" fn(*mut c_void, *const streamhub_event),
+    /// Its userdata.
+    pub userdata: UserData,
+}
+
+impl EventSink for CEventSink {
+    fn deliver(&self, event: &SessionEvent) {
+        with_c_event(event, |c_event| {
+            // SAFETY: the app's callback, called with its userdata and an event valid
+            // for the call.
+            unsafe { (self.callback)(self.userdata.0, c_event) }
+        });
+    }
+}
+
+/// A C frame callback as a [`FrameSink`].
+pub struct CFrameSink {
+    /// The callback.
+    pub callback: unsafe extern "C" fn(*mut c_void, *const streamhub_frame),
+    /// Its userdata.
+    pub userdata: UserData,
+}
+
+impl FrameSink for CFrameSink {
+    fn deliver(&self, frame: &MediaFrame) {
+        let c_frame = streamhub_frame {
+            kind: match frame.kind {
+                MediaKind::Video => streamhub_media_kind::STREAMHUB_MEDIA_VIDEO,
+                MediaKind::Audio => streamhub_media_kind::STREAMHUB_MEDIA_AUDIO,
+            },
+            codec: match frame.codec {
+                Codec::H264 => streamhub_codec::STREAMHUB_CODEC_H264,
+                Codec::Vp8 => streamhub_codec::STREAMHUB_CODEC_VP8,
+                Codec::Opus => streamhub_codec::STREAMHUB_CODEC_OPUS,
+                Codec::Other(_) => streamhub_codec::STREAMHUB_CODEC_OTHER,
+            },
+            data: frame.data.as_ptr(),
+            len: frame.data.len(),
+            timestamp_us: frame.timestamp_us,
+            keyframe: frame.keyframe,
+            discontinuity: frame.discontinuity,
+        };
+        // SAFETY: the app's callback; the frame and its data live through the call.
+        unsafe { (self.callback)(self.userdata.0, &c_frame) }
+    }
+}
+
+/// A C string of `text`; a NUL inside (legal in JSON chat text) becomes U+FFFD.
+pub fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\u{FFFD}")).unwrap_or_default()
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The C form of a state.
+pub fn state_info(state: &SessionState) -> streamhub_state_info {
+    use streamhub_fail_reason::*;
+    use streamhub_state::*;
+    let mut info = streamhub_state_info {
+        state: STREAMHUB_STATE_IDLE,
+        fail_reason: STREAMHUB_FAIL_NONE,
+        attempt: 0,
+        retry_in_ms: 0,
+    };
+    match state {
+        SessionState::Idle => {}
+        SessionState::Connecting { attempt } => {
+            info.state = STREAMHUB_STATE_CONNECTING;
+            info.attempt = *attempt;
+        }
+        SessionState::Live => info.state = STREAMHUB_STATE_LIVE,
+        SessionState::Reconnecting {
+            attempt, retry_in, ..
+        } => {
+            info.state = STREAMHUB_STATE_RECONNECTING;
+            info.attempt = *attempt;
+            info.retry_in_ms = millis(*retry_in);
+        }
+        SessionState::Ended => info.state = STREAMHUB_STATE_ENDED,
+        SessionState::Failed { reason } => {
+            info.state = STREAMHUB_STATE_FAILED;
+            info.fail_reason = match reason {
+                FailReason::InvalidConfig { .. } => STREAMHUB_FAIL_INVALID_CONFIG,
+                FailReason::Unauthorized { .. } => STREAMHUB_FAIL_UNAUTHORIZED,
+                FailReason::Rejected { .. } => STREAMHUB_FAIL_REJECTED,
+                FailReason::NotFound { .. } => STREAMHUB_FAIL_NOT_FOUND,
+                FailReason::Tls { .. } => STREAMHUB_FAIL_TLS,
+                FailReason::Unreachable { attempts, .. } => {
+                    info.attempt = *attempts;
+                    STREAMHUB_FAIL_UNREACHABLE
+                }
+                _ => STREAMHUB_FAIL_OTHER,
+            };
+        }
+    }
+    info
+}
+
+/// Why the session is in `state`, as text ("" for Idle, Connecting, Live, Ended).
+pub fn state_text(state: &SessionState) -> String {
+    match state {
+        SessionState::Reconnecting { reason, .. } => reason.clone(),
+        SessionState::Failed { reason } => reason.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The C form of stats.
+pub fn c_stats(stats: &SessionStats) -> streamhub_stats {
+    let play = stats.play.as_ref();
+    let chat = stats.chat.unwrap_or_default();
+    streamhub_stats {
+        state: state_info(&stats.state).state,
+        uptime_ms: millis(stats.uptime),
+        time_live_ms: millis(stats.time_live),
+        time_reconnecting_ms: millis(stats.time_reconnecting),
+        time_to_live_ms: stats
+            .time_to_live
+            .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+        reconnects: stats.reconnects,
+        video_frames: stats.video_frames,
+        audio_frames: stats.audio_frames,
+        bytes: stats.bytes,
+        frames_dropped: stats.frames_dropped,
+        packets_received: play.map_or(0, |p| p.packets_received),
+        packets_lost: play.map_or(0, |p| p.packets_lost),
+        chat_connected: chat.connected,
+        chat_messages_received: chat.messages_received,
+        chat_messages_sent: chat.messages_sent,
+        chat_send_failures: chat.send_failures,
+        viewers: stats
+            .viewers
+            .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        events_dropped: stats.events_dropped,
+    }
+}
+
+/// Builds the C form of `event` and passes it to `call`; the strings live until `call`
+/// returns.
+fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
+    use streamhub_event_kind::*;
+    let empty = c"";
+    let mut strings: Vec<CString> = Vec::new();
+    let mut keep = |text: &str| -> *const c_char {
+        let owned = c_string(text);
+        let ptr = owned.as_ptr();
+        strings.push(owned);
+        ptr
+    };
+    let mut c_event = streamhub_event {
+        kind: STREAMHUB_EVENT_ERROR,
+        state: state_info(&SessionState::Idle),
+        text: empty.as_ptr(),
+        room: empty.as_ptr(),
+        user_id: empty.as_ptr(),
+        user_name: empty.as_ptr(),
+        message_id: empty.as_ptr(),
+        client_msg_id: empty.as_ptr(),
+        seq: 0,
+        timestamp_ms: 0,
+        viewers: 0,
+        reconnect: false,
+        deleted: false,
+        stats: std::ptr::null(),
+    };
+    let stats_storage;
+    match event {
+        SessionEvent::StateChanged(state) => {
+            c_event.kind = STREAMHUB_EVENT_STATE_CHANGED;
+            c_event.state = state_info(state);
+            c_event.text = keep(&state_text(state));
+        }
+        SessionEvent::Stats(stats) => {
+            c_event.kind = STREAMHUB_EVENT_STATS;
+            stats_storage = c_stats(stats);
+            c_event.stats = &stats_storage;
+        }
+        SessionEvent::ChatConnected { reconnect } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_CONNECTED;
+            c_event.reconnect = *reconnect;
+        }
+        SessionEvent::ChatDisconnected { reason, retry_in } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_DISCONNECTED;
+            c_event.text = keep(reason);
+            c_event.state.retry_in_ms = millis(*retry_in);
+        }
+        SessionEvent::ChatJoined { room, viewers } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_JOINED;
+            c_event.room = keep(room);
+            c_event.viewers = *viewers;
+        }
+        SessionEvent::Chat(message) => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_MESSAGE;
+            c_event.room = keep(&message.room);
+            c_event.seq = message.seq;
+            c_event.message_id = keep(&message.id);
+            c_event.timestamp_ms = message.ts;
+            c_event.user_id = keep(&message.user.id);
+            c_event.user_name = keep(&message.user.name);
+            c_event.text = keep(&message.text);
+            c_event.client_msg_id = keep(message.client_msg_id.as_deref().unwrap_or(""));
+            c_event.deleted = message.deleted;
+        }
+        SessionEvent::ChatSent { client_msg_id, seq } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_SENT;
+            c_event.client_msg_id = keep(client_msg_id);
+            c_event.seq = *seq;
+        }
+        SessionEvent::Viewers(count) => {
+            c_event.kind = STREAMHUB_EVENT_VIEWERS;
+            c_event.viewers = *count;
+        }
+        SessionEvent::Error(error) => {
+            c_event.kind = STREAMHUB_EVENT_ERROR;
+            c_event.text = keep(&error.to_string());
+        }
+        other => {
+            c_event.kind = STREAMHUB_EVENT_ERROR;
+            c_event.text = keep(&format!("unknown event: {other:?}"));
+        }
+    }
+    call(&c_event);
+    drop(strings);
+}

@@ -1,0 +1,547 @@
+//! `streamhub_session_*`: broadcast and watch sessions, frames in and out, chat, stats.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use streamhub::media::{
+    AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFormat, VideoFrame,
+};
+use streamhub::session::SessionState;
+
+use super::events::{
+    CEventSink, CFrameSink, UserData, c_stats, state_info, streamhub_event_callback,
+    streamhub_frame_callback, streamhub_state_info, streamhub_stats,
+};
+use super::handles::Table;
+use super::result::*;
+use crate::runtime;
+use crate::session::{Session, SessionOptions};
+
+/// A broadcast or watch session. Create with `streamhub_session_broadcast` or
+/// `streamhub_session_watch`, end with `streamhub_session_free`.
+pub struct streamhub_session {
+    _private: [u8; 0],
+}
+
+pub(crate) static SESSIONS: LazyLock<Table<Session, streamhub_session>> =
+    LazyLock::new(|| Table::new("session"));
+
+/// How to start a session. Fill it with `streamhub_session_config_init`, then set what
+/// you need. Strings are read during the create call only.
+///
+/// `on_event` and `on_frame` are called on threads the library owns (one
+/// `streamhub-events` and one `streamhub-frames` thread per session), never with a
+/// library lock held, with `userdata` passed back untouched: `userdata` must be usable
+/// from those threads. A callback may call any StreamHub function, including
+/// `streamhub_session_stop` and `streamhub_session_free` of its own session. After
+/// `streamhub_session_free` returns (on another thread), no callback of the session
+/// runs any more.
+#[repr(C)]
+#[derive(Debug)]
+pub struct streamhub_session_config {
+    /// Broadcast: the ingest, `rtmp://host[:port]/app/key` or `rtmps://…`. Watch: the
+    /// WHEP endpoint, `http(s)://…`. Required.
+    pub url: *const c_char,
+    /// Watch: the bearer token for the WHEP server, or NULL.
+    pub token: *const c_char,
+    /// The chat server (`ws://…/chat`), or NULL for a session without chat.
+    pub chat_url: *const c_char,
+    /// The chat room (required with `chat_url`).
+    pub chat_room: *const c_char,
+    /// The chat JWT (required with `chat_url`).
+    pub chat_token: *const c_char,
+    /// Consecutive failed connection attempts before the session fails; negative for
+    /// the default (10).
+    pub max_reconnect_attempts: i32,
+    /// Period of `STREAMHUB_EVENT_STATS` in ms; 0 turns it off, negative for the default
+    /// (1000).
+    pub stats_interval_ms: i32,
+    /// Watch: no frame for this long (ms) counts as a lost connection; negative for
+    /// the default (3000).
+    pub stall_timeout_ms: i32,
+    /// Called with each event, or NULL.
+    pub on_event: streamhub_event_callback,
+    /// Watch: called with each received frame, or NULL.
+    pub on_frame: streamhub_frame_callback,
+    /// Passed to the callbacks.
+    pub userdata: *mut c_void,
+}
+
+/// How a video frame's NAL units are delimited.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_video_format {
+    /// Start codes before each NAL unit (Android MediaCodec, most hardware encoders).
+    STREAMHUB_VIDEO_ANNEX_B = 0,
+    /// 4-byte big-endian lengths before each NAL unit (MP4, FLV, VideoToolbox).
+    STREAMHUB_VIDEO_AVCC = 1,
+}
+
+/// One encoded H.264 access unit to send. `data` is copied during the call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct streamhub_video_frame {
+    /// The access unit.
+    pub data: *const u8,
+    /// Its length.
+    pub len: usize,
+    /// How `data` delimits its NAL units: a `streamhub_video_format` (an `int`, so
+    /// that a wrong value is refused rather than undefined).
+    pub format: i32,
+    /// An IDR frame.
+    pub keyframe: bool,
+    /// Presentation time, microseconds.
+    pub pts_us: i64,
+    /// Decode time, microseconds (equal to `pts_us` without B-frames).
+    pub dts_us: i64,
+}
+
+/// How an audio frame is framed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_audio_format {
+    /// A raw AAC access unit (set the AudioSpecificConfig first).
+    STREAMHUB_AUDIO_AAC_RAW = 0,
+    /// One or more ADTS frames.
+    STREAMHUB_AUDIO_AAC_ADTS = 1,
+    /// One Opus packet (Enhanced RTMP).
+    STREAMHUB_AUDIO_OPUS = 2,
+}
+
+/// One encoded audio frame to send. `data` is copied during the call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct streamhub_audio_frame {
+    /// The encoded audio.
+    pub data: *const u8,
+    /// Its length.
+    pub len: usize,
+    /// How `data` is framed: a `streamhub_audio_format`.
+    pub format: i32,
+    /// Presentation time of the first sample, microseconds.
+    pub pts_us: i64,
+}
+
+fn session(handle: *const streamhub_session) -> Result<Arc<Session>, CError> {
+    if runtime::is_shut_down() {
+        return Err(CError::new(
+            STREAMHUB_SHUT_DOWN,
+            "the library was shut down (streamhub_shutdown)",
+        ));
+    }
+    SESSIONS.get(handle)
+}
+
+fn bad_format(what: &str, value: i32) -> CError {
+    CError::new(
+        STREAMHUB_INVALID_ARGUMENT,
+        format!("{value} is not a streamhub_{what}_format"),
+    )
+}
+
+fn duration_ms(value: i32) -> Option<Duration> {
+    u64::try_from(value).ok().map(Duration::from_millis)
+}
+
+/// Reads a C configuration.
+///
+/// # Safety
+/// `config` is NULL or points to a valid `streamhub_session_config` whose strings are
+/// NULL or NUL-terminated.
+unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOptions, CError> {
+    if config.is_null() {
+        return Err(CError::null("config"));
+    }
+    // SAFETY: non-NULL and valid per the contract.
+    let config = unsafe { &*config };
+    // SAFETY (all four): the strings are NULL or NUL-terminated per the contract.
+    let url = unsafe { c_str(config.url, "config.url") }?;
+    let token = unsafe { c_str_opt(config.token, "config.token") }?;
+    let chat_url = unsafe { c_str_opt(config.chat_url, "config.chat_url") }?;
+    let chat = match chat_url {
+        None => None,
+        Some(chat_url) => {
+            // SAFETY: as above.
+            let room = unsafe { c_str(config.chat_room, "config.chat_room") }?;
+            let token = unsafe { c_str(config.chat_token, "config.chat_token") }?;
+            Some((chat_url.to_string(), room.to_string(), token.to_string()))
+        }
+    };
+    Ok(SessionOptions {
+        url: url.to_string(),
+        token: token.map(str::to_string),
+        chat,
+        max_reconnect_attempts: u32::try_from(config.max_reconnect_attempts).ok(),
+        stats_interval: duration_ms(config.stats_interval_ms),
+        stall_timeout: duration_ms(config.stall_timeout_ms),
+    })
+}
+
+/// Fills `config` with the defaults: everything NULL, numbers negative (defaults),
+/// callbacks NULL.
+///
+/// # Safety
+/// `config` is NULL (an error) or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_config_init(
+    config: *mut streamhub_session_config,
+) -> streamhub_result {
+    boundary(|| {
+        let defaults = streamhub_session_config {
+            url: std::ptr::null(),
+            token: std::ptr::null(),
+            chat_url: std::ptr::null(),
+            chat_room: std::ptr::null(),
+            chat_token: std::ptr::null(),
+            max_reconnect_attempts: -1,
+            stats_interval_ms: -1,
+            stall_timeout_ms: -1,
+            on_event: None,
+            on_frame: None,
+            userdata: std::ptr::null_mut(),
+        };
+        // SAFETY: forwarded contract.
+        unsafe { write_out(config, defaults, "config") }
+    })
+}
+
+enum Kind {
+    Broadcast,
+    Watch,
+}
+
+/// # Safety
+/// As the public constructors.
+unsafe fn open(
+    kind: Kind,
+    config: *const streamhub_session_config,
+    out: *mut *mut streamhub_session,
+) -> streamhub_result {
+    boundary(|| {
+        if out.is_null() {
+            return Err(CError::null("out"));
+        }
+        // SAFETY: forwarded contract.
+        let options = unsafe { options(config) }?;
+        // SAFETY: `config` was checked non-NULL by `options`.
+        let (on_event, on_frame, userdata) = unsafe {
+            (
+                (*config).on_event,
+                (*config).on_frame,
+                UserData((*config).userdata),
+            )
+        };
+        if runtime::is_shut_down() {
+            return Err(CError::new(STREAMHUB_SHUT_DOWN, "the library was shut down"));
+        }
+        let session = match kind {
+            Kind::Broadcast => {
+                if on_frame.is_some() {
+                    return Err(CError::new(
+                        STREAMHUB_INVALID_ARGUMENT,
+                        "on_frame is for watch sessions",
+                    ));
+                }
+                Session::broadcast(&options)?
+            }
+            Kind::Watch => Session::watch(&options)?,
+        };
+        let session = Arc::new(session);
+        if let Some(callback) = on_event {
+            session.subscribe(Arc::new(CEventSink { callback, userdata }))?;
+        }
+        if let Some(callback) = on_frame {
+            session.deliver_frames(Arc::new(CFrameSink { callback, userdata }))?;
+        }
+        let handle = SESSIONS.insert(session);
+        // SAFETY: checked non-NULL above; writable per the contract.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Starts going live to `config->url` (and joining the chat room) in the background;
+/// the session is returned at once, connecting. Frames sent before it is Live are
+/// dropped and counted; watch `STREAMHUB_EVENT_STATE_CHANGED` or call
+/// `streamhub_session_wait_live`.
+///
+/// # Safety
+/// `config` points to a valid configuration (see `streamhub_session_config`); `out`
+/// is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_broadcast(
+    config: *const streamhub_session_config,
+    out: *mut *mut streamhub_session,
+) -> streamhub_result {
+    // SAFETY: forwarded contract.
+    unsafe { open(Kind::Broadcast, config, out) }
+}
+
+/// Starts watching the WHEP endpoint `config->url` (and joining the chat room) in the
+/// background; frames arrive at `config->on_frame`.
+///
+/// # Safety
+/// As `streamhub_session_broadcast`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_watch(
+    config: *const streamhub_session_config,
+    out: *mut *mut streamhub_session,
+) -> streamhub_result {
+    // SAFETY: forwarded contract.
+    unsafe { open(Kind::Watch, config, out) }
+}
+
+/// Sets the H.264 decoder configuration (an AVCDecoderConfigurationRecord, as in an FLV
+/// sequence header or an MP4 `avcC` box) of a broadcast; kept for reconnects.
+///
+/// # Safety
+/// `record` points to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_set_video_config(
+    session_handle: *mut streamhub_session,
+    record: *const u8,
+    len: usize,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        // SAFETY: forwarded contract.
+        let record = unsafe { c_bytes(record, len, "record") }?;
+        let config = AvcDecoderConfig::parse(record)
+            .map_err(|e| CError::new(STREAMHUB_INVALID_ARGUMENT, e.to_string()))?;
+        Ok(session.core().set_video_config(config)?)
+    })
+}
+
+/// Sets the AAC AudioSpecificConfig (2+ bytes) of a broadcast; required before raw AAC
+/// frames, kept for reconnects.
+///
+/// # Safety
+/// `config` points to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_set_audio_config(
+    session_handle: *mut streamhub_session,
+    config: *const u8,
+    len: usize,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { c_bytes(config, len, "config") }?;
+        let config = AudioSpecificConfig::parse(bytes)
+            .map_err(|e| CError::new(STREAMHUB_INVALID_ARGUMENT, e.to_string()))?;
+        Ok(session.core().set_audio_config(config)?)
+    })
+}
+
+/// Sends one H.264 access unit (broadcast), waiting while the send queue is full.
+/// While not Live the frame is dropped, counted and `STREAMHUB_OK` returned. Blocks
+/// the calling thread: do not call it on a thread that must not wait.
+///
+/// # Safety
+/// `frame` points to a valid frame whose `data` has `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_send_video(
+    session_handle: *mut streamhub_session,
+    frame: *const streamhub_video_frame,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        if frame.is_null() {
+            return Err(CError::null("frame"));
+        }
+        // SAFETY: non-NULL and valid per the contract.
+        let frame = unsafe { &*frame };
+        // SAFETY: forwarded contract.
+        let data = unsafe { c_bytes(frame.data, frame.len, "frame.data") }?;
+        let format = match frame.format {
+            f if f == streamhub_video_format::STREAMHUB_VIDEO_ANNEX_B as i32 => VideoFormat::AnnexB,
+            f if f == streamhub_video_format::STREAMHUB_VIDEO_AVCC as i32 => VideoFormat::Avcc,
+            other => return Err(bad_format("video", other)),
+        };
+        let video = VideoFrame::new(
+            Bytes::copy_from_slice(data),
+            format,
+            frame.keyframe,
+            frame.pts_us,
+        )
+        .with_dts(frame.dts_us);
+        let core = session.core().clone();
+        runtime::block_on(async move { core.send_video(&video).await })??;
+        Ok(())
+    })
+}
+
+/// Sends one audio frame (broadcast); like `streamhub_session_send_video`.
+///
+/// # Safety
+/// `frame` points to a valid frame whose `data` has `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_send_audio(
+    session_handle: *mut streamhub_session,
+    frame: *const streamhub_audio_frame,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        if frame.is_null() {
+            return Err(CError::null("frame"));
+        }
+        // SAFETY: non-NULL and valid per the contract.
+        let frame = unsafe { &*frame };
+        // SAFETY: forwarded contract.
+        let data = unsafe { c_bytes(frame.data, frame.len, "frame.data") }?;
+        let format = match frame.format {
+            f if f == streamhub_audio_format::STREAMHUB_AUDIO_AAC_RAW as i32 => AudioFormat::AacRaw,
+            f if f == streamhub_audio_format::STREAMHUB_AUDIO_AAC_ADTS as i32 => AudioFormat::AacAdts,
+            f if f == streamhub_audio_format::STREAMHUB_AUDIO_OPUS as i32 => AudioFormat::Opus,
+            other => return Err(bad_format("audio", other)),
+        };
+        let audio = AudioFrame::new(Bytes::copy_from_slice(data), format, frame.pts_us);
+        let core = session.core().clone();
+        runtime::block_on(async move { core.send_audio(&audio).await })??;
+        Ok(())
+    })
+}
+
+/// Queues a chat message for the session's room. Its `client_msg_id` is copied to
+/// `id_buf` (NUL-terminated; 64 bytes are enough) unless `id_buf` is NULL. The outcome
+/// arrives as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_ERROR`; the message
+/// survives chat reconnects.
+///
+/// # Safety
+/// `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_send_chat(
+    session_handle: *mut streamhub_session,
+    text: *const c_char,
+    id_buf: *mut c_char,
+    id_len: usize,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        // SAFETY: forwarded contract.
+        let text = unsafe { c_str(text, "text") }?.to_string();
+        let core = session.core().clone();
+        let id = runtime::block_on(async move { core.send_chat(&text).await })??;
+        if !id_buf.is_null() {
+            if id_len <= id.len() {
+                return Err(CError::new(
+                    STREAMHUB_BUFFER_TOO_SMALL,
+                    format!("the message was queued; its id needs {} bytes", id.len() + 1),
+                ));
+            }
+            // SAFETY: `id_buf` has `id_len > id.len()` writable bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(id.as_ptr(), id_buf.cast::<u8>(), id.len());
+                id_buf.add(id.len()).write(0);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The session's state now.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_state(
+    session_handle: *mut streamhub_session,
+    out: *mut streamhub_state_info,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        // SAFETY: forwarded contract.
+        unsafe { write_out(out, state_info(&session.core().state()), "out") }
+    })
+}
+
+/// Waits up to `timeout_ms` until the session is Live, Ended or Failed and writes the
+/// state then (which may still be Connecting when the time ran out).
+///
+/// # Safety
+/// `out` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_wait_live(
+    session_handle: *mut streamhub_session,
+    timeout_ms: u32,
+    out: *mut streamhub_state_info,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        let core = session.core().clone();
+        let state = runtime::block_on(async move {
+            core.wait_for_state(Duration::from_millis(timeout_ms.into()), |state| {
+                matches!(state, SessionState::Live) || state.is_terminal()
+            })
+            .await
+        })?;
+        if !out.is_null() {
+            // SAFETY: non-NULL, writable per the contract.
+            unsafe { out.write(state_info(&state)) };
+        }
+        Ok(())
+    })
+}
+
+/// A snapshot of the session's counters.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_stats(
+    session_handle: *mut streamhub_session,
+    out: *mut streamhub_stats,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        // SAFETY: forwarded contract.
+        unsafe { write_out(out, c_stats(&session.core().stats()), "out") }
+    })
+}
+
+/// Ends the session: a broadcast sends what is queued and unpublishes, a watch closes
+/// its WHEP session, the chat waits up to 2 s for queued messages (bounded; at most
+/// about a minute in the worst case). Writes the final stats unless `out` is NULL. The
+/// handle stays valid until `streamhub_session_free`; idempotent.
+///
+/// # Safety
+/// `out` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_stop(
+    session_handle: *mut streamhub_session,
+    out: *mut streamhub_stats,
+) -> streamhub_result {
+    boundary(|| {
+        let session = session(session_handle)?;
+        let stopping = session.clone();
+        let stats = runtime::block_on(async move { stopping.stop().await })?;
+        if !out.is_null() {
+            // SAFETY: non-NULL, writable per the contract.
+            unsafe { out.write(c_stats(&stats)) };
+        }
+        Ok(())
+    })
+}
+
+/// Stops the session if it still runs (as `streamhub_session_stop`) and releases the
+/// handle. When it returns no callback of the session runs any more (called from inside
+/// one of the session's callbacks, the current callback is the last). NULL, or a handle
+/// already freed, is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn streamhub_session_free(session_handle: *mut streamhub_session) {
+    boundary_void(|| {
+        if let Some(session) = SESSIONS.remove(session_handle) {
+            session.close();
+        }
+    })
+}
+
+/// Stops every session still open (as `streamhub_session_free` would, without freeing
+/// handles the app still holds: later calls with them return `STREAMHUB_SHUT_DOWN`).
+pub(crate) fn close_all() {
+    for session in SESSIONS.drain() {
+        session.close();
+    }
+}

@@ -1,0 +1,211 @@
+//! The session object both bindings wrap: a [`StreamSession`] on the library's runtime,
+//! its event [`Dispatcher`] and, for C, its frame delivery thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use streamhub::session::{
+    BroadcastConfig, SessionChat, SessionError, SessionEvents, SessionStats, StreamSession,
+    WatchConfig,
+};
+use streamhub::whep::MediaFrame;
+use tracing::warn;
+
+use crate::dispatch::{Dispatcher, EventSink, lock};
+use crate::runtime::{self, RuntimeError};
+
+/// What an app says about a session, in either binding.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// `rtmp(s)://…` to broadcast, the WHEP endpoint `http(s)://…` to watch.
+    pub url: String,
+    /// Bearer token for the WHEP server (watch).
+    pub token: Option<String>,
+    /// The stream's chat room: server URL, room, JWT.
+    pub chat: Option<(String, String, String)>,
+    /// Consecutive failed connection attempts before the session fails (`None`: the
+    /// default, 10).
+    pub max_reconnect_attempts: Option<u32>,
+    /// Stats event period; 0 turns it off (`None`: 1 s).
+    pub stats_interval: Option<Duration>,
+    /// Watch: no frame for this long counts as a lost connection (`None`: 3 s).
+    pub stall_timeout: Option<Duration>,
+}
+
+impl SessionOptions {
+    fn chat(&self) -> Option<SessionChat> {
+        self.chat
+            .as_ref()
+            .map(|(url, room, token)| SessionChat::new(url, room, token))
+    }
+
+    fn broadcast_config(&self) -> BroadcastConfig {
+        let mut config = BroadcastConfig::new(&self.url);
+        config.chat = self.chat();
+        if let Some(max) = self.max_reconnect_attempts {
+            config.reconnect.max_attempts = Some(max);
+        }
+        if let Some(interval) = self.stats_interval {
+            config.stats_interval = interval;
+        }
+        config
+    }
+
+    fn watch_config(&self) -> WatchConfig {
+        let mut config = WatchConfig::new(&self.url);
+        config.chat = self.chat();
+        config.play.token = self.token.clone();
+        if let Some(max) = self.max_reconnect_attempts {
+            config.reconnect.max_attempts = Some(max);
+        }
+        if let Some(interval) = self.stats_interval {
+            config.stats_interval = interval;
+        }
+        if let Some(stall) = self.stall_timeout {
+            config.stall_timeout = stall;
+        }
+        config
+    }
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The core refused the configuration.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The runtime is not available.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Receives a watch session's frames on its `streamhub-frames` thread (C only; the
+/// uniffi bindings pull frames with an async call instead).
+pub trait FrameSink: Send + Sync {
+    /// Called once per frame, in order.
+    fn deliver(&self, frame: &MediaFrame);
+}
+
+/// One session as the bindings hold it.
+pub struct Session {
+    session: StreamSession,
+    dispatcher: Dispatcher,
+    frames: Mutex<Option<JoinHandle<()>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Starts a broadcast on the library's runtime.
+    pub fn broadcast(options: &SessionOptions) -> Result<Session, OpenError> {
+        let handle = runtime::handle()?;
+        let _entered = handle.enter();
+        let (session, events) = StreamSession::broadcast(options.broadcast_config())?;
+        Ok(Self::wrap(session, events))
+    }
+
+    /// Starts watching on the library's runtime.
+    pub fn watch(options: &SessionOptions) -> Result<Session, OpenError> {
+        let handle = runtime::handle()?;
+        let _entered = handle.enter();
+        let (session, events) = StreamSession::watch(options.watch_config())?;
+        Ok(Self::wrap(session, events))
+    }
+
+    fn wrap(session: StreamSession, events: SessionEvents) -> Session {
+        Session {
+            session,
+            dispatcher: Dispatcher::new(events),
+            frames: Mutex::new(None),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The core session.
+    pub fn core(&self) -> &StreamSession {
+        &self.session
+    }
+
+    /// The session's event fan-out.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// Starts delivering frames to `sink` on a `streamhub-frames` thread until the
+    /// session ends or [`Session::close`] is called. Only one sink per session.
+    pub fn deliver_frames(&self, sink: Arc<dyn FrameSink>) -> Result<(), RuntimeError> {
+        let mut slot = lock(&self.frames);
+        if slot.is_some() {
+            return Ok(());
+        }
+        let session = self.session.clone();
+        let closed = self.closed.clone();
+        let thread = std::thread::Builder::new()
+            .name("streamhub-frames".into())
+            .spawn(move || {
+                while !closed.load(Ordering::Acquire) {
+                    match runtime::block_on(session.next_frame()) {
+                        Ok(Ok(Some(frame))) => {
+                            if closed.load(Ordering::Acquire) {
+                                return;
+                            }
+                            let delivered =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    sink.deliver(&frame)
+                                }));
+                            if delivered.is_err() {
+                                warn!("the frame callback panicked; the frame was skipped");
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            })
+            .map_err(|_| RuntimeError::StartFailed)?;
+        *slot = Some(thread);
+        Ok(())
+    }
+
+    /// Subscribes `sink` to the session's events.
+    pub fn subscribe(&self, sink: Arc<dyn EventSink>) -> Result<u64, RuntimeError> {
+        self.dispatcher.subscribe(sink)
+    }
+
+    /// Stops the session (bounded, see [`StreamSession::stop`]) and returns its final
+    /// stats.
+    pub async fn stop(&self) -> SessionStats {
+        match self.session.stop().await {
+            Ok(stats) => stats,
+            Err(_) => self.session.stats(),
+        }
+    }
+
+    /// Ends the session for the app: stops it, and once this returns no callback of
+    /// this session runs any more — unless called from inside one of its callbacks,
+    /// where the callback running now is the last.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let session = self.session.clone();
+        if runtime::block_on(async move { session.stop().await }).is_err() {
+            // No runtime (shut down, or a runtime thread): the session's tasks are gone
+            // or will see the stop flag when the last handle drops.
+            warn!("closing a session without its runtime");
+        }
+        self.dispatcher.close();
+        let frames = lock(&self.frames).take();
+        if let Some(thread) = frames {
+            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
+                warn!("the frame delivery thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Dropping is safe on any thread: the delivery threads hold their own clones
+        // and end with the session, which ends when its last handle is dropped.
+        self.closed.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,513 @@
+//! The records and enums Swift and Kotlin see, and their conversions from the core.
+
+use std::time::Duration;
+
+use streamhub::session::{FailReason as CoreFailReason, SessionEvent, SessionState, SessionStats};
+use streamhub::whep::{Codec, MediaFrame, MediaKind};
+
+use crate::session::SessionOptions;
+
+/// The stream's chat room.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatRoom {
+    /// The chat server, e.g. `ws://127.0.0.1:8080/chat`.
+    pub url: String,
+    /// The room (named like the stream).
+    pub room: String,
+    /// The JWT for the server.
+    pub token: String,
+}
+
+/// How to go live.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct BroadcastOptions {
+    /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
+    pub url: String,
+    /// The stream's chat room, if any.
+    #[uniffi(default = None)]
+    pub chat: Option<ChatRoom>,
+    /// Consecutive failed connection attempts before the session fails (default 10).
+    #[uniffi(default = None)]
+    pub max_reconnect_attempts: Option<u32>,
+    /// Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+    #[uniffi(default = None)]
+    pub stats_interval_ms: Option<u32>,
+}
+
+/// How to watch.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct WatchOptions {
+    /// The WHEP endpoint, `http(s)://…/whep/{stream}`.
+    pub url: String,
+    /// Bearer token for the WHEP server.
+    #[uniffi(default = None)]
+    pub token: Option<String>,
+    /// The stream's chat room, if any.
+    #[uniffi(default = None)]
+    pub chat: Option<ChatRoom>,
+    /// Consecutive failed connection attempts before the session fails (default 10).
+    #[uniffi(default = None)]
+    pub max_reconnect_attempts: Option<u32>,
+    /// Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+    #[uniffi(default = None)]
+    pub stats_interval_ms: Option<u32>,
+    /// No frame for this long (ms) counts as a lost connection (default 3000).
+    #[uniffi(default = None)]
+    pub stall_timeout_ms: Option<u32>,
+}
+
+fn chat_triple(chat: &Option<ChatRoom>) -> Option<(String, String, String)> {
+    chat.as_ref()
+        .map(|c| (c.url.clone(), c.room.clone(), c.token.clone()))
+}
+
+fn ms(value: Option<u32>) -> Option<Duration> {
+    value.map(|v| Duration::from_millis(v.into()))
+}
+
+impl From<&BroadcastOptions> for SessionOptions {
+    fn from(options: &BroadcastOptions) -> Self {
+        SessionOptions {
+            url: options.url.clone(),
+            token: None,
+            chat: chat_triple(&options.chat),
+            max_reconnect_attempts: options.max_reconnect_attempts,
+            stats_interval: ms(options.stats_interval_ms),
+            stall_timeout: None,
+        }
+    }
+}
+
+impl From<&WatchOptions> for SessionOptions {
+    fn from(options: &WatchOptions) -> Self {
+        SessionOptions {
+            url: options.url.clone(),
+            token: options.token.clone(),
+            chat: chat_triple(&options.chat),
+            max_reconnect_attempts: options.max_reconnect_attempts,
+            stats_interval: ms(options.stats_interval_ms),
+            stall_timeout: ms(options.stall_timeout_ms),
+        }
+    }
+}
+
+/// Why a session failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum FailReason {
+    /// The configuration cannot work.
+    InvalidConfig {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The server refused the credentials (WHEP 401/403).
+    Unauthorized {
+        /// What the server said.
+        detail: String,
+    },
+    /// The server refused the stream (wrong application, refused or busy key).
+    Rejected {
+        /// What the server said.
+        detail: String,
+    },
+    /// The stream does not exist (WHEP 404 after every retry).
+    NotFound {
+        /// What the server said.
+        detail: String,
+    },
+    /// The TLS handshake failed.
+    Tls {
+        /// The TLS error.
+        detail: String,
+    },
+    /// The server could not be reached after every attempt allowed.
+    Unreachable {
+        /// Consecutive failed attempts.
+        attempts: u32,
+        /// The last error.
+        detail: String,
+    },
+}
+
+impl From<&CoreFailReason> for FailReason {
+    fn from(reason: &CoreFailReason) -> Self {
+        match reason.clone() {
+            CoreFailReason::InvalidConfig { detail } => FailReason::InvalidConfig { detail },
+            CoreFailReason::Unauthorized { detail } => FailReason::Unauthorized { detail },
+            CoreFailReason::Rejected { detail } => FailReason::Rejected { detail },
+            CoreFailReason::NotFound { detail } => FailReason::NotFound { detail },
+            CoreFailReason::Tls { detail } => FailReason::Tls { detail },
+            CoreFailReason::Unreachable { attempts, detail } => {
+                FailReason::Unreachable { attempts, detail }
+            }
+            other => FailReason::Rejected {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Where a session is in its life: `Idle → Connecting → Live ⇄ Reconnecting → Ended |
+/// Failed`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum StreamState {
+    /// Created, nothing started.
+    Idle,
+    /// Opening the first connection.
+    Connecting {
+        /// Retries so far (0 for the first try).
+        attempt: u32,
+    },
+    /// Media flows.
+    Live,
+    /// The connection was lost; the session reconnects by itself.
+    Reconnecting {
+        /// The attempt to come (1, 2, …).
+        attempt: u32,
+        /// Milliseconds until it starts.
+        retry_in_ms: u64,
+        /// Why the connection ended.
+        reason: String,
+    },
+    /// Stopped by the app. Final.
+    Ended,
+    /// Stopped by an error retrying cannot fix. Final.
+    Failed {
+        /// Why.
+        reason: FailReason,
+    },
+}
+
+impl StreamState {
+    /// True for `Ended` and `Failed`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, StreamState::Ended | StreamState::Failed { .. })
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&SessionState> for StreamState {
+    fn from(state: &SessionState) -> Self {
+        match state {
+            SessionState::Idle => StreamState::Idle,
+            SessionState::Connecting { attempt } => StreamState::Connecting { attempt: *attempt },
+            SessionState::Live => StreamState::Live,
+            SessionState::Reconnecting {
+                attempt,
+                retry_in,
+                reason,
+            } => StreamState::Reconnecting {
+                attempt: *attempt,
+                retry_in_ms: millis(*retry_in),
+                reason: reason.clone(),
+            },
+            SessionState::Ended => StreamState::Ended,
+            SessionState::Failed { reason } => StreamState::Failed {
+                reason: reason.into(),
+            },
+        }
+    }
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct StreamStats {
+    /// The state now.
+    pub state: StreamState,
+    /// Milliseconds since the session was created.
+    pub uptime_ms: u64,
+    /// Milliseconds spent Live.
+    pub time_live_ms: u64,
+    /// Milliseconds from creation to the first Live.
+    pub time_to_live_ms: Option<u64>,
+    /// Times the session went Live again after a loss.
+    pub reconnects: u32,
+    /// Video frames sent (broadcast) or delivered (watch).
+    pub video_frames: u64,
+    /// Audio frames sent or delivered.
+    pub audio_frames: u64,
+    /// Bytes sent or frame bytes delivered.
+    pub bytes: u64,
+    /// Frames dropped.
+    pub frames_dropped: u64,
+    /// Watch: RTP packets lost on the current connection.
+    pub packets_lost: u64,
+    /// Chat messages delivered.
+    pub chat_messages_received: u64,
+    /// Chat messages acknowledged by the server.
+    pub chat_messages_sent: u64,
+    /// The room's audience as last pushed.
+    pub viewers: Option<u64>,
+    /// Events dropped because the app did not take them in time.
+    pub events_dropped: u64,
+}
+
+impl From<&SessionStats> for StreamStats {
+    fn from(stats: &SessionStats) -> Self {
+        let chat = stats.chat.unwrap_or_default();
+        StreamStats {
+            state: (&stats.state).into(),
+            uptime_ms: millis(stats.uptime),
+            time_live_ms: millis(stats.time_live),
+            time_to_live_ms: stats.time_to_live.map(millis),
+            reconnects: stats.reconnects,
+            video_frames: stats.video_frames,
+            audio_frames: stats.audio_frames,
+            bytes: stats.bytes,
+            frames_dropped: stats.frames_dropped,
+            packets_lost: stats.play.as_ref().map_or(0, |p| p.packets_lost),
+            chat_messages_received: chat.messages_received,
+            chat_messages_sent: chat.messages_sent,
+            viewers: stats.viewers,
+            events_dropped: stats.events_dropped,
+        }
+    }
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ChatMessage {
+    /// The room.
+    pub room: String,
+    /// Position in the room (1, 2, 3, …).
+    pub seq: u64,
+    /// The server's message id.
+    pub id: String,
+    /// Server time of publication, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The author's user id.
+    pub user_id: String,
+    /// The author's display name.
+    pub user_name: String,
+    /// The text (empty when deleted).
+    pub text: String,
+    /// The sender's idempotency key.
+    pub client_msg_id: Option<String>,
+    /// Removed by a moderator or its author.
+    pub deleted: bool,
+}
+
+/// What a session tells the app.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum StreamEvent {
+    /// The lifecycle moved.
+    StateChanged {
+        /// The new state.
+        state: StreamState,
+    },
+    /// Periodic stats.
+    Stats {
+        /// The counters.
+        stats: StreamStats,
+    },
+    /// Connected to the chat server.
+    ChatConnected {
+        /// True after a drop.
+        reconnect: bool,
+    },
+    /// The chat connection dropped; the client reconnects by itself.
+    ChatDisconnected {
+        /// Why.
+        reason: String,
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The room was (re-)joined.
+    ChatJoined {
+        /// The room.
+        room: String,
+        /// Its audience.
+        viewers: u64,
+    },
+    /// A chat message, exactly once and in order.
+    Chat {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A message sent with `sendChat` was published.
+    ChatSent {
+        /// The id `sendChat` returned.
+        client_msg_id: String,
+        /// Its position in the room.
+        seq: u64,
+    },
+    /// The room's audience changed.
+    Viewers {
+        /// Chat members and video viewers, each person once.
+        count: u64,
+    },
+    /// Something failed that the session survives.
+    Error {
+        /// What.
+        message: String,
+    },
+}
+
+impl From<&SessionEvent> for StreamEvent {
+    fn from(event: &SessionEvent) -> Self {
+        match event {
+            SessionEvent::StateChanged(state) => StreamEvent::StateChanged {
+                state: state.into(),
+            },
+            SessionEvent::Stats(stats) => StreamEvent::Stats {
+                stats: stats.as_ref().into(),
+            },
+            SessionEvent::ChatConnected { reconnect } => StreamEvent::ChatConnected {
+                reconnect: *reconnect,
+            },
+            SessionEvent::ChatDisconnected { reason, retry_in } => StreamEvent::ChatDisconnected {
+                reason: reason.clone(),
+                retry_in_ms: millis(*retry_in),
+            },
+            SessionEvent::ChatJoined { room, viewers } => StreamEvent::ChatJoined {
+                room: room.clone(),
+                viewers: *viewers,
+            },
+            SessionEvent::Chat(message) => StreamEvent::Chat {
+                message: ChatMessage {
+                    room: message.room.clone(),
+                    seq: message.seq,
+                    id: message.id.clone(),
+                    timestamp_ms: message.ts,
+                    user_id: message.user.id.clone(),
+                    user_name: message.user.name.clone(),
+                    text: message.text.clone(),
+                    client_msg_id: message.client_msg_id.clone(),
+                    deleted: message.deleted,
+                },
+            },
+            SessionEvent::ChatSent { client_msg_id, seq } => StreamEvent::ChatSent {
+                client_msg_id: client_msg_id.clone(),
+                seq: *seq,
+            },
+            SessionEvent::Viewers(count) => StreamEvent::Viewers { count: *count },
+            SessionEvent::Error(error) => StreamEvent::Error {
+                message: error.to_string(),
+            },
+            other => StreamEvent::Error {
+                message: format!("unknown event: {other:?}"),
+            },
+        }
+    }
+}
+
+/// How a video frame delimits its NAL units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum VideoFormat {
+    /// Start codes (Android MediaCodec, most hardware encoders).
+    AnnexB,
+    /// 4-byte lengths (MP4, FLV, VideoToolbox).
+    Avcc,
+}
+
+/// One H.264 access unit to send.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct VideoFrame {
+    /// The access unit.
+    pub data: Vec<u8>,
+    /// How it delimits its NAL units.
+    pub format: VideoFormat,
+    /// An IDR frame.
+    pub keyframe: bool,
+    /// Presentation time, microseconds.
+    pub pts_us: i64,
+    /// Decode time, microseconds (`pts_us` without B-frames).
+    pub dts_us: i64,
+}
+
+/// How an audio frame is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AudioFormat {
+    /// A raw AAC access unit (set the AudioSpecificConfig first).
+    AacRaw,
+    /// One or more ADTS frames.
+    AacAdts,
+    /// One Opus packet (Enhanced RTMP).
+    Opus,
+}
+
+/// One audio frame to send.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AudioFrame {
+    /// The encoded audio.
+    pub data: Vec<u8>,
+    /// How it is framed.
+    pub format: AudioFormat,
+    /// Presentation time of the first sample, microseconds.
+    pub pts_us: i64,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MediaType {
+    /// Video.
+    Video,
+    /// Audio.
+    Audio,
+}
+
+/// A received frame.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReceivedFrame {
+    /// Audio or video.
+    pub media: MediaType,
+    /// The codec: `h264`, `vp8`, `opus` or a MIME type.
+    pub codec: String,
+    /// The encoded frame (H.264: Annex B with SPS/PPS before each IDR).
+    pub data: Vec<u8>,
+    /// Presentation time, microseconds on the player's clock.
+    pub timestamp_us: i64,
+    /// A keyframe (always true for audio).
+    pub keyframe: bool,
+    /// Frames were lost before this one (or the session reconnected).
+    pub discontinuity: bool,
+}
+
+impl From<MediaFrame> for ReceivedFrame {
+    fn from(frame: MediaFrame) -> Self {
+        ReceivedFrame {
+            media: match frame.kind {
+                MediaKind::Video => MediaType::Video,
+                MediaKind::Audio => MediaType::Audio,
+            },
+            codec: match &frame.codec {
+                Codec::Other(mime) => mime.clone(),
+                codec => codec.name().to_string(),
+            },
+            data: frame.data.to_vec(),
+            timestamp_us: frame.timestamp_us,
+            keyframe: frame.keyframe,
+            discontinuity: frame.discontinuity,
+        }
+    }
+}
+
+/// What an FLV sample is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SampleKind {
+    /// An AVCDecoderConfigurationRecord: `setVideoConfig`.
+    VideoConfig,
+    /// An H.264 access unit, AVCC: `sendVideo`.
+    Video,
+    /// An AAC AudioSpecificConfig: `setAudioConfig`.
+    AudioConfig,
+    /// A raw AAC frame: `sendAudio`.
+    Audio,
+}
+
+/// One sample of an FLV file.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FlvSample {
+    /// What it is.
+    pub kind: SampleKind,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// An IDR frame (video).
+    pub keyframe: bool,
+    /// Presentation time, microseconds.
+    pub pts_us: i64,
+    /// Decode time, microseconds.
+    pub dts_us: i64,
+}
