@@ -124,7 +124,7 @@ pub struct streamhub_audio_frame {
     pub pts_us: i64,
 }
 
-fn session(handle: *const streamhub_session) -> Result<Arc<Session>, CError> {
+fn lookup(handle: *const streamhub_session) -> Result<Arc<Session>, CError> {
     if runtime::is_shut_down() {
         return Err(CError::new(
             STREAMHUB_SHUT_DOWN,
@@ -300,12 +300,12 @@ pub unsafe extern "C" fn streamhub_session_watch(
 /// `record` points to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_set_video_config(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     record: *const u8,
     len: usize,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         // SAFETY: forwarded contract.
         let record = unsafe { c_bytes(record, len, "record") }?;
         let config = AvcDecoderConfig::parse(record)
@@ -321,12 +321,12 @@ pub unsafe extern "C" fn streamhub_session_set_video_config(
 /// `config` points to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_set_audio_config(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     config: *const u8,
     len: usize,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         // SAFETY: forwarded contract.
         let bytes = unsafe { c_bytes(config, len, "config") }?;
         let config = AudioSpecificConfig::parse(bytes)
@@ -343,11 +343,11 @@ pub unsafe extern "C" fn streamhub_session_set_audio_config(
 /// `frame` points to a valid frame whose `data` has `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_send_video(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     frame: *const streamhub_video_frame,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         if frame.is_null() {
             return Err(CError::null("frame"));
         }
@@ -379,11 +379,11 @@ pub unsafe extern "C" fn streamhub_session_send_video(
 /// `frame` points to a valid frame whose `data` has `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_send_audio(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     frame: *const streamhub_audio_frame,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         if frame.is_null() {
             return Err(CError::null("frame"));
         }
@@ -413,13 +413,13 @@ pub unsafe extern "C" fn streamhub_session_send_audio(
 /// `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_send_chat(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     text: *const c_char,
     id_buf: *mut c_char,
     id_len: usize,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         // SAFETY: forwarded contract.
         let text = unsafe { c_str(text, "text") }?.to_string();
         let core = session.core().clone();
@@ -447,11 +447,11 @@ pub unsafe extern "C" fn streamhub_session_send_chat(
 /// `out` is valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_state(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     out: *mut streamhub_state_info,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         // SAFETY: forwarded contract.
         unsafe { write_out(out, state_info(&session.core().state()), "out") }
     })
@@ -464,12 +464,12 @@ pub unsafe extern "C" fn streamhub_session_state(
 /// `out` is NULL or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_wait_live(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     timeout_ms: u32,
     out: *mut streamhub_state_info,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         let core = session.core().clone();
         let state = runtime::block_on(async move {
             core.wait_for_state(Duration::from_millis(timeout_ms.into()), |state| {
@@ -491,11 +491,11 @@ pub unsafe extern "C" fn streamhub_session_wait_live(
 /// `out` is valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_stats(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     out: *mut streamhub_stats,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         // SAFETY: forwarded contract.
         unsafe { write_out(out, c_stats(&session.core().stats()), "out") }
     })
@@ -510,11 +510,11 @@ pub unsafe extern "C" fn streamhub_session_stats(
 /// `out` is NULL or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn streamhub_session_stop(
-    session_handle: *mut streamhub_session,
+    session: *mut streamhub_session,
     out: *mut streamhub_stats,
 ) -> streamhub_result {
     boundary(|| {
-        let session = session(session_handle)?;
+        let session = lookup(session)?;
         let stopping = session.clone();
         let stats = runtime::block_on(async move { stopping.stop().await })?;
         if !out.is_null() {
@@ -530,9 +530,9 @@ pub unsafe extern "C" fn streamhub_session_stop(
 /// one of the session's callbacks, the current callback is the last). NULL, or a handle
 /// already freed, is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn streamhub_session_free(session_handle: *mut streamhub_session) {
+pub extern "C" fn streamhub_session_free(session: *mut streamhub_session) {
     boundary_void(|| {
-        if let Some(session) = SESSIONS.remove(session_handle) {
+        if let Some(session) = SESSIONS.remove(session) {
             session.close();
         }
     })
