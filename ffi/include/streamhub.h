@@ -153,6 +153,40 @@ typedef enum streamhub_codec {
   STREAMHUB_CODEC_OTHER = 3,
 } streamhub_codec;
 
+// How a video frame's NAL units are delimited.
+typedef enum streamhub_video_format {
+  // Start codes before each NAL unit (Android MediaCodec, most hardware encoders).
+  STREAMHUB_VIDEO_ANNEX_B = 0,
+  // 4-byte big-endian lengths before each NAL unit (MP4, FLV, VideoToolbox).
+  STREAMHUB_VIDEO_AVCC = 1,
+} streamhub_video_format;
+
+// How an audio frame is framed.
+typedef enum streamhub_audio_format {
+  // A raw AAC access unit (set the AudioSpecificConfig first).
+  STREAMHUB_AUDIO_AAC_RAW = 0,
+  // One or more ADTS frames.
+  STREAMHUB_AUDIO_AAC_ADTS = 1,
+  // One Opus packet (Enhanced RTMP).
+  STREAMHUB_AUDIO_OPUS = 2,
+} streamhub_audio_format;
+
+// How much to log.
+typedef enum streamhub_log_level {
+  // Nothing.
+  STREAMHUB_LOG_OFF = 0,
+  // Errors.
+  STREAMHUB_LOG_ERROR = 1,
+  // And warnings.
+  STREAMHUB_LOG_WARN = 2,
+  // And information (connections, state changes).
+  STREAMHUB_LOG_INFO = 3,
+  // And debugging detail.
+  STREAMHUB_LOG_DEBUG = 4,
+  // Everything.
+  STREAMHUB_LOG_TRACE = 5,
+} streamhub_log_level;
+
 // An open FLV file. Create with `streamhub_flv_reader_open`, release with
 // `streamhub_flv_reader_free`. One thread at a time.
 typedef struct streamhub_flv_reader streamhub_flv_reader;

@@ -75,20 +75,20 @@ impl Dispatcher {
         *lock(&self.thread_id) == Some(std::thread::current().id())
     }
 
-    /// Drops every subscriber and, unless called from inside a callback, waits for the
-    /// delivery thread to end (it ends when the session's event queue closes, that is
-    /// once the session has ended).
+    /// Ends delivery. Unless called from inside a callback, first waits for the delivery
+    /// thread to hand out the events still queued and end (it ends once the session is
+    /// over, so stop the session first); then drops every subscriber. From inside a
+    /// callback it only drops the subscribers: the running callback is the last.
     pub fn close(&self) {
-        lock(&self.sinks).clear();
-        if self.is_delivery_thread() {
-            return;
-        }
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            if thread.join().is_err() {
-                warn!("the event delivery thread panicked");
+        if !self.is_delivery_thread() {
+            let thread = lock(&self.thread).take();
+            if let Some(thread) = thread {
+                if thread.join().is_err() {
+                    warn!("the event delivery thread panicked");
+                }
             }
         }
+        lock(&self.sinks).clear();
     }
 }
 
@@ -102,9 +102,8 @@ fn deliver_all(mut queue: SessionEvents, sinks: Arc<Mutex<Sinks>>) {
             lock(&sinks).iter().map(|(_, sink)| sink.clone()).collect();
         for sink in current {
             // A panicking listener must not end delivery for the others.
-            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sink.deliver(&event)
-            }));
+            let delivered =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.deliver(&event)));
             if delivered.is_err() {
                 warn!("an event listener panicked; the event was skipped for it");
             }

@@ -19,6 +19,9 @@ pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until
 mod aiortc;
 #[allow(unused_imports)]
 pub use aiortc::{AiortcWhep, peers_python};
+#[path = "../../../tests/support/pictures.rs"]
+mod pictures;
+pub use pictures::{assert_contiguous_run, decode_checked, picture_hashes};
 
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.
 /// `extra` goes before the output name (e.g. `-output_ts_offset`).
@@ -364,25 +367,6 @@ impl FfmpegListener {
     pub fn url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
-}
-
-/// Runs `ffmpeg -i path <output_args>` and returns its stdout, failing the test on any
-/// decoder error or message.
-pub fn decode_checked(path: &Path, output_args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(output_args)
-        .output()
-        .expect("running ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        errors.trim().is_empty(),
-        "decoder errors in {}: {errors}",
-        path.display()
-    );
-    out.stdout
 }
 
 /// Decodes a video file with ffmpeg (failing on any decoder error) and reads the 16-bit

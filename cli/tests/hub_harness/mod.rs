@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Proc, STREAMHUB, decode_checked, make_clip, tempdir, wait_until};
+use crate::common::{Proc, STREAMHUB, make_clip, tempdir, wait_until};
+pub use crate::common::{assert_contiguous_run, picture_hashes};
 
 /// The workspace root (the folder holding `tests/`, `scripts/`, `.ci/`).
 pub fn workspace_root() -> PathBuf {
@@ -255,50 +256,4 @@ pub fn publish(hub: &Hub, clip: &Path, name: &str) -> Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
-}
-
-/// The MD5 of every decoded picture of a video file, in decode output order; fails on
-/// any decoder error.
-pub fn picture_hashes(path: &Path) -> Vec<String> {
-    let out = decode_checked(
-        path,
-        &[
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit(',').next().map(|h| h.trim().to_string()))
-        .collect()
-}
-
-/// Where `played` starts in `source`, checking that it is one contiguous, identical run.
-pub fn assert_contiguous_run(source: &[String], played: &[String]) -> usize {
-    assert!(!played.is_empty(), "nothing was played");
-    let start = source
-        .iter()
-        .position(|h| *h == played[0])
-        .expect("the first played picture is not in the source");
-    assert!(
-        start + played.len() <= source.len(),
-        "played {} pictures from source picture {start}, but the source has {}",
-        played.len(),
-        source.len()
-    );
-    for (i, hash) in played.iter().enumerate() {
-        assert_eq!(
-            hash,
-            &source[start + i],
-            "played picture {i} differs from source picture {}",
-            start + i
-        );
-    }
-    start
 }

@@ -302,12 +302,19 @@ pub enum SessionEvent {
 #[derive(Debug)]
 pub struct SessionEvents {
     rx: mpsc::Receiver<SessionEvent>,
+    finished: state_watch::Receiver<bool>,
 }
 
 impl SessionEvents {
-    /// The next event.
+    /// The next event; `None` once the session is over and every event was read, even
+    /// while handles to the session are still held.
     pub async fn next(&mut self) -> Option<SessionEvent> {
-        self.rx.recv().await
+        tokio::select! {
+            biased;
+            event = self.rx.recv() => event,
+            // Every event was queued before `finished` was set: drain, then end.
+            _ = self.finished.wait_for(|done| *done) => self.rx.try_recv().ok(),
+        }
     }
 }
 
@@ -318,6 +325,8 @@ pub(crate) struct Shared {
     events: mpsc::Sender<SessionEvent>,
     events_dropped: AtomicU64,
     chat: Option<chat::ChatShared>,
+    /// Set once the session's tasks are over and their last event and frame are queued.
+    finished: state_watch::Sender<bool>,
 }
 
 impl Shared {
@@ -327,14 +336,22 @@ impl Shared {
         chat: Option<&SessionChat>,
     ) -> (Arc<Shared>, SessionEvents) {
         let (events, rx) = mpsc::channel(event_capacity.max(1));
+        let (finished, finished_rx) = state_watch::channel(false);
         let shared = Arc::new(Shared {
             lifecycle: Mutex::new(Lifecycle::new(policy, Instant::now())),
             state: state_watch::Sender::new(SessionState::Idle),
             events,
             events_dropped: AtomicU64::new(0),
             chat: chat.map(|c| chat::ChatShared::new(&c.room)),
+            finished,
         });
-        (shared, SessionEvents { rx })
+        (
+            shared,
+            SessionEvents {
+                rx,
+                finished: finished_rx,
+            },
+        )
     }
 
     /// Sends an event without waiting; counts it when the app's buffer is full.
@@ -628,6 +645,7 @@ impl StreamSession {
                         task.abort();
                     }
                     shared.stopped();
+                    shared.finished.send_replace(true);
                 }
                 .instrument(span),
             )
@@ -711,7 +729,9 @@ impl StreamSession {
     /// `discontinuity` set.
     pub async fn next_frame(&self) -> Result<Option<MediaFrame>, SessionError> {
         match &self.inner.kind {
-            Kind::Watch(media) => Ok(media.next_frame().await),
+            Kind::Watch(media) => Ok(media
+                .next_frame(self.inner.shared.finished.subscribe())
+                .await),
             Kind::Broadcast(_) => Err(SessionError::WrongKind {
                 method: "next_frame",
                 kind: "broadcast",

@@ -57,8 +57,17 @@ impl Media {
         (media, tx)
     }
 
-    pub(crate) async fn next_frame(&self) -> Option<MediaFrame> {
-        self.frames.lock().await.recv().await
+    /// The next frame; `None` once `finished` is set and every frame was read.
+    pub(crate) async fn next_frame(
+        &self,
+        mut finished: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<MediaFrame> {
+        let mut frames = self.frames.lock().await;
+        tokio::select! {
+            biased;
+            frame = frames.recv() => frame,
+            _ = finished.wait_for(|done| *done) => frames.try_recv().ok(),
+        }
     }
 
     fn set_play(&self, stats: Option<PlayStats>) {

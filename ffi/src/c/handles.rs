@@ -55,7 +55,10 @@ impl<T, H> Table<T, H> {
             .ok_or_else(|| {
                 CError::new(
                     STREAMHUB_INVALID_HANDLE,
-                    format!("{} {handle:p} is not a live handle (freed already?)", self.kind),
+                    format!(
+                        "{} {handle:p} is not a live handle (freed already?)",
+                        self.kind
+                    ),
                 )
             })
     }

@@ -234,7 +234,10 @@ unsafe fn open(
             )
         };
         if runtime::is_shut_down() {
-            return Err(CError::new(STREAMHUB_SHUT_DOWN, "the library was shut down"));
+            return Err(CError::new(
+                STREAMHUB_SHUT_DOWN,
+                "the library was shut down",
+            ));
         }
         let session = match kind {
             Kind::Broadcast => {
@@ -393,7 +396,9 @@ pub unsafe extern "C" fn streamhub_session_send_audio(
         let data = unsafe { c_bytes(frame.data, frame.len, "frame.data") }?;
         let format = match frame.format {
             f if f == streamhub_audio_format::STREAMHUB_AUDIO_AAC_RAW as i32 => AudioFormat::AacRaw,
-            f if f == streamhub_audio_format::STREAMHUB_AUDIO_AAC_ADTS as i32 => AudioFormat::AacAdts,
+            f if f == streamhub_audio_format::STREAMHUB_AUDIO_AAC_ADTS as i32 => {
+                AudioFormat::AacAdts
+            }
             f if f == streamhub_audio_format::STREAMHUB_AUDIO_OPUS as i32 => AudioFormat::Opus,
             other => return Err(bad_format("audio", other)),
         };
@@ -428,7 +433,10 @@ pub unsafe extern "C" fn streamhub_session_send_chat(
             if id_len <= id.len() {
                 return Err(CError::new(
                     STREAMHUB_BUFFER_TOO_SMALL,
-                    format!("the message was queued; its id needs {} bytes", id.len() + 1),
+                    format!(
+                        "the message was queued; its id needs {} bytes",
+                        id.len() + 1
+                    ),
                 ));
             }
             // SAFETY: `id_buf` has `id_len > id.len()` writable bytes.

@@ -10,8 +10,8 @@ use streamhub::session::SessionEvent;
 
 use super::errors::{ChatError, FileError, MediaError, SessionError};
 use super::types::{
-    AudioFormat, AudioFrame, BroadcastOptions, FlvSample, ReceivedFrame, SampleKind,
-    StreamEvent, StreamState, StreamStats, VideoFormat, VideoFrame, WatchOptions,
+    AudioFormat, AudioFrame, BroadcastOptions, FlvSample, ReceivedFrame, SampleKind, StreamEvent,
+    StreamState, StreamStats, VideoFormat, VideoFrame, WatchOptions,
 };
 use crate::dispatch::{EventSink, lock};
 use crate::flv::{SampleKind as CoreSampleKind, SampleReader};

@@ -1,0 +1,219 @@
+//! The C examples (`examples/c`), built with `-Wall -Werror` and AddressSanitizer
+//! (leak detection on), run against a real hub: `broadcast` streams the demo clip twice
+//! in real time and chats, `watch` counts frames, writes the H.264 it got and chats.
+//! ffmpeg decodes what the watcher wrote: every picture must be identical to the
+//! source's and contiguous.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pictures::{assert_contiguous_run, picture_hashes};
+use common::process::{Proc, tempdir};
+use common::{TestHub, demo_clip, library_dir, workspace};
+use streamhub::chat::Role;
+
+const ASAN_FLAGS: &str = "-O1 -g -fsanitize=address -fno-omit-frame-pointer";
+
+/// Builds examples/c into `build` with ASan.
+fn build_examples(build: &Path) {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(workspace().join("examples/c"))
+        .arg(format!("BUILD={}", build.display()))
+        .arg(format!("LIB_DIR={}", library_dir().display()))
+        .arg(format!("CFLAGS={ASAN_FLAGS}"))
+        .arg("LDFLAGS=-fsanitize=address")
+        .output()
+        .expect("running make");
+    assert!(
+        out.status.success(),
+        "make failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A C program run under ASan, its output going to files in `logs`: leaks and errors
+/// make it exit 23 with a report on stderr.
+struct Run {
+    proc: Proc,
+    name: &'static str,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What a finished run printed.
+struct Printed {
+    stdout: String,
+}
+
+impl Run {
+    fn start(name: &'static str, logs: &Path, command: &mut Command) -> Run {
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        command
+            // cargo's LD_LIBRARY_PATH lists target/<profile>, where an older build of
+            // the library may lie; it would win over the programs' rpath.
+            .env("LD_LIBRARY_PATH", library_dir())
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:exitcode=23:abort_on_error=0",
+            )
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"));
+        Run {
+            proc: Proc::spawn(name, command),
+            name,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the exit; asserts success and no sanitizer report.
+    fn finish(mut self, within: Duration) -> Printed {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.proc.child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                self.proc.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let name = self.name;
+        println!("--- {name} stdout\n{stdout}--- {name} stderr\n{stderr}");
+        assert!(
+            !stderr.contains("AddressSanitizer") && !stderr.contains("LeakSanitizer"),
+            "{name}: sanitizer report"
+        );
+        let status = status.unwrap_or_else(|| panic!("{name} did not exit within {within:?}"));
+        assert!(status.success(), "{name} exited with {status}");
+        Printed { stdout }
+    }
+}
+
+fn field(output: &Printed, name: &str) -> u64 {
+    output
+        .stdout
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in the output"))
+}
+
+#[test]
+fn c_examples_broadcast_and_watch_under_asan() {
+    let dir = tempdir();
+    let build = dir.path().join("build");
+    build_examples(&build);
+    let hub = TestHub::start();
+    let chat = hub.chat_url();
+    let recording = dir.path().join("watched.h264");
+
+    let watch = Run::start(
+        "watch",
+        dir.path(),
+        Command::new(build.join("watch"))
+            .args([
+                "-c",
+                &chat,
+                "-r",
+                "c-demo",
+                "-t",
+                &hub.token("bob", Role::Viewer),
+            ])
+            .args(["-m", "hello from the C watcher", "-n", "240", "-s", "40"])
+            .arg("-o")
+            .arg(&recording)
+            .arg(hub.whep_url("c-demo")),
+    );
+    let broadcast = Run::start(
+        "broadcast",
+        dir.path(),
+        Command::new(build.join("broadcast"))
+            .args(["-c", &chat, "-r", "c-demo"])
+            .args(["-t", &hub.token("alice", Role::Broadcaster)])
+            .args(["-m", "hello from the C broadcaster", "-l", "2"])
+            .arg(demo_clip())
+            .arg(hub.rtmp_url("c-demo")),
+    );
+
+    let watched = watch.finish(Duration::from_secs(60));
+    let sent = broadcast.finish(Duration::from_secs(60));
+
+    // Everything sent: two passes of the 180-frame clip, nothing dropped.
+    assert_eq!(field(&sent, "video_frames"), 360);
+    assert_eq!(field(&sent, "dropped"), 0);
+    assert_eq!(field(&watched, "video_frames"), 240);
+    assert!(field(&watched, "audio_frames") > 200, "Opus audio arrived");
+    assert_eq!(field(&watched, "packets_lost"), 0);
+    // Chat both ways: each printed the other's message.
+    assert!(sent.stdout.contains("chat: bob: hello from the C watcher"));
+    assert!(
+        watched
+            .stdout
+            .contains("chat: alice: hello from the C broadcaster")
+    );
+
+    // ffmpeg judges the pictures: identical to the source's, one contiguous run.
+    let mut source = picture_hashes(&demo_clip());
+    assert_eq!(source.len(), 180);
+    source.extend(source.clone());
+    let played = picture_hashes(&recording);
+    assert_eq!(
+        played.len(),
+        240,
+        "every received frame decodes to a picture"
+    );
+    let start = assert_contiguous_run(&source, &played);
+    println!(
+        "watched 240 pictures, identical to source pictures {start}..{}",
+        start + 240
+    );
+}
+
+#[test]
+fn bad_input_through_the_c_abi_returns_documented_codes_under_asan() {
+    let dir = tempdir();
+    let program = dir.path().join("abi_errors");
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .args(ASAN_FLAGS.split(' '))
+        .arg("-I")
+        .arg(workspace().join("ffi/include"))
+        .arg("-o")
+        .arg(&program)
+        .arg(workspace().join("ffi/tests/c/abi_errors.c"))
+        .arg(format!("-L{}", library_dir().display()))
+        .arg(format!("-Wl,-rpath,{}", library_dir().display()))
+        .args(["-lstreamhub_ffi", "-lpthread", "-ldl", "-lm"])
+        .output()
+        .expect("running cc");
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A truncated and a non-FLV file for the reader.
+    let clip = std::fs::read(demo_clip()).expect("demo clip");
+    let truncated = dir.path().join("truncated.flv");
+    std::fs::write(&truncated, &clip[..clip.len() / 3]).expect("write");
+    let not_flv = dir.path().join("not.flv");
+    std::fs::write(&not_flv, b"this is not a video").expect("write");
+
+    let run = Run::start(
+        "abi_errors",
+        dir.path(),
+        Command::new(&program).arg(&truncated).arg(&not_flv),
+    );
+    let out = run.finish(Duration::from_secs(60));
+    assert!(out.stdout.contains("all checks passed"), "{}", out.stdout);
+}

@@ -1,0 +1,121 @@
+//! What the ffi integration tests share: an in-process hub (the real one, RTMP ingest,
+//! WHEP egress, chat) on loopback, the built library, and the process helpers.
+#![allow(dead_code)]
+
+#[path = "../../../tests/support/pictures.rs"]
+pub mod pictures;
+#[path = "../../../tests/support/process.rs"]
+pub mod process;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use streamhub::chat::Role;
+use streamhub::chat::server::Claims;
+use streamhub::hub::{Hub, HubConfig, StreamSummary};
+
+/// A hub serving on free loopback ports until dropped.
+pub struct TestHub {
+    hub: Hub,
+    http: SocketAddr,
+    rtmp: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestHub {
+    /// Starts a hub on its own runtime (not the library's).
+    pub fn start() -> TestHub {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        let hub = Hub::new(HubConfig::with_secret(b"ffi test secret"));
+        let (http, rtmp) = runtime.block_on(async {
+            let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind http");
+            let rtmp = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind rtmp");
+            let addrs = (
+                http.local_addr().expect("addr"),
+                rtmp.local_addr().expect("addr"),
+            );
+            let serving = hub.clone();
+            tokio::spawn(async move { serving.serve(http, rtmp).await });
+            addrs
+        });
+        TestHub {
+            hub,
+            http,
+            rtmp,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `rtmp://127.0.0.1:PORT/live/{name}`.
+    pub fn rtmp_url(&self, name: &str) -> String {
+        format!("rtmp://{}/live/{name}", self.rtmp)
+    }
+
+    /// `http://127.0.0.1:PORT/whep/{name}`.
+    pub fn whep_url(&self, name: &str) -> String {
+        format!("http://{}/whep/{name}", self.http)
+    }
+
+    /// `ws://127.0.0.1:PORT/chat`.
+    pub fn chat_url(&self) -> String {
+        format!("ws://{}/chat", self.http)
+    }
+
+    /// A chat token for `user` in every room, valid for an hour.
+    pub fn token(&self, user: &str, role: Role) -> String {
+        self.hub
+            .chat()
+            .keys()
+            .issue(&Claims::new(user, role, vec!["*".into()], 3600))
+            .expect("issuing a token")
+    }
+
+    /// The streams live now.
+    pub fn streams(&self) -> Vec<StreamSummary> {
+        self.hub.streams()
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// The directory holding the `libstreamhub_ffi.so` cargo built for this test run:
+/// `target/<profile>/deps`, beside the test executable. (`cargo test` rebuilds the
+/// cdylib there but does not copy it up to `target/<profile>`, where it may be stale.)
+pub fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().expect("target/<profile>/deps").to_path_buf();
+    assert!(
+        dir.join("libstreamhub_ffi.so").exists(),
+        "{} has no libstreamhub_ffi.so",
+        dir.display()
+    );
+    dir
+}
+
+/// The built-in demo clip (6 s 640x360 H.264 Constrained Baseline + AAC, 180 frames).
+pub fn demo_clip() -> PathBuf {
+    workspace().join("assets/demo.flv")
+}
