@@ -144,23 +144,14 @@ impl Session {
         let thread = std::thread::Builder::new()
             .name("streamhub-frames".into())
             .spawn(move || {
-                while !closed.load(Ordering::Acquire) {
-                    match runtime::block_on(session.next_frame()) {
-                        Ok(Ok(Some(frame))) => {
-                            if closed.load(Ordering::Acquire) {
-                                return;
-                            }
-                            let delivered =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    sink.deliver(&frame)
-                                }));
-                            if delivered.is_err() {
-                                warn!("the frame callback panicked; the frame was skipped");
-                            }
-                        }
-                        _ => return,
-                    }
-                }
+                pump_frames(
+                    || match runtime::block_on(session.next_frame()) {
+                        Ok(Ok(frame)) => frame,
+                        _ => None,
+                    },
+                    &closed,
+                    sink.as_ref(),
+                )
             })
             .map_err(|_| RuntimeError::StartFailed)?;
         *slot = Some(thread);
@@ -198,6 +189,28 @@ impl Session {
             if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
                 warn!("the frame delivery thread panicked");
             }
+        }
+    }
+}
+
+/// The frame delivery loop: hands each frame `next` yields to `sink` until `next` says
+/// the stream is over or `closed` is set. Public for the benchmark of the callback path.
+pub fn pump_frames(
+    mut next: impl FnMut() -> Option<MediaFrame>,
+    closed: &AtomicBool,
+    sink: &dyn FrameSink,
+) {
+    while !closed.load(Ordering::Acquire) {
+        let Some(frame) = next() else {
+            return;
+        };
+        if closed.load(Ordering::Acquire) {
+            return;
+        }
+        let delivered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.deliver(&frame)));
+        if delivered.is_err() {
+            warn!("the frame callback panicked; the frame was skipped");
         }
     }
 }
