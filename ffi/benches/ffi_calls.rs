@@ -30,7 +30,10 @@ fn idle_session() -> *mut streamhub_session {
     let mut config = std::mem::MaybeUninit::<streamhub_session_config>::uninit();
     // SAFETY: a valid out-pointer; init fills every field.
     let mut config = unsafe {
-        assert_eq!(streamhub_session_config_init(config.as_mut_ptr()), STREAMHUB_OK);
+        assert_eq!(
+            streamhub_session_config_init(config.as_mut_ptr()),
+            STREAMHUB_OK
+        );
         config.assume_init()
     };
     config.url = c"rtmp://127.0.0.1:9/live/bench".as_ptr();

@@ -92,8 +92,9 @@ impl StreamSession {
     }
 
     /// Sends the session's events to `listener` until the returned subscription is
-    /// cancelled or dropped. Events from before the first subscription are kept (up to
-    /// 256) and delivered to it.
+    /// cancelled or dropped — keep it: on the JVM a subscription nobody holds is dropped
+    /// at the garbage collector's next whim. Events from before the first subscription
+    /// are kept (up to 256) and delivered to it.
     pub fn subscribe(
         &self,
         listener: Arc<dyn StreamListener>,
@@ -146,7 +147,8 @@ impl StreamSession {
     }
 
     /// Sends one H.264 access unit (broadcast), suspending while the send queue is
-    /// full. Frames sent while not Live are dropped and counted.
+    /// full. Frames sent while not Live are dropped and counted. A cancelled call still
+    /// sends its frame (it runs on the library's runtime).
     pub async fn send_video(&self, frame: VideoFrame) -> Result<(), MediaError> {
         let core = self.session.core().clone();
         let video = streamhub::media::VideoFrame::new(
@@ -162,7 +164,7 @@ impl StreamSession {
         Ok(runtime::spawn(async move { core.send_video(&video).await }).await??)
     }
 
-    /// Sends one audio frame (broadcast); like `send_video`.
+    /// Sends one audio frame (broadcast), like sending video.
     pub async fn send_audio(&self, frame: AudioFrame) -> Result<(), MediaError> {
         let core = self.session.core().clone();
         let audio = streamhub::media::AudioFrame::new(
@@ -177,11 +179,13 @@ impl StreamSession {
         Ok(runtime::spawn(async move { core.send_audio(&audio).await }).await??)
     }
 
-    /// The next received frame (watch), across reconnects; `None` once the session is
-    /// over and every frame was read.
+    /// The next received frame (watch), across reconnects; nothing (null, nil) once the
+    /// session is over and every frame was read. Cancelling the call loses no frame: the
+    /// wait happens in the caller's own task, not on the library's runtime.
     pub async fn next_frame(&self) -> Result<Option<ReceivedFrame>, MediaError> {
-        let core = self.session.core().clone();
-        let frame = runtime::spawn(async move { core.next_frame().await }).await??;
+        // The frame queue is tokio channels only (no timers, no I/O), so it can be
+        // awaited on any executor and dropped at any point without losing a frame.
+        let frame = self.session.core().next_frame().await?;
         Ok(frame.map(ReceivedFrame::from))
     }
 
@@ -219,7 +223,7 @@ impl FlvReader {
         }))
     }
 
-    /// The next sample; `None` at the end of the file.
+    /// The next sample; nothing (null, nil) at the end of the file.
     pub fn next_sample(&self) -> Result<Option<FlvSample>, FileError> {
         let sample = lock(&self.reader)
             .next_sample()
@@ -259,7 +263,7 @@ impl LogSink for ListenerLog {
 }
 
 /// Sends log lines at `level` (1 error … 5 trace; 0 off) and above to `listener`;
-/// `None` turns logging off.
+/// no listener turns logging off.
 #[uniffi::export]
 pub fn set_log_listener(level: u8, listener: Option<Arc<dyn LogListener>>) {
     let level = LogLevel::from_i32(level.into()).unwrap_or(LogLevel::Trace);
@@ -284,8 +288,10 @@ pub fn shutdown(timeout_ms: u32) {
 }
 
 /// Panics inside the library on purpose, so an app can check that a library panic
-/// reaches it as an exception.
+/// reaches it as an error (Kotlin: `InternalException`; Swift: a thrown error). A panic
+/// surfaces as an error from calls that can throw; in Swift, a call that cannot throw
+/// (`state()`, `stats()`) would trap instead — none of them is known to panic.
 #[uniffi::export]
-pub fn debug_panic(message: String) {
+pub fn debug_panic(message: String) -> Result<(), SessionError> {
     panic!("debug_panic: {message}");
 }

@@ -26,10 +26,11 @@ pub struct BroadcastOptions {
     /// The stream's chat room, if any.
     #[uniffi(default = None)]
     pub chat: Option<ChatRoom>,
-    /// Consecutive failed connection attempts before the session fails (default 10).
+    /// Consecutive failed connection attempts before the session fails (default 10; at
+    /// most 4294967295, which in practice retries for ever).
     #[uniffi(default = None)]
     pub max_reconnect_attempts: Option<u32>,
-    /// Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+    /// Period of the `Stats` event in ms; 0 turns it off (default 1000).
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
 }
@@ -45,10 +46,11 @@ pub struct WatchOptions {
     /// The stream's chat room, if any.
     #[uniffi(default = None)]
     pub chat: Option<ChatRoom>,
-    /// Consecutive failed connection attempts before the session fails (default 10).
+    /// Consecutive failed connection attempts before the session fails (default 10; at
+    /// most 4294967295, which in practice retries for ever).
     #[uniffi(default = None)]
     pub max_reconnect_attempts: Option<u32>,
-    /// Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+    /// Period of the `Stats` event in ms; 0 turns it off (default 1000).
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
     /// No frame for this long (ms) counts as a lost connection (default 3000).

@@ -629,7 +629,7 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol FlvReaderProtocol: AnyObject, Sendable {
     
     /**
-     * The next sample; `None` at the end of the file.
+     * The next sample; nothing (null, nil) at the end of the file.
      */
     func nextSample() throws  -> FlvSample?
     
@@ -703,7 +703,7 @@ public static func `open`(path: String)throws  -> FlvReader  {
 
     
     /**
-     * The next sample; `None` at the end of the file.
+     * The next sample; nothing (null, nil) at the end of the file.
      */
 open func nextSample()throws  -> FlvSample?  {
     return try  FfiConverterOptionTypeFlvSample.lift(try rustCallWithError(FfiConverterTypeFileError_lift) {
@@ -1210,13 +1210,14 @@ public func FfiConverterTypeStreamListener_lower(_ value: StreamListener) -> UIn
 public protocol StreamSessionProtocol: AnyObject, Sendable {
     
     /**
-     * The next received frame (watch), across reconnects; `None` once the session is
-     * over and every frame was read.
+     * The next received frame (watch), across reconnects; nothing (null, nil) once the
+     * session is over and every frame was read. Cancelling the call loses no frame: the
+     * wait happens in the caller's own task, not on the library's runtime.
      */
     func nextFrame() async throws  -> ReceivedFrame?
     
     /**
-     * Sends one audio frame (broadcast); like `send_video`.
+     * Sends one audio frame (broadcast), like sending video.
      */
     func sendAudio(frame: AudioFrame) async throws 
     
@@ -1228,7 +1229,8 @@ public protocol StreamSessionProtocol: AnyObject, Sendable {
     
     /**
      * Sends one H.264 access unit (broadcast), suspending while the send queue is
-     * full. Frames sent while not Live are dropped and counted.
+     * full. Frames sent while not Live are dropped and counted. A cancelled call still
+     * sends its frame (it runs on the library's runtime).
      */
     func sendVideo(frame: VideoFrame) async throws 
     
@@ -1259,8 +1261,9 @@ public protocol StreamSessionProtocol: AnyObject, Sendable {
     
     /**
      * Sends the session's events to `listener` until the returned subscription is
-     * cancelled or dropped. Events from before the first subscription are kept (up to
-     * 256) and delivered to it.
+     * cancelled or dropped — keep it: on the JVM a subscription nobody holds is dropped
+     * at the garbage collector's next whim. Events from before the first subscription
+     * are kept (up to 256) and delivered to it.
      */
     func subscribe(listener: StreamListener) throws  -> Subscription
     
@@ -1357,8 +1360,9 @@ public static func watch(options: WatchOptions)throws  -> StreamSession  {
 
     
     /**
-     * The next received frame (watch), across reconnects; `None` once the session is
-     * over and every frame was read.
+     * The next received frame (watch), across reconnects; nothing (null, nil) once the
+     * session is over and every frame was read. Cancelling the call loses no frame: the
+     * wait happens in the caller's own task, not on the library's runtime.
      */
 open func nextFrame()async throws  -> ReceivedFrame?  {
     return
@@ -1377,7 +1381,7 @@ open func nextFrame()async throws  -> ReceivedFrame?  {
 }
     
     /**
-     * Sends one audio frame (broadcast); like `send_video`.
+     * Sends one audio frame (broadcast), like sending video.
      */
 open func sendAudio(frame: AudioFrame)async throws   {
     return
@@ -1417,7 +1421,8 @@ open func sendChat(text: String)async throws  -> String  {
     
     /**
      * Sends one H.264 access unit (broadcast), suspending while the send queue is
-     * full. Frames sent while not Live are dropped and counted.
+     * full. Frames sent while not Live are dropped and counted. A cancelled call still
+     * sends its frame (it runs on the library's runtime).
      */
 open func sendVideo(frame: VideoFrame)async throws   {
     return
@@ -1504,8 +1509,9 @@ open func stop()async throws  -> StreamStats  {
     
     /**
      * Sends the session's events to `listener` until the returned subscription is
-     * cancelled or dropped. Events from before the first subscription are kept (up to
-     * 256) and delivered to it.
+     * cancelled or dropped — keep it: on the JVM a subscription nobody holds is dropped
+     * at the garbage collector's next whim. Events from before the first subscription
+     * are kept (up to 256) and delivered to it.
      */
 open func subscribe(listener: StreamListener)throws  -> Subscription  {
     return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypeSessionError_lift) {
@@ -1807,11 +1813,12 @@ public struct BroadcastOptions: Equatable, Hashable {
      */
     public var chat: ChatRoom?
     /**
-     * Consecutive failed connection attempts before the session fails (default 10).
+     * Consecutive failed connection attempts before the session fails (default 10; at
+     * most 4294967295, which in practice retries for ever).
      */
     public var maxReconnectAttempts: UInt32?
     /**
-     * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+     * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     public var statsIntervalMs: UInt32?
 
@@ -1825,10 +1832,11 @@ public struct BroadcastOptions: Equatable, Hashable {
          * The stream's chat room, if any.
          */chat: ChatRoom? = nil, 
         /**
-         * Consecutive failed connection attempts before the session fails (default 10).
+         * Consecutive failed connection attempts before the session fails (default 10; at
+         * most 4294967295, which in practice retries for ever).
          */maxReconnectAttempts: UInt32? = nil, 
         /**
-         * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+         * Period of the `Stats` event in ms; 0 turns it off (default 1000).
          */statsIntervalMs: UInt32? = nil) {
         self.url = url
         self.chat = chat
@@ -2614,11 +2622,12 @@ public struct WatchOptions: Equatable, Hashable {
      */
     public var chat: ChatRoom?
     /**
-     * Consecutive failed connection attempts before the session fails (default 10).
+     * Consecutive failed connection attempts before the session fails (default 10; at
+     * most 4294967295, which in practice retries for ever).
      */
     public var maxReconnectAttempts: UInt32?
     /**
-     * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+     * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     public var statsIntervalMs: UInt32?
     /**
@@ -2639,10 +2648,11 @@ public struct WatchOptions: Equatable, Hashable {
          * The stream's chat room, if any.
          */chat: ChatRoom? = nil, 
         /**
-         * Consecutive failed connection attempts before the session fails (default 10).
+         * Consecutive failed connection attempts before the session fails (default 10; at
+         * most 4294967295, which in practice retries for ever).
          */maxReconnectAttempts: UInt32? = nil, 
         /**
-         * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+         * Period of the `Stats` event in ms; 0 turns it off (default 1000).
          */statsIntervalMs: UInt32? = nil, 
         /**
          * No frame for this long (ms) counts as a lost connection (default 3000).
@@ -4228,9 +4238,11 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
 }
 /**
  * Panics inside the library on purpose, so an app can check that a library panic
- * reaches it as an exception.
+ * reaches it as an error (Kotlin: `InternalException`; Swift: a thrown error). A panic
+ * surfaces as an error from calls that can throw; in Swift, a call that cannot throw
+ * (`state()`, `stats()`) would trap instead — none of them is known to panic.
  */
-public func debugPanic(message: String)  {try! rustCall() {
+public func debugPanic(message: String)throws   {try rustCallWithError(FfiConverterTypeSessionError_lift) {
         uniffiCallStatus in
     uniffi_streamhub_ffi_fn_func_debug_panic(
         FfiConverterString.lower(message),uniffiCallStatus
@@ -4239,7 +4251,7 @@ public func debugPanic(message: String)  {try! rustCall() {
 }
 /**
  * Sends log lines at `level` (1 error … 5 trace; 0 off) and above to `listener`;
- * `None` turns logging off.
+ * no listener turns logging off.
  */
 public func setLogListener(level: UInt8, listener: LogListener?)  {try! rustCall() {
         uniffiCallStatus in
@@ -4287,10 +4299,10 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_func_debug_panic() != 6605) {
+    if (uniffi_streamhub_ffi_checksum_func_debug_panic() != 16086) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_func_set_log_listener() != 32573) {
+    if (uniffi_streamhub_ffi_checksum_func_set_log_listener() != 41612) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_func_shutdown() != 47764) {
@@ -4299,7 +4311,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_streamhub_ffi_checksum_func_version() != 5413) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_flvreader_next_sample() != 33085) {
+    if (uniffi_streamhub_ffi_checksum_method_flvreader_next_sample() != 34893) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_loglistener_on_log() != 49309) {
@@ -4308,16 +4320,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_streamhub_ffi_checksum_method_streamlistener_on_event() != 5368) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_streamsession_next_frame() != 55847) {
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_next_frame() != 7371) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() != 56198) {
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() != 14597) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() != 53167) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_video() != 52264) {
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_video() != 14159) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_set_audio_config() != 62387) {
@@ -4335,7 +4347,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_streamhub_ffi_checksum_method_streamsession_stop() != 32848) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_streamsession_subscribe() != 37844) {
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_subscribe() != 29643) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_wait_live() != 49854) {

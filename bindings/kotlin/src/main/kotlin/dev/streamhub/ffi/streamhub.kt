@@ -979,10 +979,10 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_streamhub_ffi_checksum_func_debug_panic() and 0xFFFF) != 6605) {
+    if ((lib.uniffi_streamhub_ffi_checksum_func_debug_panic() and 0xFFFF) != 16086) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_func_set_log_listener() and 0xFFFF) != 32573) {
+    if ((lib.uniffi_streamhub_ffi_checksum_func_set_log_listener() and 0xFFFF) != 41612) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_func_shutdown() and 0xFFFF) != 47764) {
@@ -991,7 +991,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_streamhub_ffi_checksum_func_version() and 0xFFFF) != 5413) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_flvreader_next_sample() and 0xFFFF) != 33085) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_flvreader_next_sample() and 0xFFFF) != 34893) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_loglistener_on_log() and 0xFFFF) != 49309) {
@@ -1000,16 +1000,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamlistener_on_event() and 0xFFFF) != 5368) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_next_frame() and 0xFFFF) != 55847) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_next_frame() and 0xFFFF) != 7371) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() and 0xFFFF) != 56198) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() and 0xFFFF) != 14597) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() and 0xFFFF) != 53167) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_video() and 0xFFFF) != 52264) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_video() and 0xFFFF) != 14159) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_set_audio_config() and 0xFFFF) != 62387) {
@@ -1027,7 +1027,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_stop() and 0xFFFF) != 32848) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_subscribe() and 0xFFFF) != 37844) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_subscribe() and 0xFFFF) != 29643) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_wait_live() and 0xFFFF) != 49854) {
@@ -1570,7 +1570,7 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 public interface FlvReaderInterface {
     
     /**
-     * The next sample; `None` at the end of the file.
+     * The next sample; nothing (null, nil) at the end of the file.
      */
     fun `nextSample`(): FlvSample?
     
@@ -1683,7 +1683,7 @@ open class FlvReader: Disposable, AutoCloseable, FlvReaderInterface
 
     
     /**
-     * The next sample; `None` at the end of the file.
+     * The next sample; nothing (null, nil) at the end of the file.
      */
     @Throws(FileException::class)override fun `nextSample`(): FlvSample? {
             return FfiConverterOptionalTypeFlvSample.lift(
@@ -2516,13 +2516,14 @@ public object FfiConverterTypeStreamListener: FfiConverter<StreamListener, Long>
 public interface StreamSessionInterface {
     
     /**
-     * The next received frame (watch), across reconnects; `None` once the session is
-     * over and every frame was read.
+     * The next received frame (watch), across reconnects; nothing (null, nil) once the
+     * session is over and every frame was read. Cancelling the call loses no frame: the
+     * wait happens in the caller's own task, not on the library's runtime.
      */
     suspend fun `nextFrame`(): ReceivedFrame?
     
     /**
-     * Sends one audio frame (broadcast); like `send_video`.
+     * Sends one audio frame (broadcast), like sending video.
      */
     suspend fun `sendAudio`(`frame`: AudioFrame)
     
@@ -2534,7 +2535,8 @@ public interface StreamSessionInterface {
     
     /**
      * Sends one H.264 access unit (broadcast), suspending while the send queue is
-     * full. Frames sent while not Live are dropped and counted.
+     * full. Frames sent while not Live are dropped and counted. A cancelled call still
+     * sends its frame (it runs on the library's runtime).
      */
     suspend fun `sendVideo`(`frame`: VideoFrame)
     
@@ -2565,8 +2567,9 @@ public interface StreamSessionInterface {
     
     /**
      * Sends the session's events to `listener` until the returned subscription is
-     * cancelled or dropped. Events from before the first subscription are kept (up to
-     * 256) and delivered to it.
+     * cancelled or dropped — keep it: on the JVM a subscription nobody holds is dropped
+     * at the garbage collector's next whim. Events from before the first subscription
+     * are kept (up to 256) and delivered to it.
      */
     fun `subscribe`(`listener`: StreamListener): Subscription
     
@@ -2689,8 +2692,9 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
 
     
     /**
-     * The next received frame (watch), across reconnects; `None` once the session is
-     * over and every frame was read.
+     * The next received frame (watch), across reconnects; nothing (null, nil) once the
+     * session is over and every frame was read. Cancelling the call loses no frame: the
+     * wait happens in the caller's own task, not on the library's runtime.
      */
     @Throws(MediaException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2714,7 +2718,7 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
 
     
     /**
-     * Sends one audio frame (broadcast); like `send_video`.
+     * Sends one audio frame (broadcast), like sending video.
      */
     @Throws(MediaException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2767,7 +2771,8 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
     
     /**
      * Sends one H.264 access unit (broadcast), suspending while the send queue is
-     * full. Frames sent while not Live are dropped and counted.
+     * full. Frames sent while not Live are dropped and counted. A cancelled call still
+     * sends its frame (it runs on the library's runtime).
      */
     @Throws(MediaException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2884,8 +2889,9 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
     
     /**
      * Sends the session's events to `listener` until the returned subscription is
-     * cancelled or dropped. Events from before the first subscription are kept (up to
-     * 256) and delivered to it.
+     * cancelled or dropped — keep it: on the JVM a subscription nobody holds is dropped
+     * at the garbage collector's next whim. Events from before the first subscription
+     * are kept (up to 256) and delivered to it.
      */
     @Throws(SessionException::class)override fun `subscribe`(`listener`: StreamListener): Subscription {
             return FfiConverterTypeSubscription.lift(
@@ -3336,12 +3342,13 @@ data class BroadcastOptions (
     var `chat`: ChatRoom? = null 
     , 
     /**
-     * Consecutive failed connection attempts before the session fails (default 10).
+     * Consecutive failed connection attempts before the session fails (default 10; at
+     * most 4294967295, which in practice retries for ever).
      */
     var `maxReconnectAttempts`: kotlin.UInt? = null 
     , 
     /**
-     * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+     * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     var `statsIntervalMs`: kotlin.UInt? = null 
     
@@ -3926,12 +3933,13 @@ data class WatchOptions (
     var `chat`: ChatRoom? = null 
     , 
     /**
-     * Consecutive failed connection attempts before the session fails (default 10).
+     * Consecutive failed connection attempts before the session fails (default 10; at
+     * most 4294967295, which in practice retries for ever).
      */
     var `maxReconnectAttempts`: kotlin.UInt? = null 
     , 
     /**
-     * Period of [`SessionEvent::Stats`] in ms; 0 turns it off (default 1000).
+     * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     var `statsIntervalMs`: kotlin.UInt? = null 
     , 
@@ -5666,10 +5674,13 @@ public object FfiConverterOptionalTypeReceivedFrame: FfiConverterRustBuffer<Rece
 
         /**
          * Panics inside the library on purpose, so an app can check that a library panic
-         * reaches it as an exception.
-         */ fun `debugPanic`(`message`: kotlin.String)
+         * reaches it as an error (Kotlin: `InternalException`; Swift: a thrown error). A panic
+         * surfaces as an error from calls that can throw; in Swift, a call that cannot throw
+         * (`state()`, `stats()`) would trap instead — none of them is known to panic.
+         */
+    @Throws(SessionException::class) fun `debugPanic`(`message`: kotlin.String)
         = 
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(SessionException) { _status ->
     UniffiLib.uniffi_streamhub_ffi_fn_func_debug_panic(
     
         
@@ -5680,7 +5691,7 @@ public object FfiConverterOptionalTypeReceivedFrame: FfiConverterRustBuffer<Rece
 
         /**
          * Sends log lines at `level` (1 error … 5 trace; 0 off) and above to `listener`;
-         * `None` turns logging off.
+         * no listener turns logging off.
          */ fun `setLogListener`(`level`: kotlin.UByte, `listener`: LogListener?)
         = 
     uniffiRustCall() { _status ->
