@@ -21,6 +21,7 @@ mod aiortc;
 pub use aiortc::{AiortcWhep, peers_python};
 #[path = "../../../tests/support/pictures.rs"]
 mod pictures;
+#[allow(unused_imports)] // each test binary uses its own part of this module
 pub use pictures::{assert_contiguous_run, decode_checked, picture_hashes};
 
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.

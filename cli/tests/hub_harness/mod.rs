@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{Proc, STREAMHUB, make_clip, tempdir, wait_until};
+#[allow(unused_imports)] // not every test binary that includes the harness uses them
 pub use crate::common::{assert_contiguous_run, picture_hashes};
 
 /// The workspace root (the folder holding `tests/`, `scripts/`, `.ci/`).
