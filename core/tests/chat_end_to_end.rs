@@ -266,7 +266,11 @@ async fn oversize_and_invalid_texts_fail_alone() {
     // The queue moves on and the connection stays usable.
     let ok = client.send(ROOM, &"é".repeat(500)).await.unwrap();
     assert_eq!(ok.seq, 1);
-    assert_eq!(log.count(|e| matches!(e, ChatEvent::SendFailed { .. })), 2);
+    // The refusals reach the event log on the client's own task: wait for both.
+    wait_for("two SendFailed events", Duration::from_secs(5), || {
+        log.count(|e| matches!(e, ChatEvent::SendFailed { .. })) == 2
+    })
+    .await;
     let stats = client.close(Duration::from_secs(5)).await.unwrap();
     assert_eq!((stats.connections, stats.send_failures), (1, 2));
 }
