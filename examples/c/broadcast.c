@@ -1,6 +1,6 @@
 /*
  * Goes live with an FLV file through the StreamHub C API, in real time, while printing
- * the stream's chat.
+ * the stream's chat; with -m it answers the first chat message from the audience.
  *
  *   broadcast [-c ws://host/chat -r ROOM -t TOKEN] [-m "a chat message"] [-l LOOPS]
  *             FILE.flv rtmp://host/app/key
@@ -17,9 +17,14 @@
 
 #include "streamhub.h"
 
+struct broadcaster {
+    atomic_int chat_seen;
+    atomic_int reply_due; /* set by the callback, answered by the sending thread */
+};
+
 /* Runs on the session's streamhub-events thread. */
 static void on_event(void *userdata, const streamhub_event *event) {
-    atomic_int *chat_seen = userdata;
+    struct broadcaster *b = userdata;
     switch (event->kind) {
     case STREAMHUB_EVENT_STATE_CHANGED:
         printf("state: %d %s\n", (int)event->state.state, event->text);
@@ -27,7 +32,8 @@ static void on_event(void *userdata, const streamhub_event *event) {
     case STREAMHUB_EVENT_CHAT_MESSAGE:
         printf("chat: %s: %s (seq %llu)\n", event->user_name, event->text,
                (unsigned long long)event->seq);
-        atomic_fetch_add(chat_seen, 1);
+        /* The first message is the audience's: we send nothing before it. */
+        if (atomic_fetch_add(&b->chat_seen, 1) == 0) atomic_store(&b->reply_due, 1);
         break;
     case STREAMHUB_EVENT_CHAT_SENT:
         printf("chat sent: %s as seq %llu\n", event->client_msg_id,
@@ -66,9 +72,18 @@ static void sleep_until_us(int64_t deadline) {
     }
 }
 
+/* Sends `reply` once the events thread saw the audience's first message. */
+static int reply_if_due(streamhub_session *session, struct broadcaster *b, const char *reply) {
+    if (!reply || !atomic_exchange(&b->reply_due, 0)) return 0;
+    char id[64];
+    streamhub_result r = streamhub_session_send_chat(session, reply, id, sizeof id);
+    return r == STREAMHUB_OK ? 0 : fail("chat", r);
+}
+
 /* Sends one pass over the file, times shifted by `offset_us`; returns the last pts. */
 static int send_file(streamhub_session *session, const char *path, int64_t offset_us,
-                     int64_t start_us, int64_t *last_pts_us) {
+                     int64_t start_us, int64_t *last_pts_us, struct broadcaster *b,
+                     const char *reply) {
     streamhub_flv_reader *reader = NULL;
     streamhub_result r = streamhub_flv_reader_open(path, &reader);
     if (r != STREAMHUB_OK) return fail("open", r);
@@ -103,6 +118,7 @@ static int send_file(streamhub_session *session, const char *path, int64_t offse
         }
         }
         if (r != STREAMHUB_OK) { status = fail("send", r); break; }
+        if ((status = reply_if_due(session, b, reply)) != 0) break;
     }
     streamhub_flv_reader_free(reader);
     return status;
@@ -125,7 +141,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [-c CHAT_URL -r ROOM -t TOKEN] [-m TEXT] [-l LOOPS] FILE.flv RTMP_URL\n", argv[0]);
         return 2;
     }
-    atomic_int chat_seen = 0;
+    struct broadcaster b = {0};
     streamhub_session_config config;
     streamhub_session_config_init(&config);
     config.url = argv[optind + 1];
@@ -133,7 +149,7 @@ int main(int argc, char **argv) {
     config.chat_room = room;
     config.chat_token = token;
     config.on_event = on_event;
-    config.userdata = &chat_seen;
+    config.userdata = &b;
 
     streamhub_session *session = NULL;
     streamhub_result r = streamhub_session_broadcast(&config, &session);
@@ -146,15 +162,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "not live (state %d)\n", (int)state.state);
         status = 1;
     }
-    if (status == 0 && message) {
-        char id[64];
-        r = streamhub_session_send_chat(session, message, id, sizeof id);
-        if (r != STREAMHUB_OK) status = fail("chat", r);
-    }
     int64_t start = now_us(), offset = 0;
     for (int pass = 0; status == 0 && pass < loops; pass++) {
         int64_t last = offset;
-        status = send_file(session, argv[optind], offset, start, &last);
+        status = send_file(session, argv[optind], offset, start, &last, &b, message);
         offset = last + 33333;
     }
     streamhub_stats stats;
@@ -162,7 +173,7 @@ int main(int argc, char **argv) {
     if (r != STREAMHUB_OK) status = fail("stop", r);
     printf("sent video_frames=%llu audio_frames=%llu dropped=%llu chat_received=%d\n",
            (unsigned long long)stats.video_frames, (unsigned long long)stats.audio_frames,
-           (unsigned long long)stats.frames_dropped, atomic_load(&chat_seen));
+           (unsigned long long)stats.frames_dropped, atomic_load(&b.chat_seen));
     streamhub_session_free(session);
     streamhub_shutdown(5000);
     return status;

@@ -6,7 +6,7 @@
  *         [-n VIDEO_FRAMES] [-s SECONDS] [-o out.h264] http://host/whep/NAME
  *
  * Stops after VIDEO_FRAMES video frames (default 150) or SECONDS (default 30); exits 0
- * when enough frames arrived.
+ * when enough frames arrived. With -m it says hello once someone else is in the room.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
@@ -21,7 +21,7 @@
 struct viewer {
     atomic_ullong video_frames;
     atomic_ullong audio_frames;
-    atomic_int live;
+    atomic_int others_present; /* the room's audience counts someone besides us */
     atomic_int chat_seen;
     unsigned long long wanted;
     FILE *out; /* written on the frames thread only */
@@ -46,7 +46,11 @@ static void on_event(void *userdata, const streamhub_event *event) {
     switch (event->kind) {
     case STREAMHUB_EVENT_STATE_CHANGED:
         printf("state: %d %s\n", (int)event->state.state, event->text);
-        if (event->state.state == STREAMHUB_STATE_LIVE) atomic_store(&v->live, 1);
+        break;
+    case STREAMHUB_EVENT_CHAT_JOINED:
+    case STREAMHUB_EVENT_VIEWERS:
+        /* We watch with our chat token, so the hub counts us once, chat and video. */
+        if (event->viewers >= 2) atomic_store(&v->others_present, 1);
         break;
     case STREAMHUB_EVENT_CHAT_MESSAGE:
         printf("chat: %s: %s (seq %llu)\n", event->user_name, event->text,
@@ -100,6 +104,7 @@ int main(int argc, char **argv) {
     config.chat_url = chat_url;
     config.chat_room = room;
     config.chat_token = token;
+    config.token = token; /* names us to the hub: counted once in the room's audience */
     config.max_reconnect_attempts = 30; /* the stream may not have started yet */
     config.on_event = on_event;
     config.on_frame = on_frame;
@@ -113,7 +118,7 @@ int main(int argc, char **argv) {
     struct timespec tick = {0, 20 * 1000 * 1000};
     for (long waited_ms = 0; waited_ms < seconds * 1000; waited_ms += 20) {
         if (atomic_load(&v.video_frames) >= v.wanted) break;
-        if (!chat_sent && atomic_load(&v.live)) {
+        if (!chat_sent && atomic_load(&v.others_present)) {
             r = streamhub_session_send_chat(session, message, NULL, 0);
             if (r != STREAMHUB_OK) { status = fail("chat", r); break; }
             chat_sent = 1;

@@ -522,7 +522,8 @@ enum streamhub_result streamhub_session_send_audio(struct streamhub_session *ses
 // Queues a chat message for the session's room. Its `client_msg_id` is copied to
 // `id_buf` (NUL-terminated; 64 bytes are enough) unless `id_buf` is NULL. The outcome
 // arrives as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_ERROR`; the message
-// survives chat reconnects.
+// survives chat reconnects. Before the chat's first connection it waits for it (up to
+// 10 s).
 //
 // # Safety
 // `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.

@@ -146,8 +146,8 @@ fn c_examples_broadcast_and_watch_under_asan() {
             .arg(hub.rtmp_url("c-demo")),
     );
 
-    let watched = watch.finish(Duration::from_secs(60));
     let sent = broadcast.finish(Duration::from_secs(60));
+    let watched = watch.finish(Duration::from_secs(60));
 
     // Everything sent: two passes of the 180-frame clip, nothing dropped.
     assert_eq!(field(&sent, "video_frames"), 360);

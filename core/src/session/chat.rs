@@ -1,8 +1,8 @@
 //! The chat part of a session: one [`ChatClient`] in the stream's room, its events
 //! turned into [`SessionEvent`]s. Never fatal for the session.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -11,6 +11,9 @@ use tracing::{debug, warn};
 use super::{SessionChat, SessionChatStats, SessionError, SessionEvent, Shared};
 use crate::chat::client::backoff::Backoff;
 use crate::chat::{ChatClient, ChatError, ChatEvent, TokenSource};
+
+/// How long `send_chat` waits for the chat's first connection.
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a stopping session gives queued chat messages.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
@@ -25,10 +28,11 @@ pub(crate) fn check(chat: Option<&SessionChat>) -> Result<(), SessionError> {
     Ok(())
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ChatShared {
     room: String,
-    client: Mutex<Option<ChatClient>>,
+    /// The chat client once it has connected (and until the chat stops).
+    client: watch::Sender<Option<ChatClient>>,
     connected: AtomicBool,
     connections: AtomicU64,
     received: AtomicU64,
@@ -42,24 +46,37 @@ impl ChatShared {
     pub(crate) fn new(room: &str) -> Self {
         ChatShared {
             room: room.to_string(),
-            ..ChatShared::default()
+            client: watch::Sender::new(None),
+            connected: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            send_failures: AtomicU64::new(0),
+            viewers: AtomicU64::new(0),
+            has_viewers: AtomicBool::new(false),
         }
     }
 
-    fn client(&self) -> Option<ChatClient> {
-        self.client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     fn set_client(&self, client: Option<ChatClient>) {
-        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = client;
+        self.client.send_replace(client);
     }
 
+    /// Queues a message; before the chat's first connection, waits for it up to
+    /// [`FIRST_CONNECTION_WAIT`] (a session can be Live before its chat is connected).
     pub(crate) async fn send(&self, text: &str) -> Result<String, SessionError> {
-        let client = self.client().ok_or(SessionError::ChatUnavailable(
-            "not connected to the chat yet",
+        let mut client_rx = self.client.subscribe();
+        let client = tokio::time::timeout(FIRST_CONNECTION_WAIT, async {
+            client_rx
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|client| client.clone())
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or(SessionError::ChatUnavailable(
+            "not connected to the chat (waited 10 s)",
         ))?;
         client
             .enqueue(&self.room, text)

@@ -741,7 +741,8 @@ impl StreamSession {
 
     /// Queues a chat message for the session's room; returns its `client_msg_id`. The
     /// outcome arrives as [`SessionEvent::ChatSent`] or [`SessionEvent::Error`]; the
-    /// message survives chat reconnects.
+    /// message survives chat reconnects. Before the chat's first connection (a session
+    /// can be Live before its chat is) it waits for it, up to 10 s.
     pub async fn send_chat(&self, text: &str) -> Result<String, SessionError> {
         self.inner.shared.check_open()?;
         let chat = self

@@ -5,10 +5,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use streamhub::media::MediaError;
 use streamhub::media::{
     AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFormat, VideoFrame,
 };
-use streamhub::session::SessionState;
+use streamhub::session::{SessionError, SessionState};
 
 use super::events::{
     CEventSink, CFrameSink, UserData, c_stats, state_info, streamhub_event_callback,
@@ -296,6 +297,30 @@ pub unsafe extern "C" fn streamhub_session_watch(
     unsafe { open(Kind::Watch, config, out) }
 }
 
+/// Parses a codec configuration with `parse_and_apply` and hands it to the session.
+///
+/// # Safety
+/// `ptr` points to `len` readable bytes.
+unsafe fn set_config(
+    session: *mut streamhub_session,
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+    parse_and_apply: impl FnOnce(
+        &streamhub::session::StreamSession,
+        &[u8],
+    ) -> Result<Result<(), SessionError>, MediaError>,
+) -> streamhub_result {
+    boundary(|| {
+        let session = lookup(session)?;
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { c_bytes(ptr, len, name) }?;
+        parse_and_apply(session.core(), bytes)
+            .map_err(|e| CError::new(STREAMHUB_INVALID_ARGUMENT, e.to_string()))??;
+        Ok(())
+    })
+}
+
 /// Sets the H.264 decoder configuration (an AVCDecoderConfigurationRecord, as in an FLV
 /// sequence header or an MP4 `avcC` box) of a broadcast; kept for reconnects.
 ///
@@ -307,14 +332,13 @@ pub unsafe extern "C" fn streamhub_session_set_video_config(
     record: *const u8,
     len: usize,
 ) -> streamhub_result {
-    boundary(|| {
-        let session = lookup(session)?;
-        // SAFETY: forwarded contract.
-        let record = unsafe { c_bytes(record, len, "record") }?;
-        let config = AvcDecoderConfig::parse(record)
-            .map_err(|e| CError::new(STREAMHUB_INVALID_ARGUMENT, e.to_string()))?;
-        Ok(session.core().set_video_config(config)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        set_config(session, record, len, "record", |core, bytes| {
+            let config = AvcDecoderConfig::parse(bytes)?;
+            Ok(core.set_video_config(config))
+        })
+    }
 }
 
 /// Sets the AAC AudioSpecificConfig (2+ bytes) of a broadcast; required before raw AAC
@@ -328,14 +352,13 @@ pub unsafe extern "C" fn streamhub_session_set_audio_config(
     config: *const u8,
     len: usize,
 ) -> streamhub_result {
-    boundary(|| {
-        let session = lookup(session)?;
-        // SAFETY: forwarded contract.
-        let bytes = unsafe { c_bytes(config, len, "config") }?;
-        let config = AudioSpecificConfig::parse(bytes)
-            .map_err(|e| CError::new(STREAMHUB_INVALID_ARGUMENT, e.to_string()))?;
-        Ok(session.core().set_audio_config(config)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        set_config(session, config, len, "config", |core, bytes| {
+            let config = AudioSpecificConfig::parse(bytes)?;
+            Ok(core.set_audio_config(config))
+        })
+    }
 }
 
 /// Sends one H.264 access unit (broadcast), waiting while the send queue is full.
@@ -412,7 +435,8 @@ pub unsafe extern "C" fn streamhub_session_send_audio(
 /// Queues a chat message for the session's room. Its `client_msg_id` is copied to
 /// `id_buf` (NUL-terminated; 64 bytes are enough) unless `id_buf` is NULL. The outcome
 /// arrives as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_ERROR`; the message
-/// survives chat reconnects.
+/// survives chat reconnects. Before the chat's first connection it waits for it (up to
+/// 10 s).
 ///
 /// # Safety
 /// `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.

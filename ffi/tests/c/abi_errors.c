@@ -41,12 +41,13 @@ static void on_log(void *userdata, int32_t level, const char *target, const char
     *(int *)userdata += 1;
 }
 
-/* A session to a port where nothing listens, failing at the first attempt. */
-static streamhub_session *dead_session(int watch) {
+/* A session to a port where nothing listens; with `attempts` 0 it fails at the first
+ * attempt, with -1 (the default policy) it keeps retrying for a while. */
+static streamhub_session *dead_session(int watch, int attempts) {
     streamhub_session_config config;
     streamhub_session_config_init(&config);
     config.url = watch ? "http://127.0.0.1:9/whep/nothing" : "rtmp://127.0.0.1:9/live/nothing";
-    config.max_reconnect_attempts = 0;
+    config.max_reconnect_attempts = attempts;
     streamhub_session *session = NULL;
     streamhub_result r = watch ? streamhub_session_watch(&config, &session)
                                : streamhub_session_broadcast(&config, &session);
@@ -106,7 +107,7 @@ int main(int argc, char **argv) {
     streamhub_session_free(NULL);
     streamhub_session_free((streamhub_session *)0x1234);
 
-    streamhub_session *broadcast = dead_session(0);
+    streamhub_session *broadcast = dead_session(0, 0);
     EXPECT(streamhub_session_stats(broadcast, NULL), STREAMHUB_NULL_PARAMETER);
     EXPECT(streamhub_session_state(broadcast, NULL), STREAMHUB_NULL_PARAMETER);
     EXPECT(streamhub_session_send_video(broadcast, NULL), STREAMHUB_NULL_PARAMETER);
@@ -120,7 +121,9 @@ int main(int argc, char **argv) {
     EXPECT(streamhub_session_set_video_config(broadcast, bytes, sizeof bytes), STREAMHUB_INVALID_ARGUMENT);
     EXPECT(streamhub_session_set_video_config(broadcast, NULL, 5), STREAMHUB_NULL_PARAMETER);
     EXPECT(streamhub_session_set_audio_config(broadcast, bytes, 1), STREAMHUB_INVALID_ARGUMENT);
-    EXPECT(streamhub_session_send_chat(broadcast, "hi", NULL, 0), STREAMHUB_CHAT_ERROR); /* no chat */
+    streamhub_session *retrying = dead_session(0, -1); /* still connecting: not failed yet */
+    EXPECT(streamhub_session_send_chat(retrying, "hi", NULL, 0), STREAMHUB_CHAT_ERROR); /* no chat */
+    streamhub_session_free(retrying);
     EXPECT(streamhub_session_send_chat(broadcast, "\xff", NULL, 0), STREAMHUB_INVALID_UTF8);
     EXPECT(streamhub_session_send_chat(broadcast, NULL, NULL, 0), STREAMHUB_NULL_PARAMETER);
 
@@ -138,7 +141,7 @@ int main(int argc, char **argv) {
     streamhub_session_free(broadcast); /* twice: a no-op */
 
     /* The other kind of session. */
-    streamhub_session *watch = dead_session(1);
+    streamhub_session *watch = dead_session(1, 0);
     EXPECT(streamhub_session_send_video(watch, &video), STREAMHUB_WRONG_KIND);
     EXPECT(streamhub_session_set_audio_config(watch, (const uint8_t *)"\x12\x10", 2), STREAMHUB_WRONG_KIND);
     EXPECT(streamhub_session_stop(watch, &stats), STREAMHUB_OK);
@@ -176,7 +179,7 @@ int main(int argc, char **argv) {
     EXPECT(streamhub_set_log_callback(STREAMHUB_LOG_OFF, NULL, NULL), STREAMHUB_OK);
 
     /* After shutdown. */
-    streamhub_session *left_open = dead_session(0);
+    streamhub_session *left_open = dead_session(0, 0);
     EXPECT(streamhub_shutdown(5000), STREAMHUB_OK);
     EXPECT(streamhub_session_stats(left_open, &stats), STREAMHUB_SHUT_DOWN);
     config.url = "rtmp://127.0.0.1:9/live/x";
