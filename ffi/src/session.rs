@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use streamhub::session::{
-    BroadcastConfig, SessionChat, SessionError, SessionEvents, SessionStats, StreamSession,
-    WatchConfig,
+    BroadcastConfig, SessionChat, SessionError, SessionEvents, SessionState, SessionStats,
+    StreamSession, WatchConfig,
 };
 use streamhub::whep::MediaFrame;
 use tracing::warn;
@@ -163,6 +163,15 @@ impl Session {
         self.dispatcher.subscribe(sink)
     }
 
+    /// Waits up to `within` until the session is Live, Ended or Failed; the state then.
+    pub async fn wait_live(&self, within: Duration) -> SessionState {
+        self.session
+            .wait_for_state(within, |state| {
+                matches!(state, SessionState::Live) || state.is_terminal()
+            })
+            .await
+    }
+
     /// Stops the session (bounded, see [`StreamSession::stop`]) and returns its final
     /// stats.
     pub async fn stop(&self) -> SessionStats {
@@ -177,8 +186,7 @@ impl Session {
     /// where the callback running now is the last.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let session = self.session.clone();
-        if runtime::block_on(async move { session.stop().await }).is_err() {
+        if runtime::block_on(self.session.stop()).is_err() {
             // No runtime (shut down, or a runtime thread): the session's tasks are gone
             // or will see the stop flag when the last handle drops.
             warn!("closing a session without its runtime");

@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pictures::{assert_contiguous_run, picture_hashes};
-use common::process::{Proc, tempdir};
-use common::{TestHub, demo_clip, library_dir, workspace};
+use common::process::tempdir;
+use common::{Finished, Logged, TestHub, demo_clip, library_dir, workspace};
 use streamhub::chat::Role;
 
 const ASAN_FLAGS: &str = "-O1 -g -fsanitize=address -fno-omit-frame-pointer";
@@ -39,68 +38,35 @@ fn build_examples(build: &Path) {
 
 /// A C program run under ASan, its output going to files in `logs`: leaks and errors
 /// make it exit 23 with a report on stderr.
-struct Run {
-    proc: Proc,
-    name: &'static str,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-/// What a finished run printed.
-struct Printed {
-    stdout: String,
-}
-
-impl Run {
-    fn start(name: &'static str, logs: &Path, command: &mut Command) -> Run {
-        let stdout = logs.join(format!("{name}.out"));
-        let stderr = logs.join(format!("{name}.err"));
-        command
-            // cargo's LD_LIBRARY_PATH lists target/<profile>, where an older build of
-            // the library may lie; it would win over the programs' rpath.
-            .env("LD_LIBRARY_PATH", library_dir())
-            .env(
-                "ASAN_OPTIONS",
-                "detect_leaks=1:exitcode=23:abort_on_error=0",
-            )
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"));
-        Run {
-            proc: Proc::spawn(name, command),
-            name,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits for the exit; asserts success and no sanitizer report.
-    fn finish(mut self, within: Duration) -> Printed {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.proc.child.try_wait().expect("try_wait") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                self.proc.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let name = self.name;
-        println!("--- {name} stdout\n{stdout}--- {name} stderr\n{stderr}");
-        assert!(
-            !stderr.contains("AddressSanitizer") && !stderr.contains("LeakSanitizer"),
-            "{name}: sanitizer report"
+fn start_under_asan(name: &str, logs: &Path, command: &mut Command) -> Logged {
+    command
+        // cargo's LD_LIBRARY_PATH lists target/<profile>, where an older build of the
+        // library may lie; it would win over the programs' rpath.
+        .env("LD_LIBRARY_PATH", library_dir())
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:exitcode=23:abort_on_error=0",
         );
-        let status = status.unwrap_or_else(|| panic!("{name} did not exit within {within:?}"));
-        assert!(status.success(), "{name} exited with {status}");
-        Printed { stdout }
-    }
+    Logged::start(name, logs, command)
 }
 
-fn field(output: &Printed, name: &str) -> u64 {
+/// Waits for a program started by [`start_under_asan`]; asserts success and no
+/// sanitizer report.
+fn finish_clean(run: Logged, name: &str, within: Duration) -> Finished {
+    let out = run.finish(within);
+    println!(
+        "--- {name} stdout\n{}--- {name} stderr\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        !out.stderr.contains("AddressSanitizer") && !out.stderr.contains("LeakSanitizer"),
+        "{name}: sanitizer report"
+    );
+    assert!(out.status.success(), "{name} exited with {}", out.status);
+    out
+}
+
+fn field(output: &Finished, name: &str) -> u64 {
     output
         .stdout
         .split_whitespace()
@@ -118,7 +84,7 @@ fn c_examples_broadcast_and_watch_under_asan() {
     let chat = hub.chat_url();
     let recording = dir.path().join("watched.h264");
 
-    let watch = Run::start(
+    let watch = start_under_asan(
         "watch",
         dir.path(),
         Command::new(build.join("watch"))
@@ -135,7 +101,7 @@ fn c_examples_broadcast_and_watch_under_asan() {
             .arg(&recording)
             .arg(hub.whep_url("c-demo")),
     );
-    let broadcast = Run::start(
+    let broadcast = start_under_asan(
         "broadcast",
         dir.path(),
         Command::new(build.join("broadcast"))
@@ -146,8 +112,8 @@ fn c_examples_broadcast_and_watch_under_asan() {
             .arg(hub.rtmp_url("c-demo")),
     );
 
-    let sent = broadcast.finish(Duration::from_secs(60));
-    let watched = watch.finish(Duration::from_secs(60));
+    let sent = finish_clean(broadcast, "broadcast", Duration::from_secs(60));
+    let watched = finish_clean(watch, "watch", Duration::from_secs(60));
 
     // Everything sent: two passes of the 180-frame clip, nothing dropped.
     assert_eq!(field(&sent, "video_frames"), 360);
@@ -209,11 +175,11 @@ fn bad_input_through_the_c_abi_returns_documented_codes_under_asan() {
     let not_flv = dir.path().join("not.flv");
     std::fs::write(&not_flv, b"this is not a video").expect("write");
 
-    let run = Run::start(
+    let run = start_under_asan(
         "abi_errors",
         dir.path(),
         Command::new(&program).arg(&truncated).arg(&not_flv),
     );
-    let out = run.finish(Duration::from_secs(60));
+    let out = finish_clean(run, "abi_errors", Duration::from_secs(60));
     assert!(out.stdout.contains("all checks passed"), "{}", out.stdout);
 }

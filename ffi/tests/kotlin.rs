@@ -8,38 +8,20 @@
 
 mod common;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::process::{Proc, tempdir};
-use common::{TestHub, demo_clip, library_dir, workspace};
+use common::process::tempdir;
+use common::{Finished, Logged, TestHub, demo_clip, library_dir, workspace};
 use streamhub::chat::Role;
 
 /// Exit code of build.sh when it finds no kotlinc (or no JNA/JUnit jars).
 const MISSING_TOOL: i32 = 3;
 
 /// A command run to the end under a deadline, its output in files under `logs`.
-struct Finished {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 fn run(name: &str, logs: &Path, command: &mut Command, within: Duration) -> Finished {
-    let stdout = logs.join(format!("{name}.out"));
-    let stderr = logs.join(format!("{name}.err"));
-    command
-        .stdout(File::create(&stdout).expect("stdout file"))
-        .stderr(File::create(&stderr).expect("stderr file"));
-    let mut proc = Proc::spawn(name, command);
-    let status = proc.wait_exit(within);
-    Finished {
-        status,
-        stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
-    }
+    Logged::start(name, logs, command).finish(within)
 }
 
 /// `target/` of this build: the library lies in `target/<profile>/deps`.

@@ -9,7 +9,7 @@ use streamhub::media::MediaError;
 use streamhub::media::{
     AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFormat, VideoFrame,
 };
-use streamhub::session::{SessionError, SessionState};
+use streamhub::session::SessionError;
 
 use super::events::{
     CEventSink, CFrameSink, UserData, c_stats, state_info, streamhub_event_callback,
@@ -393,8 +393,7 @@ pub unsafe extern "C" fn streamhub_session_send_video(
             frame.pts_us,
         )
         .with_dts(frame.dts_us);
-        let core = session.core().clone();
-        runtime::block_on(async move { core.send_video(&video).await })??;
+        runtime::block_on(session.core().send_video(&video))??;
         Ok(())
     })
 }
@@ -426,8 +425,7 @@ pub unsafe extern "C" fn streamhub_session_send_audio(
             other => return Err(bad_format("audio", other)),
         };
         let audio = AudioFrame::new(Bytes::copy_from_slice(data), format, frame.pts_us);
-        let core = session.core().clone();
-        runtime::block_on(async move { core.send_audio(&audio).await })??;
+        runtime::block_on(session.core().send_audio(&audio))??;
         Ok(())
     })
 }
@@ -450,9 +448,8 @@ pub unsafe extern "C" fn streamhub_session_send_chat(
     boundary(|| {
         let session = lookup(session)?;
         // SAFETY: forwarded contract.
-        let text = unsafe { c_str(text, "text") }?.to_string();
-        let core = session.core().clone();
-        let id = runtime::block_on(async move { core.send_chat(&text).await })??;
+        let text = unsafe { c_str(text, "text") }?;
+        let id = runtime::block_on(session.core().send_chat(text))??;
         if !id_buf.is_null() {
             if id_len <= id.len() {
                 return Err(CError::new(
@@ -502,13 +499,8 @@ pub unsafe extern "C" fn streamhub_session_wait_live(
 ) -> streamhub_result {
     boundary(|| {
         let session = lookup(session)?;
-        let core = session.core().clone();
-        let state = runtime::block_on(async move {
-            core.wait_for_state(Duration::from_millis(timeout_ms.into()), |state| {
-                matches!(state, SessionState::Live) || state.is_terminal()
-            })
-            .await
-        })?;
+        let within = Duration::from_millis(timeout_ms.into());
+        let state = runtime::block_on(session.wait_live(within))?;
         if !out.is_null() {
             // SAFETY: non-NULL, writable per the contract.
             unsafe { out.write(state_info(&state)) };
@@ -547,8 +539,7 @@ pub unsafe extern "C" fn streamhub_session_stop(
 ) -> streamhub_result {
     boundary(|| {
         let session = lookup(session)?;
-        let stopping = session.clone();
-        let stats = runtime::block_on(async move { stopping.stop().await })?;
+        let stats = runtime::block_on(session.stop())?;
         if !out.is_null() {
             // SAFETY: non-NULL, writable per the contract.
             unsafe { out.write(c_stats(&stats)) };

@@ -119,14 +119,9 @@ impl StreamSession {
     /// Waits up to `timeout_ms` until the session is Live, Ended or Failed; returns the
     /// state then.
     pub async fn wait_live(&self, timeout_ms: u32) -> Result<StreamState, SessionError> {
-        let core = self.session.core().clone();
-        let state = runtime::spawn(async move {
-            core.wait_for_state(Duration::from_millis(timeout_ms.into()), |state| {
-                matches!(state, streamhub::session::SessionState::Live) || state.is_terminal()
-            })
-            .await
-        })
-        .await?;
+        let session = self.session.clone();
+        let within = Duration::from_millis(timeout_ms.into());
+        let state = runtime::spawn(async move { session.wait_live(within).await }).await?;
         Ok((&state).into())
     }
 

@@ -7,13 +7,17 @@ pub mod pictures;
 #[path = "../../../tests/support/process.rs"]
 pub mod process;
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 use streamhub::chat::Role;
 use streamhub::chat::server::Claims;
 use streamhub::hub::{Hub, HubConfig, StreamSummary};
+
+use process::Proc;
 
 /// A hub serving on free loopback ports until dropped.
 pub struct TestHub {
@@ -118,4 +122,69 @@ pub fn library_dir() -> PathBuf {
 /// The built-in demo clip (6 s 640x360 H.264 Constrained Baseline + AAC, 180 frames).
 pub fn demo_clip() -> PathBuf {
     workspace().join("assets/demo.flv")
+}
+
+/// A process whose stdout and stderr go to files in a log directory (no pipe to fill
+/// up), killed by PID if it is still running when dropped.
+pub struct Logged {
+    proc: Proc,
+    name: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What a logged process did.
+pub struct Finished {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+impl Logged {
+    /// Starts `command`, its output going to `logs/{name}.out` and `.err`.
+    pub fn start(name: &str, logs: &Path, command: &mut Command) -> Logged {
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        command
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"));
+        Logged {
+            proc: Proc::spawn(name, command),
+            name: name.to_string(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits up to `within` for the exit. On timeout the process is killed and the test
+    /// fails, after printing what it wrote.
+    pub fn finish(mut self, within: Duration) -> Finished {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.proc.child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                self.proc.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let Some(status) = status else {
+            let name = &self.name;
+            panic!(
+                "{name} did not exit within {within:?}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+            );
+        };
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
 }
