@@ -3,6 +3,7 @@
 mod chat;
 mod demo;
 mod hub;
+mod logging;
 mod play;
 mod progress;
 mod publish;
@@ -15,8 +16,12 @@ use clap::{Parser, Subcommand};
 
 /// StreamHub: go live over RTMP/RTMPS, watch over WHEP and chat, from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "streamhub", version, about)]
+#[command(name = "streamhub", version, about, after_help = logging::HELP)]
 struct Cli {
+    /// More logs on stderr: -v steps (info), -vv details (debug), -vvv everything.
+    /// STREAMHUB_LOG or RUST_LOG take a filter instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,36 +29,35 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Publish an FLV file (H.264 + AAC) to an RTMP or RTMPS ingest.
+    #[command(after_help = logging::HELP)]
     Publish(publish::PublishArgs),
     /// Watch a WHEP stream over WebRTC, optionally recording its video.
+    #[command(after_help = logging::HELP)]
     Play(play::PlayArgs),
     /// Chat in a room: each stdin line is sent; each message received is printed.
+    #[command(after_help = logging::HELP)]
     Chat(chat::ChatArgs),
     /// Run the local development server: RTMP ingest, WHEP egress, chat, a web page.
+    #[command(after_help = logging::HELP)]
     Hub(hub::HubArgs),
     /// Everything at once: a hub, the built-in clip published, watched and chatted about.
+    #[command(after_help = logging::HELP)]
     Demo(demo::DemoArgs),
     /// Print a chat token signed with a hub's secret.
+    #[command(after_help = logging::HELP)]
     Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STREAMHUB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = logging::init(cli.verbose).and_then(|()| match cli.command {
         Command::Publish(args) => publish::run(args),
         Command::Play(args) => play::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Hub(args) => hub::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Token(args) => token::run(args),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(message) => {

@@ -32,7 +32,42 @@ fn the_demo_is_healthy_and_reports_its_figures() {
     assert!(p50 > 0.0 && p50 <= p95, "{report}");
     assert!(report["latency_samples"].as_u64() > Some(200), "{report}");
     assert_eq!(report["healthy"], true);
+    // The viewer's session read Alice's goodbye as the end of the stream, not as a lost
+    // connection.
+    assert_eq!(report["viewer_end"], "the stream ended", "{report}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bob: the stream ended"), "{stderr}");
+    assert_wording(&stderr);
     eprintln!("demo: {report} in {took:?}");
+}
+
+/// Nothing in a healthy demo's output speaks of time-outs or unreachable servers.
+fn assert_wording(text: &str) {
+    for word in ["timed out", "unreachable", "connection lost"] {
+        assert!(
+            !text.contains(word),
+            "{word:?} in the demo's output:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_summary_ends_with_the_end_of_the_stream() {
+    let (output, _) = streamhub(&["demo", "--duration", "4"], Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("the stream ended"),
+        "last line {last:?}:\n{stdout}"
+    );
+    assert_wording(&stdout);
+    assert_wording(&stderr);
 }
 
 #[test]

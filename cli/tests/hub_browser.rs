@@ -17,24 +17,24 @@ use serde_json::Value;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Fails (never skips) when the browser or the driver is missing, naming the CI step.
+/// Fails (never skips) when the browser or the driver is missing, naming scripts/test.sh.
 fn require_browser_tools() -> std::path::PathBuf {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the browser step of .ci/run installs it (apt-get install -y chromium)"
+        "{CHROMIUM} is missing: run scripts/test.sh (it installs every test peer, then runs the tests)"
     );
     let browser_dir = workspace_root().join("tests/browser");
     assert!(
         browser_dir
             .join("node_modules/playwright-core/package.json")
             .exists(),
-        "tests/browser/node_modules/playwright-core is missing: the browser step of .ci/run \
-         installs it (npm ci --prefix tests/browser)"
+        "tests/browser/node_modules/playwright-core is missing: run scripts/test.sh (it \
+         installs every test peer, then runs the tests)"
     );
     let node = Command::new("node").arg("--version").output();
     assert!(
         node.is_ok_and(|o| o.status.success()),
-        "node is missing: the browser step of .ci/run installs it (apt-get install -y nodejs npm)"
+        "node is missing: run scripts/test.sh (it installs every test peer, then runs the tests)"
     );
     browser_dir
 }

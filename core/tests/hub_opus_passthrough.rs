@@ -1,5 +1,5 @@
 //! Opus from an Enhanced RTMP publisher reaches the hub's WHEP viewers untouched: our
-//! publisher sends libopus packets, the hub passes them through, our player hands the
+//! publisher sends Opus packets, the hub passes them through, our player hands the
 //! same bytes back.
 
 use std::time::{Duration, Instant};
@@ -10,20 +10,23 @@ use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::whep::{Codec, MediaKind, PlayConfig, Player};
 use tokio::net::TcpListener;
 
-/// 20 ms stereo packets of a 440 Hz tone, encoded by libopus.
+/// 20 ms stereo packets of a 440 Hz tone, from the Opus encoder the hub's transcoder
+/// uses (the hub must pass them through untouched, whoever made them).
 fn opus_packets(count: usize) -> Vec<Vec<u8>> {
-    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio)
-        .expect("encoder");
+    let mut encoder =
+        opus_pure::OpusEncoder::new(48_000, 2, opus_pure::Application::Audio).expect("encoder");
+    let mut packet = vec![0u8; opus_pure::MAX_PACKET_BYTES];
     (0..count)
         .map(|n| {
-            let pcm: Vec<i16> = (0..960)
+            let pcm: Vec<f32> = (0..960)
                 .flat_map(|i| {
                     let t = (n * 960 + i) as f32 / 48_000.0;
-                    let v = ((t * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16;
+                    let v = (t * 440.0 * std::f32::consts::TAU).sin() * 0.25;
                     [v, v]
                 })
                 .collect();
-            encoder.encode_vec(&pcm, 4000).expect("encode")
+            let len = encoder.encode(&pcm, 960, &mut packet).expect("encode");
+            packet[..len].to_vec()
         })
         .collect()
 }

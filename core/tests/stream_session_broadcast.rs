@@ -330,6 +330,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
             SessionState::Live => "live",
             SessionState::Reconnecting { .. } => "reconnecting",
             SessionState::Ended => "ended",
+            SessionState::StreamEnded => "stream ended",
             SessionState::Failed { .. } => "failed",
         })
         .collect();

@@ -217,6 +217,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
             SessionState::Live => "live",
             SessionState::Reconnecting { .. } => "reconnecting",
             SessionState::Ended => "ended",
+            SessionState::StreamEnded => "stream ended",
             SessionState::Failed { .. } => "failed",
         })
         .collect();

@@ -124,10 +124,15 @@ int main(int argc, char **argv) {
             chat_sent = 1;
         }
         streamhub_state_info state;
-        if (streamhub_session_state(session, &state) == STREAMHUB_OK &&
-            (state.state == STREAMHUB_STATE_FAILED || state.state == STREAMHUB_STATE_ENDED)) {
-            fprintf(stderr, "session over (state %d)\n", (int)state.state);
-            break;
+        if (streamhub_session_state(session, &state) == STREAMHUB_OK) {
+            if (state.state == STREAMHUB_STATE_STREAM_ENDED) {
+                fprintf(stderr, "the stream ended\n");
+                break;
+            }
+            if (state.state == STREAMHUB_STATE_FAILED || state.state == STREAMHUB_STATE_ENDED) {
+                fprintf(stderr, "session over (state %d)\n", (int)state.state);
+                break;
+            }
         }
         nanosleep(&tick, NULL);
     }

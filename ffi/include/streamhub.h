@@ -111,6 +111,10 @@ typedef enum streamhub_state {
   STREAMHUB_STATE_ENDED = 4,
   // Stopped by an error retrying cannot fix. Final.
   STREAMHUB_STATE_FAILED = 5,
+  // Watch: the sender ended the stream (not an error, not a lost connection). Then,
+  // as `streamhub_session_config.on_stream_end` says, the session waits for the
+  // stream to come back (Live again) or ends (`STREAMHUB_STATE_ENDED`).
+  STREAMHUB_STATE_STREAM_ENDED = 6,
 } streamhub_state;
 
 // Why a session failed (with `STREAMHUB_STATE_FAILED`).
@@ -186,6 +190,15 @@ typedef enum streamhub_log_level {
   // Everything.
   STREAMHUB_LOG_TRACE = 5,
 } streamhub_log_level;
+
+// What a watch session does once the sender ended the stream.
+typedef enum streamhub_on_stream_end {
+  // Stay in `STREAMHUB_STATE_STREAM_ENDED` and ask for the stream again now and then;
+  // Live again when it is back.
+  STREAMHUB_ON_STREAM_END_WAIT = 0,
+  // End the session: `STREAMHUB_STATE_STREAM_ENDED`, then `STREAMHUB_STATE_ENDED`.
+  STREAMHUB_ON_STREAM_END_END = 1,
+} streamhub_on_stream_end;
 
 // An open FLV file. Create with `streamhub_flv_reader_open`, release with
 // `streamhub_flv_reader_free`. One thread at a time.
@@ -368,6 +381,10 @@ typedef struct streamhub_session_config {
   streamhub_frame_callback on_frame;
   // Passed to the callbacks.
   void *userdata;
+  // Watch: what to do once the sender ended the stream (`STREAMHUB_STATE_STREAM_ENDED`):
+  // a `streamhub_on_stream_end` (an `int`, so that a wrong value is refused); negative
+  // for the default, `STREAMHUB_ON_STREAM_END_WAIT`.
+  int32_t on_stream_end;
 } streamhub_session_config;
 
 // One encoded H.264 access unit to send. `data` is copied during the call.

@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use streamhub::session::{
-    BroadcastConfig, SessionChat, SessionError, SessionEvents, SessionState, SessionStats,
-    StreamSession, WatchConfig,
+    BroadcastConfig, OnStreamEnd, SessionChat, SessionError, SessionEvents, SessionState,
+    SessionStats, StreamSession, WatchConfig,
 };
 use streamhub::whep::MediaFrame;
 use tracing::warn;
@@ -32,6 +32,9 @@ pub struct SessionOptions {
     pub stats_interval: Option<Duration>,
     /// Watch: no frame for this long counts as a lost connection (`None`: 3 s).
     pub stall_timeout: Option<Duration>,
+    /// Watch: end the session once the sender ended the stream, instead of waiting for
+    /// the stream to come back.
+    pub end_when_stream_ends: bool,
 }
 
 impl SessionOptions {
@@ -65,6 +68,9 @@ impl SessionOptions {
         }
         if let Some(stall) = self.stall_timeout {
             config.stall_timeout = stall;
+        }
+        if self.end_when_stream_ends {
+            config.on_stream_end = OnStreamEnd::End;
         }
         config
     }

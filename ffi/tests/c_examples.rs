@@ -19,6 +19,7 @@ const ASAN_FLAGS: &str = "-O1 -g -fsanitize=address -fno-omit-frame-pointer";
 
 /// Builds examples/c into `build` with ASan.
 fn build_examples(build: &Path) {
+    common::require::program("make");
     let out = Command::new("make")
         .arg("-C")
         .arg(workspace().join("examples/c"))

@@ -71,8 +71,8 @@ fn kotlin_bindings_pass_their_junit_tests_against_a_real_hub() {
     );
     if build.status.code() == Some(MISSING_TOOL) {
         panic!(
-            "the Kotlin toolchain is missing: run bindings/kotlin/install-kotlinc.sh \
-             (and apt-get install -y libjna-java junit4)\n{}",
+            "the Kotlin toolchain is missing: run scripts/test.sh (it installs kotlinc, \
+             JNA and JUnit, then runs the tests)\n{}",
             build.stderr
         );
     }

@@ -31,8 +31,8 @@ fn check_syntax(args: &[&Path]) -> Output {
     let python = peers_python(&root);
     assert!(
         python.exists(),
-        "{} is missing: run scripts/setup-peers.sh (it installs tree-sitter and \
-         tree-sitter-swift for the Swift syntax check)",
+        "{} is missing: run scripts/test.sh (it installs tree-sitter and \
+         tree-sitter-swift for the Swift syntax check, then runs the tests)",
         python.display()
     );
     Command::new(&python)

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::process::{Proc, free_port, run_checked, wait_listen};
+use super::process::{Proc, free_port, wait_listen};
 
 /// The venv python with aiortc: `$CARGO_TARGET_DIR/peers-venv` when the tests run with
 /// a target directory of their own, else the workspace's `target/peers-venv` (made by
-/// `scripts/setup-peers.sh` when missing).
+/// `scripts/test.sh`; a test fails, naming it, when it is missing).
 pub fn peers_python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
@@ -20,12 +20,7 @@ pub fn peers_python() -> PathBuf {
         }
     }
     let python = root.join("target/peers-venv/bin/python");
-    if !python.exists() {
-        run_checked(
-            "scripts/setup-peers.sh",
-            Command::new("bash").arg(root.join("scripts/setup-peers.sh")),
-        );
-    }
+    super::require::file(&python, "the Python venv with aiortc");
     python
 }
 

@@ -10,6 +10,7 @@ use std::process::Command;
 /// Runs `ffmpeg -i path <output_args>` and returns its stdout, failing the test on any
 /// decoder error or message.
 pub fn decode_checked(path: &Path, output_args: &[&str]) -> Vec<u8> {
+    super::require::ffmpeg();
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)

@@ -19,7 +19,7 @@ impl Proc {
         let child = command
             .stdin(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+            .unwrap_or_else(|e| panic!("starting {name}: {}", explain(command, &e)));
         Proc {
             child,
             name: name.to_string(),
@@ -67,6 +67,20 @@ impl Drop for Proc {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// A spawn error in words; a program that is not installed names the command that
+/// installs every test peer.
+pub fn explain(command: &Command, error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "{} is not installed: run scripts/test.sh (it installs every test peer, then \
+             runs the tests)",
+            command.get_program().to_string_lossy()
+        )
+    } else {
+        error.to_string()
     }
 }
 
@@ -118,7 +132,7 @@ pub fn run_checked(what: &str, command: &mut Command) {
     let out = command
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: {}", explain(command, &e)));
     assert!(
         out.status.success(),
         "{what} failed: {}",

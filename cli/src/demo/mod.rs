@@ -22,8 +22,8 @@ use streamhub::chat::server::Claims;
 use streamhub::hub::{Hub, HubConfig};
 use streamhub::media::sei::find_latency_stamp;
 use streamhub::session::{
-    BroadcastConfig, SessionChat, SessionEvent, SessionEvents, SessionState, StreamSession,
-    WatchConfig,
+    BroadcastConfig, OnStreamEnd, SessionChat, SessionEvent, SessionEvents, SessionState,
+    StreamSession, WatchConfig,
 };
 use streamhub::whep::MediaKind;
 use tokio::net::TcpListener;
@@ -56,6 +56,9 @@ struct Counters {
     chat_received: AtomicU64,
     viewers: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
+    /// How Bob's watching ended, in words ("the stream ended" when Alice's goodbye
+    /// reached him).
+    viewer_end: Mutex<Option<String>>,
     chat_lines: Mutex<Vec<String>>,
     problems: Mutex<Vec<String>>,
 }
@@ -91,6 +94,9 @@ struct Report {
     packets_lost: u64,
     reconnects: u32,
     hub_bitrate_kbps: u64,
+    /// How the viewer's session ended: "the stream ended" when it saw the broadcaster's
+    /// goodbye.
+    viewer_end: String,
     healthy: bool,
     problems: Vec<String>,
 }
@@ -195,6 +201,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     // chatting count him once in the room.
     config.play.token = Some(bob_token.clone());
     config.chat = Some(SessionChat::new(&chat_url, STREAM, bob_token));
+    // When Alice ends the stream, Bob's session ends too (instead of waiting for her).
+    config.on_stream_end = OnStreamEnd::End;
     let (bob, bob_events) = StreamSession::watch(config).map_err(|e| e.to_string())?;
     tokio::spawn(follow("bob", bob_events, counters.clone()));
     let watch_task = tokio::spawn(watch(bob.clone(), counters.clone()));
@@ -248,11 +256,11 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Alice ends the stream; the hub says goodbye to Bob's player, whose session then
-    // stops being Live (it would wait for the stream to come back): Bob leaves.
+    // Alice ends the stream; the hub says goodbye to Bob's player, and Bob's session
+    // reads that as the stream's end and ends.
     let alice_stats = alice.stop().await.map_err(|e| e.to_string())?;
     let _ = bob
-        .wait_for_state(Duration::from_secs(5), |s| *s != SessionState::Live)
+        .wait_for_state(Duration::from_secs(5), SessionState::is_terminal)
         .await;
     let bob_stats = bob.stop().await.ok();
     let _ = tokio::time::timeout(Duration::from_secs(5), watch_task).await;
@@ -290,6 +298,15 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     if latencies.is_empty() {
         problems.push("no latency stamp came back".into());
     }
+    let viewer_end = counters
+        .viewer_end
+        .lock()
+        .ok()
+        .and_then(|end| end.clone())
+        .unwrap_or_else(|| "the viewer never saw the stream end".into());
+    if viewer_end != STREAM_ENDED {
+        problems.push(format!("bob's session: {viewer_end}"));
+    }
     let report = Report {
         duration_s: started.elapsed().as_secs_f64(),
         published_video_frames: published,
@@ -312,6 +329,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
             .map_or(0, |p| p.packets_lost),
         reconnects: alice_stats.reconnects + bob_stats.as_ref().map_or(0, |s| s.reconnects),
         hub_bitrate_kbps,
+        viewer_end,
         healthy: problems.is_empty(),
         problems,
     };
@@ -364,6 +382,10 @@ fn print_summary(r: &Report) {
             println!("  problem: {problem}");
         }
     }
+    println!(
+        "  end      alice stopped broadcasting; bob: {}",
+        r.viewer_end
+    );
 }
 
 /// Bob's frames: counts them and reads the latency stamps.
@@ -386,8 +408,12 @@ async fn watch(session: StreamSession, counters: Arc<Counters>) {
     }
 }
 
+/// What a viewer's session says when the broadcaster ended the stream.
+const STREAM_ENDED: &str = "the stream ended";
+
 /// One session's events: chat lines, acknowledgements, the audience, state changes.
 async fn follow(name: &'static str, mut events: SessionEvents, counters: Arc<Counters>) {
+    let mut last = SessionState::Idle;
     while let Some(event) = events.next().await {
         match event {
             SessionEvent::Chat(message) if message.user.id == name => {
@@ -401,7 +427,24 @@ async fn follow(name: &'static str, mut events: SessionEvents, counters: Arc<Cou
             }
             SessionEvent::Viewers(n) => counters.viewers.store(n, Ordering::Relaxed),
             SessionEvent::StateChanged(state) => {
-                counters.line(format!("  {name}: {}", describe(&state)));
+                // After the stream's end, the session's own end says nothing new.
+                if !(state == SessionState::Ended && last == SessionState::StreamEnded) {
+                    counters.line(format!("  {name}: {}", describe(&state)));
+                }
+                let end = match &state {
+                    SessionState::StreamEnded => Some(STREAM_ENDED.to_string()),
+                    SessionState::Failed { reason } => Some(format!("failed: {reason}")),
+                    SessionState::Ended if last != SessionState::StreamEnded => {
+                        Some(format!("stopped while {}", describe(&last)))
+                    }
+                    _ => None,
+                };
+                if let (Some(end), "bob") = (end, name)
+                    && let Ok(mut slot) = counters.viewer_end.lock()
+                {
+                    slot.get_or_insert(end);
+                }
+                last = state;
             }
             SessionEvent::Error(e) => counters.line(format!("  {name}: {e}")),
             _ => {}
@@ -413,6 +456,7 @@ fn describe(state: &SessionState) -> String {
     match state {
         SessionState::Live => "live".into(),
         SessionState::Reconnecting { reason, .. } => format!("reconnecting ({reason})"),
+        SessionState::StreamEnded => STREAM_ENDED.into(),
         other => format!("{other:?}").to_lowercase(),
     }
 }

@@ -13,6 +13,8 @@ pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 
 #[path = "../../../tests/support/process.rs"]
 mod process;
+#[path = "../../../tests/support/require.rs"]
+pub mod require;
 #[allow(unused_imports)]
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 #[path = "../../../tests/support/aiortc.rs"]
@@ -27,6 +29,7 @@ pub use pictures::{assert_contiguous_run, decode_checked, picture_hashes};
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.
 /// `extra` goes before the output name (e.g. `-output_ts_offset`).
 pub fn make_clip(path: &Path, seconds: u32, extra: &[&str]) {
+    require::ffmpeg();
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
@@ -62,6 +65,7 @@ pub struct Packet {
 
 /// Every packet of a media file, in file order, with the MD5 of its payload.
 pub fn packets(path: &Path) -> Vec<Packet> {
+    require::ffmpeg();
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -203,6 +207,7 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(dir: &Path, options: NginxOptions) -> Nginx {
+        require::nginx_rtmp();
         let rtmp_port = free_port();
         let http_port = free_port();
         let tls_port = free_port();
@@ -288,6 +293,7 @@ impl Nginx {
 
 /// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it.
 fn make_certificates(dir: &Path) {
+    require::program("openssl");
     let ext = dir.join("san.ext");
     fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");
     let openssl = |args: &[&str]| {
@@ -351,6 +357,7 @@ pub struct FfmpegListener {
 
 impl FfmpegListener {
     pub fn start(key: &str, out: &Path) -> FfmpegListener {
+        require::ffmpeg();
         let port = free_port();
         let proc = Proc::spawn(
             "ffmpeg -listen",

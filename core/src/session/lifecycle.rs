@@ -87,7 +87,11 @@ pub enum SessionState {
         /// Why the last connection ended or the last attempt failed.
         reason: String,
     },
-    /// Stopped by the app. Terminal.
+    /// The sender ended the stream (watch sessions: it said goodbye). Not an error and not
+    /// a lost connection. Next, as [`OnStreamEnd`] says: the session asks for the stream
+    /// again now and then and goes `Live` when it is back, or it ends (`Ended`).
+    StreamEnded,
+    /// Stopped by the app, or after the stream ended with [`OnStreamEnd::End`]. Terminal.
     Ended,
     /// Stopped by an error that retrying cannot fix. Terminal.
     Failed {
@@ -101,6 +105,18 @@ impl SessionState {
     pub fn is_terminal(&self) -> bool {
         matches!(self, SessionState::Ended | SessionState::Failed { .. })
     }
+}
+
+/// What a watch session does once the sender ended the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStreamEnd {
+    /// Stay in [`SessionState::StreamEnded`] and ask for the stream again, with the
+    /// reconnect backoff, until it is back (→ `Live`) or the app stops. "Not found"
+    /// answers meanwhile neither leave `StreamEnded` nor use up reconnect attempts.
+    #[default]
+    WaitForReturn,
+    /// End the session: `StreamEnded`, then `Ended`.
+    End,
 }
 
 /// How a session reacts to a lost or refused connection.
@@ -146,6 +162,8 @@ pub enum Next {
     RetryAfter(Duration),
     /// Stop: the session has failed.
     Fail(FailReason),
+    /// Stop: the session is over without a failure (the stream ended).
+    End,
 }
 
 /// The lifecycle: state, attempt counter and time accounting.
@@ -253,6 +271,15 @@ impl Lifecycle {
         unit_random: f64,
         now: Instant,
     ) -> (Next, Option<SessionState>) {
+        if self.state == SessionState::StreamEnded
+            && matches!(failure, Failure::Transient(FailReason::NotFound { .. }))
+        {
+            // Still gone: keep waiting, without using up attempts.
+            return (
+                Next::RetryAfter(self.backoff.next_delay(unit_random, None)),
+                None,
+            );
+        }
         let reason = match failure {
             Failure::Terminal(reason) => return self.fail(reason, now),
             Failure::Refused(reason) if !self.was_live => return self.fail(reason, now),
@@ -278,7 +305,11 @@ impl Lifecycle {
             SessionState::Reconnecting {
                 attempt: self.failures,
                 retry_in: delay,
-                reason: reason.to_string(),
+                // Not "unreachable after 0 attempts": attempts have not run out yet.
+                reason: match &reason {
+                    FailReason::Unreachable { detail, .. } => detail.clone(),
+                    other => other.to_string(),
+                },
             }
         } else {
             SessionState::Connecting {
@@ -308,6 +339,28 @@ impl Lifecycle {
             unit_random,
             now,
         )
+    }
+
+    /// The sender ended the stream: → StreamEnded, then retry later or end, as `policy`
+    /// says.
+    pub fn stream_ended(
+        &mut self,
+        policy: OnStreamEnd,
+        unit_random: f64,
+        now: Instant,
+    ) -> (Next, Option<SessionState>) {
+        if let Some(since) = self.live_since {
+            self.backoff
+                .connection_ended(now.saturating_duration_since(since));
+        }
+        self.failures = 0;
+        let next = match policy {
+            OnStreamEnd::End => Next::End,
+            OnStreamEnd::WaitForReturn => {
+                Next::RetryAfter(self.backoff.next_delay(unit_random, None))
+            }
+        };
+        (next, self.enter(SessionState::StreamEnded, now))
     }
 
     fn fail(&mut self, reason: FailReason, now: Instant) -> (Next, Option<SessionState>) {
@@ -509,6 +562,72 @@ mod tests {
             next,
             Next::Fail(FailReason::Unreachable { attempts: 1, .. })
         ));
+    }
+
+    fn not_found(detail: &str) -> Failure {
+        Failure::Transient(FailReason::NotFound {
+            detail: detail.into(),
+        })
+    }
+
+    #[test]
+    fn a_stream_that_ends_waits_for_its_return_without_using_attempts() {
+        let mut clock = Clock(Instant::now(), Duration::ZERO);
+        let mut lc = Lifecycle::new(policy(Some(2)), clock.now());
+        lc.start(clock.now());
+        lc.live(clock.advance(Duration::from_secs(5)));
+        let (next, state) = lc.stream_ended(OnStreamEnd::WaitForReturn, 0.5, clock.now());
+        assert_eq!(state, Some(SessionState::StreamEnded));
+        assert!(matches!(next, Next::RetryAfter(_)));
+        // Far more "not found" answers than the policy's 2 attempts: still waiting.
+        for _ in 0..10 {
+            let (next, state) =
+                lc.attempt_failed(not_found("404"), 0.5, clock.advance(Duration::from_secs(1)));
+            assert_eq!(state, None, "no state change while the stream is away");
+            assert!(matches!(next, Next::RetryAfter(_)));
+        }
+        assert_eq!(lc.state(), &SessionState::StreamEnded);
+        // Back: Live again, counted as a reconnect.
+        assert_eq!(lc.live(clock.now()), Some(SessionState::Live));
+        assert_eq!(lc.durations(clock.now()).reconnects, 1);
+    }
+
+    #[test]
+    fn a_network_failure_while_waiting_is_a_reconnect() {
+        let mut clock = Clock(Instant::now(), Duration::ZERO);
+        let mut lc = Lifecycle::new(policy(Some(1)), clock.now());
+        lc.start(clock.now());
+        lc.live(clock.now());
+        lc.stream_ended(OnStreamEnd::WaitForReturn, 0.5, clock.now());
+        let (_, state) = lc.attempt_failed(
+            Failure::Transient(unreachable("refused")),
+            0.5,
+            clock.advance(Duration::from_secs(1)),
+        );
+        assert!(matches!(
+            state,
+            Some(SessionState::Reconnecting { attempt: 1, .. })
+        ));
+        let (next, _) = lc.attempt_failed(
+            Failure::Transient(unreachable("refused")),
+            0.5,
+            clock.advance(Duration::from_secs(1)),
+        );
+        assert!(matches!(next, Next::Fail(FailReason::Unreachable { .. })));
+    }
+
+    #[test]
+    fn a_stream_that_ends_can_end_the_session() {
+        let mut clock = Clock(Instant::now(), Duration::ZERO);
+        let mut lc = Lifecycle::new(policy(None), clock.now());
+        lc.start(clock.now());
+        lc.live(clock.now());
+        let (next, state) =
+            lc.stream_ended(OnStreamEnd::End, 0.5, clock.advance(Duration::from_secs(3)));
+        assert_eq!((next, state), (Next::End, Some(SessionState::StreamEnded)));
+        assert!(!lc.state().is_terminal());
+        assert_eq!(lc.stop(clock.now()), Some(SessionState::Ended));
+        assert_eq!(lc.durations(clock.now()).live, Duration::from_secs(3));
     }
 
     #[test]

@@ -104,7 +104,7 @@ use crate::rtmp::{PublishConfig, PublishStats, RtmpUrl};
 use crate::whep::{MediaFrame, PlayConfig, PlayStats};
 
 pub use error::SessionError;
-pub use lifecycle::{FailReason, ReconnectPolicy, SessionState};
+pub use lifecycle::{FailReason, OnStreamEnd, ReconnectPolicy, SessionState};
 use lifecycle::{Failure, Lifecycle, Next};
 
 /// The stream's chat room.
@@ -177,6 +177,8 @@ pub struct WatchConfig {
     pub reconnect: ReconnectPolicy,
     /// With no frame for this long, the connection counts as lost (3 s).
     pub stall_timeout: Duration,
+    /// What to do once the sender ended the stream (wait for it to come back).
+    pub on_stream_end: OnStreamEnd,
     /// How often [`SessionEvent::Stats`] is sent; zero turns it off (1 s).
     pub stats_interval: Duration,
     /// Events buffered for the app (256).
@@ -195,6 +197,7 @@ impl WatchConfig {
             play: PlayConfig::default(),
             reconnect: ReconnectPolicy::default(),
             stall_timeout: Duration::from_secs(3),
+            on_stream_end: OnStreamEnd::default(),
             stats_interval: Duration::from_secs(1),
             event_capacity: 256,
             frame_capacity: 512,
@@ -406,6 +409,10 @@ impl Shared {
         self.step(|lc, now| lc.lost(reason, rand::random::<f64>(), now))
     }
 
+    pub(crate) fn stream_ended(&self, policy: OnStreamEnd) -> Next {
+        self.step(|lc, now| lc.stream_ended(policy, rand::random::<f64>(), now))
+    }
+
     /// `Err` with the terminal state's error, `Ok` otherwise.
     pub(crate) fn check_open(&self) -> Result<(), SessionError> {
         match self.state() {
@@ -446,6 +453,7 @@ pub(crate) async fn wait_retry(next: Next, stop: &mut state_watch::Receiver<bool
             info!(%reason, "session failed");
             AfterFailure::Failed
         }
+        Next::End => AfterFailure::Stop,
         Next::RetryAfter(delay) => {
             debug!(?delay, "retrying");
             tokio::select! {
@@ -582,6 +590,7 @@ impl StreamSession {
             frames,
             config.play,
             config.stall_timeout,
+            config.on_stream_end,
             stop_rx,
         );
         Ok(Self::launch(

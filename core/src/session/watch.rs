@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::lifecycle::{FailReason, Failure};
+use super::lifecycle::{FailReason, Failure, OnStreamEnd};
 use super::{AfterFailure, SessionError, SessionEvent, SessionStats, Shared, WatchConfig};
 use crate::whep::{MediaFrame, MediaKind, PlayConfig, PlayStats, Player, WhepError};
 
@@ -128,6 +128,8 @@ pub(crate) fn classify(error: &WhepError) -> Failure {
 
 enum Outcome {
     Stop,
+    /// The sender said goodbye: the stream is over, the network is fine.
+    StreamEnded,
     Lost(String),
 }
 
@@ -150,12 +152,11 @@ async fn play(
             _ = super::stop_requested(stop) => return Outcome::Stop,
             frame = player.next_frame() => {
                 let Some(mut frame) = frame else {
-                    let why = if player.ended_by_sender() {
-                        "the stream ended (the sender said goodbye)"
+                    return if player.ended_by_sender() {
+                        Outcome::StreamEnded
                     } else {
-                        "the peer connection failed or closed"
+                        Outcome::Lost("the peer connection failed or closed".into())
                     };
-                    return Outcome::Lost(why.into());
                 };
                 deadline = Instant::now() + stall_timeout;
                 if first {
@@ -182,6 +183,7 @@ pub(crate) async fn drive(
     frames: mpsc::Sender<MediaFrame>,
     config: PlayConfig,
     stall_timeout: Duration,
+    on_stream_end: OnStreamEnd,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = 0u32;
@@ -211,19 +213,30 @@ pub(crate) async fn drive(
                 }
                 match outcome {
                     Outcome::Stop => return,
+                    Outcome::StreamEnded => {
+                        info!(?on_stream_end, "the stream ended (the sender said goodbye)");
+                        shared.stream_ended(on_stream_end)
+                    }
                     Outcome::Lost(reason) => {
                         warn!(%reason, "connection lost");
                         shared.emit(SessionEvent::Error(SessionError::whep("connection lost")(
-                            WhepError::Timeout(reason.clone()),
+                            WhepError::ConnectionLost(reason.clone()),
                         )));
                         shared.lost(&reason)
                     }
                 }
             }
             Err(error) => {
-                warn!(%error, "WHEP negotiation failed");
                 let failure = classify(&error);
-                shared.emit(SessionEvent::Error(SessionError::whep("connecting")(error)));
+                let waiting = shared.state() == super::SessionState::StreamEnded
+                    && matches!(failure, Failure::Transient(FailReason::NotFound { .. }));
+                if waiting {
+                    // Expected while the stream is away: not an error.
+                    debug!(%error, "the stream is not back yet");
+                } else {
+                    warn!(%error, "WHEP negotiation failed");
+                    shared.emit(SessionEvent::Error(SessionError::whep("connecting")(error)));
+                }
                 shared.attempt_failed(failure)
             }
         };

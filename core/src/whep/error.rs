@@ -24,6 +24,10 @@ pub enum WhepError {
     /// A step did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A connection that worked was lost: the peer connection failed or closed, or
+    /// media stopped coming.
+    #[error("{0}")]
+    ConnectionLost(String),
     /// The WebRTC stack failed.
     #[error("WebRTC: {0}")]
     WebRtc(String),

@@ -13,6 +13,7 @@ pub mod http;
 pub mod jitter;
 mod player;
 mod sender_reports;
+mod steps;
 pub mod unwrap;
 
 pub use error::WhepError;
@@ -20,3 +21,4 @@ pub use frame::{Codec, MediaFrame, MediaKind};
 #[cfg(feature = "server")]
 pub(crate) use player::media_engine;
 pub use player::{PlayConfig, PlayStats, Player};
+pub use steps::{ConnectSteps, Step, StepState};

@@ -42,7 +42,8 @@ use url::Url;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 use super::WhepError;
@@ -52,6 +53,7 @@ use super::frame::{Codec, MediaFrame, MediaKind};
 use super::http;
 use super::jitter::{JitterBuffer, JitterOutput};
 use super::sender_reports::SenderReportForwarder;
+use super::steps::{ConnectSteps, Step, StepState};
 
 /// How long the other tracks may take to follow a track the sender ended.
 const GOODBYE_GRACE: Duration = Duration::from_millis(500);
@@ -147,6 +149,29 @@ struct Shared {
     /// Tracks started and tracks the sender said goodbye to (RTCP BYE).
     tracks: AtomicU64,
     goodbyes: tokio::sync::watch::Sender<u64>,
+    /// How far HTTP, ICE and DTLS got (logged as they change).
+    steps: std::sync::Mutex<ConnectSteps>,
+}
+
+impl Shared {
+    fn step(&self, step: Step, state: StepState) {
+        if let Ok(mut steps) = self.steps.lock() {
+            steps.set(step, state);
+        }
+    }
+
+    fn steps(&self) -> ConnectSteps {
+        self.steps.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The connection ended or failed before every step was done: blame the step that
+    /// was under way and log one line per step.
+    fn steps_failed(&self, why: &str) {
+        if let Ok(mut steps) = self.steps.lock() {
+            steps.fail_unfinished(why);
+            steps.log_summary();
+        }
+    }
 }
 
 /// A WHEP playback.
@@ -188,8 +213,33 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        debug!(%state, "ICE connection state");
+        match state {
+            RTCIceConnectionState::Checking => self.shared.step(
+                Step::Ice,
+                StepState::Started("checking candidate pairs".into()),
+            ),
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
+                self.shared
+                    .step(Step::Ice, StepState::Done("a candidate pair works".into()));
+                self.shared
+                    .step(Step::Dtls, StepState::Started("handshake".into()));
+            }
+            RTCIceConnectionState::Failed => self.shared.step(
+                Step::Ice,
+                StepState::Failed("no candidate pair answered".into()),
+            ),
+            _ => {}
+        }
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         debug!(%state, "peer connection state");
+        if state == RTCPeerConnectionState::Connected {
+            self.shared
+                .step(Step::Dtls, StepState::Done("SRTP keys ready".into()));
+        }
         let _ = self.states.send(state);
     }
 
@@ -292,12 +342,6 @@ impl Player {
             return Err(WhepError::InvalidUrl(format!("{url}: not http or https")));
         }
         let timeout = config.timeout;
-        tokio::time::timeout(timeout, Self::negotiate(url, config))
-            .await
-            .map_err(|_| WhepError::Timeout(format!("no session after {timeout:?}")))?
-    }
-
-    async fn negotiate(url: Url, config: PlayConfig) -> Result<Player, WhepError> {
         let shared = Arc::new(Shared {
             started: Instant::now(),
             sender_clock: SenderClock::default(),
@@ -305,7 +349,23 @@ impl Player {
             counters: Counters::default(),
             tracks: AtomicU64::new(0),
             goodbyes: tokio::sync::watch::Sender::new(0),
+            steps: std::sync::Mutex::new(ConnectSteps::default()),
         });
+        let result = tokio::time::timeout(timeout, Self::negotiate(url, config, shared.clone()))
+            .await
+            .map_err(|_| WhepError::Timeout(format!("no session after {timeout:?}")))
+            .and_then(|r| r);
+        if let Err(error) = &result {
+            shared.steps_failed(&error.to_string());
+        }
+        result
+    }
+
+    async fn negotiate(
+        url: Url,
+        config: PlayConfig,
+        shared: Arc<Shared>,
+    ) -> Result<Player, WhepError> {
         let mut engine = media_engine()?;
         // Application-most slot: every other interceptor has seen inbound RTCP first.
         let registry = register_default_interceptors(Registry::new(), &mut engine)
@@ -365,8 +425,17 @@ impl Player {
             .await
             .ok_or_else(|| WhepError::WebRtc("no local description".into()))?;
 
+        debug!(
+            offer_bytes = offer.sdp.len(),
+            candidates = offer.sdp.matches("a=candidate").count(),
+            "offer ready"
+        );
         let client = http::client(config.timeout)?;
         let token = config.token.clone();
+        shared.step(
+            Step::Http,
+            StepState::Started(format!("POST offer to {}", without_query(&url))),
+        );
         let answer = http::post_offer(
             &client,
             &url,
@@ -374,8 +443,16 @@ impl Player {
             &offer.sdp,
             config.max_retries,
         )
-        .await?;
-        info!(resource = %answer.resource, ice_servers = answer.ice_servers.len(), "WHEP session created");
+        .await
+        .inspect_err(|e| shared.step(Step::Http, StepState::Failed(e.to_string())))?;
+        shared.step(
+            Step::Http,
+            StepState::Done(format!(
+                "answer received, session {}",
+                without_query(&answer.resource)
+            )),
+        );
+        info!(resource = %without_query(&answer.resource), ice_servers = answer.ice_servers.len(), "WHEP session created");
         let remote = RTCSessionDescription::answer(answer.sdp.clone())
             .map_err(|e| WhepError::Protocol(format!("bad SDP answer: {e}")));
         let applied = match remote {
@@ -386,6 +463,7 @@ impl Player {
             Err(e) => Err(e),
         };
         if let Err(e) = applied {
+            shared.step(Step::Http, StepState::Failed(e.to_string()));
             // Leave nothing behind on the server.
             let _ = http::delete(&client, &answer.resource, token.as_deref()).await;
             let _ = pc.close().await;
@@ -438,6 +516,9 @@ impl Player {
                         Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) | None
                     ) {
                         self.ended = true;
+                        if !matches!(self.shared.steps().state(Step::Dtls), StepState::Done(_)) {
+                            self.shared.steps_failed("the peer connection failed");
+                        }
                     }
                 }
             }
@@ -450,6 +531,11 @@ impl Player {
     /// failing: the stream is over, not the network.
     pub fn ended_by_sender(&self) -> bool {
         *self.shared.goodbyes.borrow() > 0
+    }
+
+    /// How far the connection's steps (HTTP, ICE, DTLS) got.
+    pub fn steps(&self) -> ConnectSteps {
+        self.shared.steps()
     }
 
     /// The WHEP session resource on the server.
@@ -795,4 +881,12 @@ mod tests {
         // Alternating 10 ms late: |D| is 10 ms for every pair, so J converges to 10 ms.
         assert!((9_000..=10_000).contains(&last), "{last} us");
     }
+}
+
+/// `url` without its query and fragment (they may carry credentials), for logs.
+fn without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }

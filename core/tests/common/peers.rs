@@ -11,6 +11,8 @@ use std::time::Duration;
 
 #[path = "../../../tests/support/process.rs"]
 mod process;
+#[path = "../../../tests/support/require.rs"]
+pub mod require;
 #[allow(unused_imports)]
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 #[path = "../../../tests/support/aiortc.rs"]
@@ -21,6 +23,7 @@ pub use aiortc::{AiortcWhep, peers_python};
 /// An FLV clip: H.264 constrained baseline (no B-frames), a keyframe every 30 frames,
 /// AAC, 320x240 at 30 fps.
 pub fn make_clip(path: &Path, seconds: u32) {
+    require::ffmpeg();
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
@@ -53,6 +56,7 @@ pub struct Packet {
 /// Every packet of a media file, in file order, with the MD5 of its payload; empty when
 /// the file does not exist or cannot be read yet.
 pub fn packets(path: &Path) -> Vec<Packet> {
+    require::ffmpeg();
     let Ok(out) = Command::new("ffprobe")
         .args(["-v", "error", "-show_packets", "-show_data_hash", "MD5"])
         .args(["-of", "json"])
@@ -105,6 +109,7 @@ impl Nginx {
 
     /// On a given port (to come back where a killed nginx was).
     pub fn start_on(dir: &Path, rtmp_port: u16, only_key: Option<&str>) -> Nginx {
+        require::nginx_rtmp();
         let http_port = free_port();
         let d = dir.display();
         let mut extra = String::new();

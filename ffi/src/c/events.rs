@@ -26,6 +26,10 @@ pub enum streamhub_state {
     STREAMHUB_STATE_ENDED = 4,
     /// Stopped by an error retrying cannot fix. Final.
     STREAMHUB_STATE_FAILED = 5,
+    /// Watch: the sender ended the stream (not an error, not a lost connection). Then,
+    /// as `streamhub_session_config.on_stream_end` says, the session waits for the
+    /// stream to come back (Live again) or ends (`STREAMHUB_STATE_ENDED`).
+    STREAMHUB_STATE_STREAM_ENDED = 6,
 }
 
 /// Why a session failed (with `STREAMHUB_STATE_FAILED`).
@@ -315,6 +319,7 @@ pub fn state_info(state: &SessionState) -> streamhub_state_info {
             info.attempt = *attempt;
             info.retry_in_ms = millis(*retry_in);
         }
+        SessionState::StreamEnded => info.state = STREAMHUB_STATE_STREAM_ENDED,
         SessionState::Ended => info.state = STREAMHUB_STATE_ENDED,
         SessionState::Failed { reason } => {
             info.state = STREAMHUB_STATE_FAILED;
@@ -338,6 +343,7 @@ pub fn state_info(state: &SessionState) -> streamhub_state_info {
 /// Why the session is in `state`, as text ("" for Idle, Connecting, Live, Ended).
 pub fn state_text(state: &SessionState) -> String {
     match state {
+        SessionState::StreamEnded => "the stream ended".into(),
         SessionState::Reconnecting { reason, .. } => reason.clone(),
         SessionState::Failed { reason } => reason.to_string(),
         _ => String::new(),

@@ -68,6 +68,21 @@ pub struct streamhub_session_config {
     pub on_frame: streamhub_frame_callback,
     /// Passed to the callbacks.
     pub userdata: *mut c_void,
+    /// Watch: what to do once the sender ended the stream (`STREAMHUB_STATE_STREAM_ENDED`):
+    /// a `streamhub_on_stream_end` (an `int`, so that a wrong value is refused); negative
+    /// for the default, `STREAMHUB_ON_STREAM_END_WAIT`.
+    pub on_stream_end: i32,
+}
+
+/// What a watch session does once the sender ended the stream.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_on_stream_end {
+    /// Stay in `STREAMHUB_STATE_STREAM_ENDED` and ask for the stream again now and then;
+    /// Live again when it is back.
+    STREAMHUB_ON_STREAM_END_WAIT = 0,
+    /// End the session: `STREAMHUB_STATE_STREAM_ENDED`, then `STREAMHUB_STATE_ENDED`.
+    STREAMHUB_ON_STREAM_END_END = 1,
 }
 
 /// How a video frame's NAL units are delimited.
@@ -177,6 +192,18 @@ unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOpti
         max_reconnect_attempts: u32::try_from(config.max_reconnect_attempts).ok(),
         stats_interval: duration_ms(config.stats_interval_ms),
         stall_timeout: duration_ms(config.stall_timeout_ms),
+        end_when_stream_ends: match config.on_stream_end {
+            v if v < 0 || v == streamhub_on_stream_end::STREAMHUB_ON_STREAM_END_WAIT as i32 => {
+                false
+            }
+            v if v == streamhub_on_stream_end::STREAMHUB_ON_STREAM_END_END as i32 => true,
+            v => {
+                return Err(CError::new(
+                    STREAMHUB_INVALID_ARGUMENT,
+                    format!("config.on_stream_end {v} is not a streamhub_on_stream_end"),
+                ));
+            }
+        },
     })
 }
 
@@ -202,6 +229,7 @@ pub unsafe extern "C" fn streamhub_session_config_init(
             on_event: None,
             on_frame: None,
             userdata: std::ptr::null_mut(),
+            on_stream_end: -1,
         };
         // SAFETY: forwarded contract.
         unsafe { write_out(config, defaults, "config") }

@@ -56,6 +56,10 @@ pub struct WatchOptions {
     /// No frame for this long (ms) counts as a lost connection (default 3000).
     #[uniffi(default = None)]
     pub stall_timeout_ms: Option<u32>,
+    /// End the session once the sender ended the stream (`StreamEnded`, then `Ended`)
+    /// instead of waiting for it to come back (the default).
+    #[uniffi(default = false)]
+    pub end_when_stream_ends: bool,
 }
 
 fn chat_triple(chat: &Option<ChatRoom>) -> Option<(String, String, String)> {
@@ -76,6 +80,7 @@ impl From<&BroadcastOptions> for SessionOptions {
             max_reconnect_attempts: options.max_reconnect_attempts,
             stats_interval: ms(options.stats_interval_ms),
             stall_timeout: None,
+            end_when_stream_ends: false,
         }
     }
 }
@@ -89,6 +94,7 @@ impl From<&WatchOptions> for SessionOptions {
             max_reconnect_attempts: options.max_reconnect_attempts,
             stats_interval: ms(options.stats_interval_ms),
             stall_timeout: ms(options.stall_timeout_ms),
+            end_when_stream_ends: options.end_when_stream_ends,
         }
     }
 }
@@ -170,13 +176,18 @@ pub enum StreamState {
         /// Why the connection ended.
         reason: String,
     },
-    /// Stopped by the app. Final.
+    /// Stopped by the app (or after the stream ended, with `end_when_stream_ends`).
+    /// Final.
     Ended,
     /// Stopped by an error retrying cannot fix. Final.
     Failed {
         /// Why.
         reason: FailReason,
     },
+    /// Watching: the sender ended the stream (not an error, not a lost connection).
+    /// The session waits for it to come back (Live again), or ends with
+    /// `end_when_stream_ends`.
+    StreamEnded,
 }
 
 impl StreamState {
@@ -205,6 +216,7 @@ impl From<&SessionState> for StreamState {
                 retry_in_ms: millis(*retry_in),
                 reason: reason.clone(),
             },
+            SessionState::StreamEnded => StreamState::StreamEnded,
             SessionState::Ended => StreamState::Ended,
             SessionState::Failed { reason } => StreamState::Failed {
                 reason: reason.into(),

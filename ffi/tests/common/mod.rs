@@ -6,6 +6,8 @@
 pub mod pictures;
 #[path = "../../../tests/support/process.rs"]
 pub mod process;
+#[path = "../../../tests/support/require.rs"]
+pub mod require;
 
 use std::fs::File;
 use std::net::SocketAddr;

@@ -28,7 +28,7 @@ pub enum TranscodeError {
         /// The sample rate of the config, in Hz.
         sample_rate: u32,
     },
-    /// The requested Opus bitrate is outside libopus's 6–510 kb/s range.
+    /// The requested Opus bitrate is outside Opus's 6–510 kb/s range.
     #[error("Opus bitrate {bitrate_bps} b/s is outside 6000..=510000")]
     InvalidBitrate {
         /// The bitrate passed to [`AacToOpus::new`](super::AacToOpus::new).
@@ -60,12 +60,12 @@ pub enum TranscodeError {
         /// The resampler's message.
         reason: String,
     },
-    /// libopus failed (setup or encoding).
+    /// The Opus encoder failed (setup or encoding).
     #[error("Opus encoder {context}: {reason}")]
     Opus {
         /// What was being done.
         context: &'static str,
-        /// libopus's message.
+        /// The encoder's message.
         reason: String,
     },
 }

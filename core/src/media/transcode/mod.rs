@@ -2,7 +2,7 @@
 //!
 //! [`AacToOpus`] decodes raw AAC-LC access units (symphonia, pure Rust), converts the PCM
 //! to 48 kHz (rubato's FFT resampler; a pass-through for 48 kHz sources) and encodes 20 ms
-//! Opus packets (libopus, music mode). Enabled by the `transcode` cargo feature.
+//! Opus packets (opus-pure, a pure-Rust libopus port, music mode). Enabled by the `transcode` cargo feature.
 //!
 //! # Supported input
 //!
@@ -28,7 +28,7 @@
 //! unit's pts. After a backwards jump, pts therefore go back too.
 //! [`AacToOpus::flush`] also ends the segment: the next access unit starts a new one.
 //!
-//! The output is not shifted for codec delays: the AAC decoder's and libopus's own
+//! The output is not shifted for codec delays: the AAC decoder's and the Opus encoder's own
 //! (about 6.5 ms lookahead) delays remain in the signal, the resampler's is removed.
 //!
 //! # Errors

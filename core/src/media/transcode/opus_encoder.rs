@@ -1,18 +1,20 @@
-//! 48 kHz interleaved f32 PCM → 20 ms Opus packets, with libopus.
+//! 48 kHz interleaved f32 PCM → 20 ms Opus packets, with opus-pure.
+//!
+//! opus-pure is a pure-Rust port of libopus 1.6 (the same CELT/SILK encoder, checked
+//! byte-exact against libopus by its authors). It replaced the `opus` crate, whose bundled
+//! libopus needs cmake to build: with it, building the hub or `streamhub demo` needs only
+//! the Rust toolchain. The tests still decode its packets with libopus itself.
 
 use bytes::Bytes;
-use opus::{Application, Bitrate, Channels, Encoder};
+use opus_pure::{Application, MAX_PACKET_BYTES, OpusEncoder as Encoder};
 
 use super::TranscodeError;
 
 /// Samples per channel in one 20 ms Opus frame at 48 kHz.
 pub(super) const FRAME_SAMPLES: usize = 960;
 
-/// libopus's bitrate range, in bits per second.
+/// Opus's bitrate range (libopus's), in bits per second.
 pub(super) const BITRATE_RANGE: std::ops::RangeInclusive<u32> = 6_000..=510_000;
-
-/// Largest packet libopus is asked to write (its own recommended bound).
-const MAX_PACKET: usize = 4000;
 
 /// Cuts PCM into 20 ms frames and encodes each one.
 pub(super) struct OpusEncoder {
@@ -27,23 +29,17 @@ impl OpusEncoder {
     /// A music-mode encoder at `bitrate_bps` (checked against [`BITRATE_RANGE`] by the
     /// caller) for 1 or 2 channels.
     pub(super) fn new(channels: usize, bitrate_bps: u32) -> Result<Self, TranscodeError> {
-        let layout = if channels == 1 {
-            Channels::Mono
-        } else {
-            Channels::Stereo
-        };
-        let mut inner = Encoder::new(48_000, layout, Application::Audio)
+        let channels = if channels == 1 { 1 } else { 2 };
+        let mut inner = Encoder::new(48_000, channels, Application::Audio)
             .map_err(|err| TranscodeError::opus("setup", err))?;
-        let bits = i32::try_from(bitrate_bps)
+        inner.bitrate_bps = i32::try_from(bitrate_bps)
             .map_err(|_| TranscodeError::InvalidBitrate { bitrate_bps })?;
-        inner
-            .set_bitrate(Bitrate::Bits(bits))
-            .map_err(|err| TranscodeError::opus("set bitrate", err))?;
         Ok(OpusEncoder {
             inner,
             channels,
             pending: Vec::with_capacity(FRAME_SAMPLES * channels),
-            packet: vec![0; MAX_PACKET],
+            // The whole buffer is the encoder's byte budget: the largest packet Opus allows.
+            packet: vec![0; MAX_PACKET_BYTES],
         })
     }
 
@@ -81,8 +77,10 @@ impl OpusEncoder {
     }
 
     fn encode_pending(&mut self) -> Result<Bytes, TranscodeError> {
-        let result = self.inner.encode_float(&self.pending, &mut self.packet);
-        // The frame is consumed even if libopus refused it, so one bad frame cannot wedge
+        let result = self
+            .inner
+            .encode(&self.pending, FRAME_SAMPLES, &mut self.packet);
+        // The frame is consumed even if the encoder refused it, so one bad frame cannot wedge
         // the stream.
         self.pending.clear();
         let len = result.map_err(|err| TranscodeError::opus("encoding", err))?;

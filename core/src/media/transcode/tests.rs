@@ -1,5 +1,5 @@
 //! Tests against real AAC made by ffmpeg (see `testdata/README.md`): the Opus output is
-//! decoded back with libopus and its tone, level, length and timestamps are checked.
+//! decoded back with libopus (in ffmpeg) and its tone, level, length and timestamps are checked.
 
 use bytes::Bytes;
 
@@ -59,26 +59,59 @@ fn transcode_all(fixture: &Fixture, start_us: i64) -> (AacToOpus, Vec<OpusPacket
     (transcoder, packets)
 }
 
-/// Decodes packets with libopus: one Vec of 48 kHz samples per channel.
+/// Decodes packets with libopus, in ffmpeg (an independent implementation of the
+/// decoder): the packets go into an Ogg Opus stream with no pre-skip, so the output is
+/// every decoded sample, 960 per packet. One Vec of 48 kHz samples per channel.
 fn decode(packets: &[OpusPacket], channels: u8) -> Vec<Vec<f32>> {
-    let layout = if channels == 1 {
-        opus::Channels::Mono
-    } else {
-        opus::Channels::Stereo
-    };
-    let mut decoder = opus::Decoder::new(48_000, layout).expect("decoder");
-    let width = usize::from(channels);
-    let mut planes = vec![Vec::new(); width];
-    let mut pcm = vec![0f32; 960 * width];
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let mut head = opus_pure::OpusHead::new(channels, 48_000).expect("Opus head");
+    head.pre_skip = 0;
+    let mut ogg = Vec::new();
+    let mut writer = opus_pure::OggOpusWriter::new(&mut ogg, head).expect("Ogg writer");
     for packet in packets {
         assert_eq!(packet.samples, 960);
-        let got = decoder
-            .decode_float(&packet.data, &mut pcm, false)
-            .expect("valid Opus packet");
-        assert_eq!(got, 960, "every packet is 20 ms");
-        for (index, sample) in pcm.iter().enumerate() {
-            planes[index % width].push(*sample);
-        }
+        writer.write_packet(&packet.data).expect("Ogg page");
+    }
+    writer.finish().expect("Ogg end");
+
+    let mut child = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-c:a", "libopus", "-f", "ogg", "-i", "pipe:0"])
+        .args(["-f", "f32le", "-ar", "48000", "pipe:1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("running ffmpeg: {e} (scripts/test.sh installs every test peer, then runs the tests)")
+        });
+    let mut stdin = child.stdin.take().expect("ffmpeg stdin");
+    let feeder = std::thread::spawn(move || stdin.write_all(&ogg));
+    let out = child.wait_with_output().expect("ffmpeg output");
+    feeder
+        .join()
+        .expect("feeding ffmpeg")
+        .expect("writing to ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg could not decode the Opus packets: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let width = usize::from(channels);
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(
+        samples.len(),
+        packets.len() * 960 * width,
+        "every packet is 20 ms"
+    );
+    let mut planes = vec![Vec::with_capacity(samples.len() / width); width];
+    for (index, sample) in samples.iter().enumerate() {
+        planes[index % width].push(*sample);
     }
     planes
 }

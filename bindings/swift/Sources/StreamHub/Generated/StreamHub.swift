@@ -2634,6 +2634,11 @@ public struct WatchOptions: Equatable, Hashable {
      * No frame for this long (ms) counts as a lost connection (default 3000).
      */
     public var stallTimeoutMs: UInt32?
+    /**
+     * End the session once the sender ended the stream (`StreamEnded`, then `Ended`)
+     * instead of waiting for it to come back (the default).
+     */
+    public var endWhenStreamEnds: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2656,13 +2661,18 @@ public struct WatchOptions: Equatable, Hashable {
          */statsIntervalMs: UInt32? = nil, 
         /**
          * No frame for this long (ms) counts as a lost connection (default 3000).
-         */stallTimeoutMs: UInt32? = nil) {
+         */stallTimeoutMs: UInt32? = nil, 
+        /**
+         * End the session once the sender ended the stream (`StreamEnded`, then `Ended`)
+         * instead of waiting for it to come back (the default).
+         */endWhenStreamEnds: Bool = false) {
         self.url = url
         self.token = token
         self.chat = chat
         self.maxReconnectAttempts = maxReconnectAttempts
         self.statsIntervalMs = statsIntervalMs
         self.stallTimeoutMs = stallTimeoutMs
+        self.endWhenStreamEnds = endWhenStreamEnds
     }
 
     
@@ -2686,7 +2696,8 @@ public struct FfiConverterTypeWatchOptions: FfiConverterRustBuffer {
                 chat: FfiConverterOptionTypeChatRoom.read(from: &buf), 
                 maxReconnectAttempts: FfiConverterOptionUInt32.read(from: &buf), 
                 statsIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
-                stallTimeoutMs: FfiConverterOptionUInt32.read(from: &buf)
+                stallTimeoutMs: FfiConverterOptionUInt32.read(from: &buf), 
+                endWhenStreamEnds: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2697,6 +2708,7 @@ public struct FfiConverterTypeWatchOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.maxReconnectAttempts, into: &buf)
         FfiConverterOptionUInt32.write(value.statsIntervalMs, into: &buf)
         FfiConverterOptionUInt32.write(value.stallTimeoutMs, into: &buf)
+        FfiConverterBool.write(value.endWhenStreamEnds, into: &buf)
     }
 }
 
@@ -3843,7 +3855,8 @@ public enum StreamState: Equatable, Hashable {
          */reason: String
     )
     /**
-     * Stopped by the app. Final.
+     * Stopped by the app (or after the stream ended, with `end_when_stream_ends`).
+     * Final.
      */
     case ended
     /**
@@ -3854,6 +3867,12 @@ public enum StreamState: Equatable, Hashable {
          * Why.
          */reason: FailReason
     )
+    /**
+     * Watching: the sender ended the stream (not an error, not a lost connection).
+     * The session waits for it to come back (Live again), or ends with
+     * `end_when_stream_ends`.
+     */
+    case streamEnded
 
 
 
@@ -3889,6 +3908,8 @@ public struct FfiConverterTypeStreamState: FfiConverterRustBuffer {
         
         case 6: return .failed(reason: try FfiConverterTypeFailReason.read(from: &buf)
         )
+        
+        case 7: return .streamEnded
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3926,6 +3947,10 @@ public struct FfiConverterTypeStreamState: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
             FfiConverterTypeFailReason.write(reason, into: &buf)
             
+        
+        case .streamEnded:
+            writeInt(&buf, Int32(7))
+        
         }
     }
 }

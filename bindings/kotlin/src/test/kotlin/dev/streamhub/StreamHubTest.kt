@@ -155,13 +155,18 @@ class StreamHubTest {
                 val stats = broadcaster.stop()
                 assertEquals(180uL, stats.videoFrames, "video frames sent")
                 assertEquals(0uL, stats.framesDropped)
-                // The hub says goodbye to its viewers after the last frame: once the watcher
-                // lost the stream, every frame it will get has arrived.
+                // The hub says goodbye to its viewers after the last frame: the watcher reads
+                // it as the stream's end (not a lost connection), and by then every frame it
+                // will get has arrived.
                 val isLive = { e: StreamEvent -> e is StreamEvent.StateChanged && e.state == StreamState.Live }
                 watcherLog.await("the watcher going live", match = isLive)
-                watcherLog.await("the watcher losing the ended stream", 20.seconds, from = watcherLog.indexOf(isLive)) {
-                    it is StreamEvent.StateChanged && it.state is StreamState.Reconnecting
+                watcherLog.await("the watcher seeing the stream end", 20.seconds, from = watcherLog.indexOf(isLive)) {
+                    it is StreamEvent.StateChanged && it.state == StreamState.StreamEnded
                 }
+                assertTrue(
+                    watcherLog.events.value.none { it is StreamEvent.StateChanged && it.state is StreamState.Reconnecting },
+                    "the end of the stream is not a lost connection",
+                )
                 watcher.stop()
                 withTimeout(10.seconds) { watching.join() }
 

@@ -3947,6 +3947,12 @@ data class WatchOptions (
      * No frame for this long (ms) counts as a lost connection (default 3000).
      */
     var `stallTimeoutMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * End the session once the sender ended the stream (`StreamEnded`, then `Ended`)
+     * instead of waiting for it to come back (the default).
+     */
+    var `endWhenStreamEnds`: kotlin.Boolean = false 
     
 ){
     
@@ -3969,6 +3975,7 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3978,7 +3985,8 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalTypeChatRoom.allocationSize(value.`chat`) +
             FfiConverterOptionalUInt.allocationSize(value.`maxReconnectAttempts`) +
             FfiConverterOptionalUInt.allocationSize(value.`statsIntervalMs`) +
-            FfiConverterOptionalUInt.allocationSize(value.`stallTimeoutMs`)
+            FfiConverterOptionalUInt.allocationSize(value.`stallTimeoutMs`) +
+            FfiConverterBoolean.allocationSize(value.`endWhenStreamEnds`)
     )
 
     override fun write(value: WatchOptions, buf: ByteBuffer) {
@@ -3988,6 +3996,7 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalUInt.write(value.`maxReconnectAttempts`, buf)
             FfiConverterOptionalUInt.write(value.`statsIntervalMs`, buf)
             FfiConverterOptionalUInt.write(value.`stallTimeoutMs`, buf)
+            FfiConverterBoolean.write(value.`endWhenStreamEnds`, buf)
     }
 }
 
@@ -5263,7 +5272,8 @@ sealed class StreamState {
     }
     
     /**
-     * Stopped by the app. Final.
+     * Stopped by the app (or after the stream ended, with `end_when_stream_ends`).
+     * Final.
      */
     object Ended : StreamState()
     
@@ -5282,6 +5292,14 @@ sealed class StreamState {
 
         companion object
     }
+    
+    /**
+     * Watching: the sender ended the stream (not an error, not a lost connection).
+     * The session waits for it to come back (Live again), or ends with
+     * `end_when_stream_ends`.
+     */
+    object StreamEnded : StreamState()
+    
     
 
     
@@ -5313,6 +5331,7 @@ public object FfiConverterTypeStreamState : FfiConverterRustBuffer<StreamState>{
             6 -> StreamState.Failed(
                 FfiConverterTypeFailReason.read(buf),
                 )
+            7 -> StreamState.StreamEnded
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -5359,6 +5378,12 @@ public object FfiConverterTypeStreamState : FfiConverterRustBuffer<StreamState>{
                 + FfiConverterTypeFailReason.allocationSize(value.`reason`)
             )
         }
+        is StreamState.StreamEnded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
     }
 
     override fun write(value: StreamState, buf: ByteBuffer) {
@@ -5390,6 +5415,10 @@ public object FfiConverterTypeStreamState : FfiConverterRustBuffer<StreamState>{
             is StreamState.Failed -> {
                 buf.putInt(6)
                 FfiConverterTypeFailReason.write(value.`reason`, buf)
+                Unit
+            }
+            is StreamState.StreamEnded -> {
+                buf.putInt(7)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on Debian 12, idempotently: a machine that has it
+# all installs nothing (each step checks first). Needs root for apt-get (CI runs as
+# root). Called by scripts/test.sh; safe to run on its own.
+#
+#   Debian:  nginx + RTMP and stream modules, ffmpeg/ffprobe, openssl, iproute2 (ss),
+#            python3-venv, curl, chromium, JNA and JUnit (Kotlin tests), nodejs/npm
+#            when the machine has no Node.
+#   PyPI:    aiortc, aiohttp, tree-sitter(-swift) in target/peers-venv (setup-peers.sh).
+#   npm:     playwright-core (tests/browser, drives /usr/bin/chromium; never downloads
+#            a browser) and the Kotlin compiler (bindings/kotlin/install-kotlinc.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { echo; echo "=== $* ($(date +%T))"; }
+export DEBIAN_FRONTEND=noninteractive
+
+step "system packages (Debian)"
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd nginx || need+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+{ have_cmd ffmpeg && have_cmd ffprobe; } || need+=(ffmpeg)
+have_cmd openssl || need+=(openssl)
+have_cmd ss || need+=(iproute2)
+have_cmd curl || need+=(curl ca-certificates)
+have_cmd make || need+=(make)
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+have_cmd chromium || need+=(chromium fonts-dejavu-core)
+have_cmd npm || need+=(nodejs npm)
+have_cmd java || need+=(default-jre-headless)
+[ -e /usr/share/java/jna.jar ] || need+=(libjna-java)
+[ -e /usr/share/java/junit4.jar ] || need+=(junit4)
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "all present"
+fi
+# Debian may start a system nginx on port 80; the tests run their own on free ports.
+nginx -v 2>&1
+ffmpeg -version | head -1
+chromium --version
+java -version 2>&1 | head -1
+
+step "WebRTC test peers and the Swift parser (Python venv)"
+bash scripts/setup-peers.sh
+
+step "browser driver (playwright-core from tests/browser/package-lock.json)"
+want=$(node -p "require('./tests/browser/package-lock.json').packages['node_modules/playwright-core'].version")
+have=$(node -p "require('./tests/browser/node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund
+else
+  echo "playwright-core $have: present"
+fi
+
+step "Kotlin compiler (npm)"
+bash bindings/kotlin/install-kotlinc.sh
