@@ -98,6 +98,12 @@ int main(int argc, char **argv) {
     config.on_frame = (streamhub_frame_callback)1; /* frames are for watch sessions */
     EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
     CHECK(session == NULL);
+    streamhub_session_config_init(&config);
+    CHECK(config.on_stream_end < 0); /* the default: wait for the stream to come back */
+    config.url = "http://127.0.0.1:9/whep/x";
+    config.on_stream_end = 7; /* not a streamhub_on_stream_end */
+    EXPECT(streamhub_session_watch(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    CHECK(session == NULL);
 
     /* Handles that are NULL, made up, or freed. */
     streamhub_stats stats;

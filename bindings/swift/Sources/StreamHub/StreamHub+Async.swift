@@ -11,8 +11,11 @@ extension StreamSession {
     /// `break`, task cancellation, or the sequence being dropped — that subscription is
     /// cancelled. The sequence finishes by itself right after delivering the session's
     /// final state, `.stateChanged(.ended)` or `.stateChanged(.failed)`, and at once if
-    /// the library was shut down. The first subscriber of a session also gets the
-    /// events from before it subscribed (the library keeps up to 256).
+    /// the library was shut down. `.stateChanged(.streamEnded)` (a watched stream that
+    /// its sender ended) is not final: the session waits for the stream to come back,
+    /// unless `WatchOptions.endWhenStreamEnds` made it end. The first subscriber of a
+    /// session also gets the events from before it subscribed (the library keeps up to
+    /// 256).
     ///
     /// Buffering: unbounded. Events are few (state changes, one `.stats` a second by
     /// default, chat), and chat messages must not be lost; a consumer that stops

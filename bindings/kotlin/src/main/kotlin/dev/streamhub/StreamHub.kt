@@ -34,8 +34,10 @@ const val DEFAULT_EVENT_BUFFER: Int = 256
 /**
  * The session's events. Each collection subscribes; the subscription is cancelled when the
  * collector completes, fails or is cancelled. The flow completes after the session's final
- * state (Ended or Failed). The session's first subscriber also gets the events from before
- * it subscribed (up to 256).
+ * state (Ended or Failed). StreamEnded (a watched stream that its sender ended) is not final:
+ * the session waits for the stream to come back unless `WatchOptions.endWhenStreamEnds`
+ * made it end. The session's first subscriber also gets the events from before it
+ * subscribed (up to 256).
  *
  * Buffer policy: events arrive on the library's `streamhub-events` thread and wait for the
  * collector in a buffer of [capacity] events; nothing is dropped here. When the buffer is
