@@ -82,10 +82,10 @@ impl Dispatcher {
     pub fn close(&self) {
         if !self.is_delivery_thread() {
             let thread = lock(&self.thread).take();
-            if let Some(thread) = thread {
-                if thread.join().is_err() {
-                    warn!("the event delivery thread panicked");
-                }
+            if let Some(thread) = thread
+                && thread.join().is_err()
+            {
+                warn!("the event delivery thread panicked");
             }
         }
         lock(&self.sinks).clear();

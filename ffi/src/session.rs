@@ -199,10 +199,11 @@ impl Session {
         }
         self.dispatcher.close();
         let frames = lock(&self.frames).take();
-        if let Some(thread) = frames {
-            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
-                warn!("the frame delivery thread panicked");
-            }
+        if let Some(thread) = frames
+            && thread.thread().id() != std::thread::current().id()
+            && thread.join().is_err()
+        {
+            warn!("the frame delivery thread panicked");
         }
     }
 }

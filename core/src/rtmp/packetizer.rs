@@ -205,33 +205,35 @@ impl Packetizer {
             self.metadata_sent = true;
             out.push(self.metadata_message(ts));
         }
-        if video && !self.video_config_sent {
-            if let Some(config) = &self.video_config {
-                out.push(MediaMessage {
-                    kind: MessageKind::Video,
-                    timestamp: ts,
-                    header: Bytes::copy_from_slice(&flv::video_tag_header(
-                        true,
-                        PACKET_SEQUENCE_HEADER,
-                        0,
-                    )),
-                    body: config.record().clone(),
-                    is_frame: false,
-                });
-                self.video_config_sent = true;
-            }
+        if video
+            && !self.video_config_sent
+            && let Some(config) = &self.video_config
+        {
+            out.push(MediaMessage {
+                kind: MessageKind::Video,
+                timestamp: ts,
+                header: Bytes::copy_from_slice(&flv::video_tag_header(
+                    true,
+                    PACKET_SEQUENCE_HEADER,
+                    0,
+                )),
+                body: config.record().clone(),
+                is_frame: false,
+            });
+            self.video_config_sent = true;
         }
-        if audio && !self.audio_config_sent {
-            if let Some(config) = &self.audio_config {
-                out.push(MediaMessage {
-                    kind: MessageKind::Audio,
-                    timestamp: ts,
-                    header: Bytes::copy_from_slice(&flv::audio_tag_header(PACKET_SEQUENCE_HEADER)),
-                    body: config.bytes().clone(),
-                    is_frame: false,
-                });
-                self.audio_config_sent = true;
-            }
+        if audio
+            && !self.audio_config_sent
+            && let Some(config) = &self.audio_config
+        {
+            out.push(MediaMessage {
+                kind: MessageKind::Audio,
+                timestamp: ts,
+                header: Bytes::copy_from_slice(&flv::audio_tag_header(PACKET_SEQUENCE_HEADER)),
+                body: config.bytes().clone(),
+                is_frame: false,
+            });
+            self.audio_config_sent = true;
         }
     }
 

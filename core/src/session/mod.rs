@@ -642,13 +642,12 @@ impl StreamSession {
                     });
                     driver.await;
                     halt.send_replace(true);
-                    if let Some(mut task) = chat_task {
-                        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                    if let Some(mut task) = chat_task
+                        && tokio::time::timeout(Duration::from_secs(5), &mut task)
                             .await
                             .is_err()
-                        {
-                            task.abort();
-                        }
+                    {
+                        task.abort();
                     }
                     if let Some(task) = stats_task {
                         task.abort();

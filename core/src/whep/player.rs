@@ -857,6 +857,14 @@ fn deliver(
     }
 }
 
+/// `url` without its query and fragment (they may carry credentials), for logs.
+fn without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,12 +889,4 @@ mod tests {
         // Alternating 10 ms late: |D| is 10 ms for every pair, so J converges to 10 ms.
         assert!((9_000..=10_000).contains(&last), "{last} us");
     }
-}
-
-/// `url` without its query and fragment (they may carry credentials), for logs.
-fn without_query(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
 }

@@ -312,10 +312,10 @@ impl Driver {
     /// Serves requests while disconnected until `until`; false when the client is done.
     async fn wait_offline(&mut self, until: Instant) -> bool {
         loop {
-            if let Some(closing) = &self.closing {
-                if self.outbox.is_empty() || Instant::now() >= closing.deadline {
-                    return false;
-                }
+            if let Some(closing) = &self.closing
+                && (self.outbox.is_empty() || Instant::now() >= closing.deadline)
+            {
+                return false;
             }
             let close_by = self.closing.as_ref().map(|c| c.deadline).unwrap_or(until);
             tokio::select! {

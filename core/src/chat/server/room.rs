@@ -320,13 +320,13 @@ impl Room {
         if self.banned.contains(user_id) {
             return Err(ErrorBody::new(ErrorCode::Banned, "banned from this room"));
         }
-        if let Some(&until) = self.timeouts.get(user_id) {
-            if until > now_ms {
-                return Err(
-                    ErrorBody::new(ErrorCode::TimedOut, "timed out by a moderator")
-                        .retry_after(until - now_ms),
-                );
-            }
+        if let Some(&until) = self.timeouts.get(user_id)
+            && until > now_ms
+        {
+            return Err(
+                ErrorBody::new(ErrorCode::TimedOut, "timed out by a moderator")
+                    .retry_after(until - now_ms),
+            );
         }
         if !caller.moderator {
             let wait = slow_mode_wait(self.last_send.get(user_id).copied(), self.slow_mode, now);

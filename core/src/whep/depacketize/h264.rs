@@ -101,10 +101,8 @@ impl H264Depacketizer {
                 // the start was lost. Nothing usable until the next start.
                 let nal = self.fragment.as_mut().ok_or(())?;
                 nal.put_slice(&payload[2..]);
-                if end {
-                    if let Some(nal) = self.fragment.take() {
-                        self.nals.push(nal.freeze());
-                    }
+                if end && let Some(nal) = self.fragment.take() {
+                    self.nals.push(nal.freeze());
                 }
                 Ok(())
             }
