@@ -27,6 +27,11 @@ pub struct PlayArgs {
     /// Print one JSON object with the results on stdout at the end.
     #[arg(long)]
     json: bool,
+    /// Write one JSON line per video frame that carries a latency stamp (`streamhub
+    /// publish --latency-stamps`) to FILE: `{"t_ms":…,"latency_ms":…}`, the time from
+    /// the publisher's send to this frame's arrival (same-machine clocks).
+    #[arg(long, value_name = "FILE")]
+    latency: Option<PathBuf>,
     /// Seconds allowed for the WHEP exchange and ICE.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
@@ -88,10 +93,37 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut failure = None;
+    let started = std::time::Instant::now();
+    let mut latency_log = args
+        .latency
+        .as_ref()
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .transpose()?;
     loop {
         tokio::select! {
             frame = player.next_frame() => match frame {
                 Some(frame) => {
+                    if let Some(log) = latency_log.as_mut()
+                        && let Some(stamp) = streamhub::media::sei::find_latency_stamp(&frame.data)
+                    {
+                        use std::io::Write;
+                        let now_us = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros() as u64);
+                        let line = format!(
+                            "{{\"t_ms\":{},\"latency_ms\":{:.1}}}",
+                            started.elapsed().as_millis(),
+                            now_us.saturating_sub(stamp) as f64 / 1000.0
+                        );
+                        if let Err(e) = writeln!(log, "{line}") {
+                            failure = Some(format!("--latency: {e}"));
+                            break;
+                        }
+                    }
                     if let Some(recorder) = recorder.as_mut()
                         && let Err(e) = recorder.write(&frame)
                     {
@@ -104,6 +136,10 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
             _ = &mut stop => break,
             _ = &mut interrupted => break,
         }
+    }
+    if let Some(mut log) = latency_log {
+        use std::io::Write;
+        log.flush().map_err(|e| format!("--latency: {e}"))?;
     }
     let stats = player.close().await.map_err(|e| e.to_string())?;
     let frames_recorded = recorder.map(Recorder::finish).transpose()?;

@@ -33,18 +33,34 @@ impl PushProgress {
         }
     }
 
-    /// Updates the line (at most every 250 ms).
-    pub fn update(&mut self, bytes: u64, video_frames: u64, audio_frames: u64) {
+    /// Updates the line (at most every 250 ms); `link` adds the live publisher's drops,
+    /// waiting media and recommended bitrate.
+    pub fn update(
+        &mut self,
+        bytes: u64,
+        video_frames: u64,
+        audio_frames: u64,
+        link: Option<&streamhub::rtmp::CongestionReport>,
+    ) {
         if self.bar.is_hidden() || self.last_draw.elapsed() < Duration::from_millis(250) {
             return;
         }
         self.last_draw = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let mbit = bytes as f64 * 8.0 / secs / 1e6;
-        self.bar.set_message(format!(
+        let mut line = format!(
             "{:.1} MB sent, {mbit:.2} Mbit/s, {video_frames} video / {audio_frames} audio frames",
             bytes as f64 / 1e6
-        ));
+        );
+        if let Some(link) = link {
+            line.push_str(&format!(
+                ", waiting {} ms, {} video dropped, recommended {:.2} Mbit/s",
+                link.waiting.as_millis(),
+                link.dropped.total(),
+                link.recommended_bps as f64 / 1e6
+            ));
+        }
+        self.bar.set_message(line);
         self.bar.tick();
     }
 

@@ -10,7 +10,9 @@ use clap::Args;
 use serde::Serialize;
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
-use streamhub::rtmp::{PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions};
+use streamhub::rtmp::{
+    CongestionPolicy, PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions,
+};
 
 use crate::progress::PushProgress;
 
@@ -21,9 +23,20 @@ pub struct PublishArgs {
     input: PathBuf,
     /// Ingest URL, e.g. rtmp://127.0.0.1/live/KEY or rtmps://host/app/KEY?token=T.
     url: String,
-    /// Send at the media's own pace instead of as fast as the link allows.
+    /// Send at the media's own pace, as a live source: sending never waits for the
+    /// link; when media waits too long, video is dropped by priority (audio never) and
+    /// a bitrate is recommended. Without it, a file is sent as fast as the link allows,
+    /// with nothing dropped.
     #[arg(long)]
     realtime: bool,
+    /// With --realtime: keep back-pressure instead of dropping (nothing is dropped and
+    /// the delay grows on a slow link), for comparison.
+    #[arg(long, requires = "realtime")]
+    back_pressure: bool,
+    /// Write one JSON line per second to FILE: waiting media, bytes per second
+    /// delivered, recommended video bitrate, RTT, frames dropped.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
     /// Print one JSON object with the results on stdout at the end.
     #[arg(long)]
     json: bool,
@@ -47,6 +60,27 @@ struct Report {
     bytes: u64,
     duration_ms: u64,
     connect_ms: u64,
+    /// Video frames dropped for congestion (`--realtime`), by reason; audio: always 0.
+    dropped_disposable: u64,
+    dropped_until_keyframe: u64,
+    dropped_gop: u64,
+    audio_dropped: u64,
+    peak_waiting_ms: u64,
+    recommended_bps: u64,
+}
+
+/// One line of `--stats`.
+#[derive(Debug, Serialize)]
+struct StatsLine {
+    t_ms: u64,
+    waiting_ms: u64,
+    peak_waiting_ms: u64,
+    delivered_bps: u64,
+    recommended_bps: u64,
+    rtt_ms: Option<f64>,
+    video_frames: u64,
+    audio_frames: u64,
+    dropped: u64,
 }
 
 /// Runs the command; `Err` is the one-line error to print.
@@ -75,6 +109,11 @@ fn config_for(args: &PublishArgs, metadata: StreamMetadata) -> Result<PublishCon
         timestamp_origin_us: Some(0),
         metadata,
         tls,
+        congestion: if args.realtime && !args.back_pressure {
+            CongestionPolicy::live()
+        } else {
+            CongestionPolicy::back_pressure()
+        },
         ..PublishConfig::default()
     })
 }
@@ -107,7 +146,18 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     let connect_ms = started.elapsed().as_millis() as u64;
 
     let mut progress = PushProgress::new();
+    let mut stats_file = args
+        .stats
+        .as_ref()
+        .map(|path| {
+            File::create(path)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .transpose()?;
+    let mut next_stats = Instant::now();
     let pace = args.realtime.then(Instant::now);
+    let pace_unix_us = unix_us();
     let mut first_ts: Option<u32> = None;
     let mut pending = first_media;
     let interrupted = tokio::signal::ctrl_c();
@@ -133,17 +183,38 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
                     _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
                 }
             }
+            // The stamp is the frame's capture time: when it was due (realtime), else
+            // now. A publisher that falls behind shows in the latency, as a camera's
+            // frames would.
+            let stamp_us = match (pace, first_ts) {
+                (Some(_), Some(base)) => {
+                    pace_unix_us + u64::from(tag.timestamp_ms.wrapping_sub(base)) * 1000
+                }
+                _ => unix_us(),
+            };
             let sent = send_tag(
                 &publisher,
                 tag,
-                args.latency_stamps.then_some(&mut nal_length_size),
+                args.latency_stamps
+                    .then_some((&mut nal_length_size, stamp_us)),
             );
             tokio::select! {
                 result = sent => result.map_err(|e| e.to_string())?,
                 _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
             }
             let stats = publisher.stats();
-            progress.update(stats.bytes_sent, stats.video_frames, stats.audio_frames);
+            progress.update(
+                stats.bytes_sent,
+                stats.video_frames,
+                stats.audio_frames,
+                (args.realtime && !args.back_pressure).then_some(&stats.congestion),
+            );
+            if let Some(out) = stats_file.as_mut()
+                && Instant::now() >= next_stats
+            {
+                next_stats += Duration::from_secs(1);
+                write_stats_line(out, started, &stats).map_err(|e| format!("--stats: {e}"))?;
+            }
         }
     }
     .await;
@@ -156,13 +227,26 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
         (Err(send_error), Ok(_)) => return Err(send_error),
         (_, Err(e)) => return Err(e.to_string()),
     };
+    if let Some(mut out) = stats_file {
+        use std::io::Write;
+        write_stats_line(&mut out, started, &stats)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("--stats: {e}"))?;
+    }
     if args.json {
+        let dropped = stats.congestion.dropped;
         let report = Report {
             video_frames: stats.video_frames,
             audio_frames: stats.audio_frames,
             bytes: stats.bytes_sent,
             duration_ms: started.elapsed().as_millis() as u64,
             connect_ms,
+            dropped_disposable: dropped.disposable,
+            dropped_until_keyframe: dropped.until_keyframe,
+            dropped_gop: dropped.gop,
+            audio_dropped: 0,
+            peak_waiting_ms: stats.congestion.peak_waiting.as_millis() as u64,
+            recommended_bps: stats.congestion.recommended_bps,
         };
         let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
         println!("{json}");
@@ -173,27 +257,52 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends one tag; with `stamp` (the stream's NAL length size, kept up to date), video
-/// frames get a latency stamp in front of their first slice.
+fn write_stats_line(
+    out: &mut impl std::io::Write,
+    started: Instant,
+    stats: &streamhub::rtmp::PublishStats,
+) -> std::io::Result<()> {
+    let c = &stats.congestion;
+    let line = StatsLine {
+        t_ms: started.elapsed().as_millis() as u64,
+        waiting_ms: c.waiting.as_millis() as u64,
+        peak_waiting_ms: c.peak_waiting.as_millis() as u64,
+        delivered_bps: c.delivered_bps,
+        recommended_bps: c.recommended_bps,
+        rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        video_frames: stats.video_frames,
+        audio_frames: stats.audio_frames,
+        dropped: c.dropped.total(),
+    };
+    let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+    writeln!(out, "{json}")
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Sends one tag; with `stamp` (the stream's NAL length size, kept up to date, and the
+/// frame's capture time), video frames get a latency stamp in front of their first
+/// slice.
 async fn send_tag(
     publisher: &Publisher,
     tag: FlvTag,
-    stamp: Option<&mut usize>,
+    stamp: Option<(&mut usize, u64)>,
 ) -> Result<(), RtmpError> {
     match tag.payload {
         FlvPayload::VideoConfig(config) => {
-            if let Some(size) = stamp {
+            if let Some((size, _)) = stamp {
                 *size = config.nal_length_size();
             }
             publisher.set_video_config(config)
         }
         FlvPayload::AudioConfig(config) => publisher.set_audio_config(config),
         FlvPayload::Video(mut frame) => {
-            if let Some(size) = stamp {
-                let now_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64);
-                frame.data = insert_before_first_slice(&frame.data, *size, &latency_stamp(now_us))?;
+            if let Some((size, at_us)) = stamp {
+                frame.data = insert_before_first_slice(&frame.data, *size, &latency_stamp(at_us))?;
             }
             publisher.send_video(&frame).await?
         }

@@ -146,6 +146,8 @@ fn media(kind: MessageKind, timestamp: u32, header: &[u8], body: Vec<u8>) -> Med
         header: Bytes::copy_from_slice(header),
         body: Bytes::from(body),
         is_frame: true,
+        keyframe: false,
+        disposable: false,
     }
 }
 

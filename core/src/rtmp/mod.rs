@@ -22,7 +22,9 @@
 pub mod ack;
 pub mod chunk;
 pub mod clock;
+pub mod congestion;
 mod error;
+pub mod link;
 pub mod packetizer;
 pub mod publisher;
 pub mod queue;
@@ -31,6 +33,7 @@ pub mod transport;
 mod url;
 
 pub use crate::media::StreamMetadata;
+pub use congestion::{CongestionPolicy, CongestionReport, DropCounts};
 pub use error::RtmpError;
 pub use publisher::{PublishConfig, PublishStats, Publisher};
 pub use transport::TlsOptions;

@@ -39,6 +39,11 @@ pub struct MediaMessage {
     pub body: Bytes,
     /// True for a coded frame (not a sequence header or metadata).
     pub is_frame: bool,
+    /// A video keyframe (IDR): a decoder can start here.
+    pub keyframe: bool,
+    /// A video frame no other frame refers to (every slice has `nal_ref_idc` 0: a
+    /// non-reference B- or P-frame): dropping it harms no other picture.
+    pub disposable: bool,
 }
 
 impl MediaMessage {
@@ -111,6 +116,13 @@ impl Packetizer {
             return Err(MediaError::MissingVideoConfig);
         }
         let timing = self.clock.video(frame.pts_us, frame.dts_us)?;
+        let length_size = match frame.format {
+            VideoFormat::AnnexB => 4,
+            VideoFormat::Avcc => self
+                .video_config
+                .as_ref()
+                .map_or(4, |c| c.nal_length_size()),
+        };
         let mut out = Vec::with_capacity(3);
         self.push_pending_configs(&mut out, timing.dts_ms, true, false);
         out.push(MediaMessage {
@@ -121,8 +133,10 @@ impl Packetizer {
                 PACKET_CODED,
                 timing.composition_ms,
             )),
+            disposable: !frame.keyframe && is_disposable(&body, length_size),
             body,
             is_frame: true,
+            keyframe: frame.keyframe,
         });
         Ok(out)
     }
@@ -156,6 +170,8 @@ impl Packetizer {
                         )),
                         body: Bytes::copy_from_slice(&flv::opus_head(channels)),
                         is_frame: false,
+                        keyframe: false,
+                        disposable: false,
                     });
                 }
                 out.push(MediaMessage {
@@ -166,6 +182,8 @@ impl Packetizer {
                     )),
                     body: frame.data.clone(),
                     is_frame: true,
+                    keyframe: false,
+                    disposable: false,
                 });
             }
             AudioFormat::AacAdts => {
@@ -191,6 +209,8 @@ impl Packetizer {
             header: Bytes::copy_from_slice(&flv::audio_tag_header(PACKET_CODED)),
             body,
             is_frame: true,
+            keyframe: false,
+            disposable: false,
         });
     }
 
@@ -219,6 +239,8 @@ impl Packetizer {
                 )),
                 body: config.record().clone(),
                 is_frame: false,
+                keyframe: false,
+                disposable: false,
             });
             self.video_config_sent = true;
         }
@@ -232,6 +254,8 @@ impl Packetizer {
                 header: Bytes::copy_from_slice(&flv::audio_tag_header(PACKET_SEQUENCE_HEADER)),
                 body: config.bytes().clone(),
                 is_frame: false,
+                keyframe: false,
+                disposable: false,
             });
             self.audio_config_sent = true;
         }
@@ -288,6 +312,8 @@ impl Packetizer {
             header: Bytes::new(),
             body: Bytes::from(body),
             is_frame: false,
+            keyframe: false,
+            disposable: false,
         }
     }
 
@@ -365,6 +391,28 @@ impl Packetizer {
         self.set_video_config(AvcDecoderConfig::from_parameter_sets(&sps, &pps)?);
         Ok(())
     }
+}
+
+/// Whether an AVCC access unit is disposable: it has slices and none of them is used for
+/// reference (`nal_ref_idc` 0, ITU-T H.264 §7.4.1). Unreadable lengths make it not
+/// disposable (never drop what cannot be judged).
+fn is_disposable(avcc: &[u8], length_size: usize) -> bool {
+    let Ok(units) = avcc_nal_units(avcc, length_size) else {
+        return false;
+    };
+    let mut slices = 0;
+    for nal in units {
+        let Some(&header) = nal.first() else {
+            continue;
+        };
+        if (1..=5).contains(&(header & 0x1f)) {
+            if header & 0x60 != 0 {
+                return false;
+            }
+            slices += 1;
+        }
+    }
+    slices > 0
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::congestion::{
+    BitrateEstimator, CongestionPolicy, CongestionReport, EstimatorConfig, LinkSample,
+};
+use super::link::{self, LinkTuning};
 use super::packetizer::{MediaMessage, Packetizer};
 use super::queue::{MediaQueue, QueueClosed};
 use super::session::{PublishSession, SessionConfig};
@@ -48,6 +52,16 @@ pub struct PublishConfig {
     pub metadata: StreamMetadata,
     /// Trust settings for `rtmps://`.
     pub tls: TlsOptions,
+    /// What to do when media waits too long: back-pressure (the default for a
+    /// `Publisher`: files) or live dropping (the default of stream sessions).
+    pub congestion: CongestionPolicy,
+    /// A connection on which the server acknowledges nothing — data or TCP keepalive
+    /// probes — for this long counts as lost even while nothing is sent (2 s); `None`
+    /// keeps the system's TCP defaults (many minutes).
+    pub dead_link_timeout: Option<Duration>,
+    /// The highest video bitrate to recommend (the encoder's target), bits per second;
+    /// `None` takes `metadata.video_bitrate_kbps`, else 6 Mbit/s.
+    pub max_video_bitrate: Option<u64>,
 }
 
 impl Default for PublishConfig {
@@ -63,6 +77,9 @@ impl Default for PublishConfig {
             timestamp_origin_us: None,
             metadata: StreamMetadata::default(),
             tls: TlsOptions::default(),
+            congestion: CongestionPolicy::back_pressure(),
+            dead_link_timeout: Some(Duration::from_secs(2)),
+            max_video_bitrate: None,
         }
     }
 }
@@ -80,6 +97,9 @@ pub struct PublishStats {
     pub connect_time: Duration,
     /// Time since the stream went live.
     pub live_time: Duration,
+    /// The link as last measured: waiting media, delivered rate, recommended bitrate,
+    /// RTT, video frames dropped.
+    pub congestion: CongestionReport,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +115,8 @@ pub struct Publisher {
     packetizer: Mutex<Packetizer>,
     queue: Arc<MediaQueue>,
     counters: Arc<Counters>,
+    link: Arc<Mutex<LinkState>>,
+    closed: tokio::sync::watch::Receiver<Option<String>>,
     driver: Option<JoinHandle<Result<(), RtmpError>>>,
     connect_time: Duration,
     live_since: Instant,
@@ -113,6 +135,13 @@ impl Publisher {
     pub async fn connect_url(url: RtmpUrl, config: PublishConfig) -> Result<Self, RtmpError> {
         let started = Instant::now();
         let stream = transport::open(&url, &config.tls, config.connect_timeout).await?;
+        stream.tune(LinkTuning {
+            unsent_limit: config
+                .congestion
+                .live
+                .then_some(config.congestion.socket_unsent_limit),
+            dead_after: config.dead_link_timeout,
+        });
         let session_config = SessionConfig {
             chunk_size: config.chunk_size.max(128),
             ..SessionConfig::default()
@@ -128,19 +157,42 @@ impl Publisher {
         let connect_time = started.elapsed();
         info!(?connect_time, "stream is live");
 
-        let queue = Arc::new(MediaQueue::new(
+        let queue = Arc::new(MediaQueue::with_policy(
             config.max_queue_duration,
             config.max_queue_bytes,
+            config.congestion,
         ));
         let counters = Arc::new(Counters::default());
+        let max_bps = config.max_video_bitrate.unwrap_or_else(|| {
+            config
+                .metadata
+                .video_bitrate_kbps
+                .map_or(6_000_000, |kbps| (kbps * 1000.0) as u64)
+        });
+        let link = Arc::new(Mutex::new(LinkState::new(max_bps)));
+        let (closed_tx, closed) = tokio::sync::watch::channel(None);
+        let liveness = config.dead_link_timeout.map(Liveness::for_timeout);
+        let batch_bytes = if config.congestion.live {
+            16 * 1024
+        } else {
+            256 * 1024
+        };
         let driver = tokio::spawn(
             drive(
                 stream,
                 session,
-                queue.clone(),
-                counters.clone(),
-                config.write_timeout,
-                config.flush_timeout,
+                Shared {
+                    queue: queue.clone(),
+                    counters: counters.clone(),
+                    link: link.clone(),
+                    closed: closed_tx,
+                },
+                Timing {
+                    write_timeout: config.write_timeout,
+                    flush_timeout: config.flush_timeout,
+                    batch_bytes,
+                    liveness,
+                },
             )
             .instrument(tracing::Span::current()),
         );
@@ -148,6 +200,8 @@ impl Publisher {
             packetizer: Mutex::new(Packetizer::new(config.timestamp_origin_us, config.metadata)),
             queue,
             counters,
+            link,
+            closed,
             driver: Some(driver),
             connect_time,
             live_since: Instant::now(),
@@ -197,9 +251,48 @@ impl Publisher {
         packetizer.set_audio_config(config);
     }
 
+    /// Audio and video frames still in the send queue (not written to the socket).
+    pub fn queued_frames(&self) -> u64 {
+        self.queue.queued_frames()
+    }
+
     /// Media time currently waiting in the send queue.
     pub fn queued_duration(&self) -> Duration {
         self.queue.queued_span()
+    }
+
+    /// Resolves when the connection is lost (the server closed it, a reset, or a dead
+    /// link: nothing acknowledged for [`PublishConfig::dead_link_timeout`]), with why;
+    /// also while the app sends nothing. Never resolves for a clean [`finish`](Self::finish).
+    pub fn closed(&self) -> impl std::future::Future<Output = RtmpError> + Send + 'static {
+        let mut closed = self.closed.clone();
+        async move {
+            let reason = closed
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|reason| reason.clone());
+            match reason {
+                Some(reason) => RtmpError::ConnectionLost { reason },
+                // The driver ended without a loss (finished): never resolve.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The app's encoder now runs at `bps` (for example after following
+    /// [`CongestionReport::recommended_bps`]): later recommendations start from there.
+    pub fn set_encoder_bitrate(&self, bps: u64) {
+        lock_link(&self.link).estimator.encoder_bitrate(bps);
+    }
+
+    /// The link as last measured (every 100 ms while live).
+    pub fn congestion(&self) -> CongestionReport {
+        let mut report = lock_link(&self.link).report;
+        report.waiting = self.queue.waiting();
+        report.peak_waiting = self.queue.peak_waiting();
+        report.dropped = self.queue.drops();
+        report
     }
 
     /// Counters so far.
@@ -210,6 +303,7 @@ impl Publisher {
             bytes_sent: self.counters.bytes_sent.load(Ordering::Relaxed),
             connect_time: self.connect_time,
             live_time: self.live_since.elapsed(),
+            congestion: self.congestion(),
         }
     }
 
@@ -298,10 +392,168 @@ fn spawn_reader(mut read: ReadHalf<Box<dyn ByteStream>>) -> mpsc::Receiver<Incom
     rx
 }
 
+/// What the estimator knows, shared between the link poller and the `Publisher`.
+#[derive(Debug)]
+struct LinkState {
+    estimator: BitrateEstimator,
+    report: CongestionReport,
+}
+
+impl LinkState {
+    fn new(max_bps: u64) -> Self {
+        let estimator = BitrateEstimator::new(EstimatorConfig::new(max_bps));
+        let report = CongestionReport {
+            recommended_bps: estimator.recommended_bps(),
+            ..CongestionReport::default()
+        };
+        LinkState { estimator, report }
+    }
+}
+
+fn lock_link(link: &Mutex<LinkState>) -> std::sync::MutexGuard<'_, LinkState> {
+    link.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the driver shares with the `Publisher`.
+struct Shared {
+    queue: Arc<MediaQueue>,
+    counters: Arc<Counters>,
+    link: Arc<Mutex<LinkState>>,
+    closed: tokio::sync::watch::Sender<Option<String>>,
+}
+
+/// What ends a connection whose server stopped acknowledging (set by the poller).
+type DeadLink = tokio::sync::watch::Sender<Option<String>>;
+
+/// How often the link poller reads `TCP_INFO`.
+const LINK_POLL: Duration = Duration::from_millis(100);
+
+/// Pending bytes above which the link counts as the bottleneck.
+const BACKLOG_BYTES: u64 = 16 * 1024;
+
+/// The link's capacity: the mean delivery rate over the windows (up to 1 s, at least
+/// 300 ms) during which the link had a backlog, among those of the last 5 s. Windows
+/// in which the app sent little say nothing about the link and are left out. (A max
+/// filter, as BBR keeps, overestimated it by the noise of ACK timing: 20 % on a 1.5
+/// Mbit/s tbf link, which let the delay overshoot.)
+#[derive(Debug, Default)]
+struct CapacityFilter {
+    /// (time, acknowledged bytes, backlogged) every poll, the last second.
+    recent: std::collections::VecDeque<(Instant, u64, bool)>,
+    /// (time, rate) of backlogged windows, the last 5 s.
+    rates: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl CapacityFilter {
+    fn sample(&mut self, now: Instant, acked: u64, backlogged: bool) {
+        self.recent.push_back((now, acked, backlogged));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > Duration::from_secs(1))
+        {
+            self.recent.pop_front();
+        }
+        let window_backlogged = self.recent.len() >= 3 && self.recent.iter().all(|s| s.2);
+        if let (true, Some(first)) = (window_backlogged, self.recent.front()) {
+            let span = now.duration_since(first.0).as_secs_f64();
+            if span > 0.0 {
+                let rate = (acked.saturating_sub(first.1) as f64 * 8.0 / span) as u64;
+                self.rates.push_back((now, rate));
+            }
+        }
+        while self
+            .rates
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > Duration::from_secs(5))
+        {
+            self.rates.pop_front();
+        }
+    }
+
+    fn estimate(&self, _now: Instant) -> Option<u64> {
+        let n = self.rates.len() as u64;
+        (n > 0).then(|| self.rates.iter().map(|(_, rate)| *rate).sum::<u64>() / n)
+    }
+}
+
+/// Reads `TCP_INFO` every [`LINK_POLL`]: acknowledged bytes tell the queue what was
+/// delivered and feed the bitrate estimator. Ends when aborted (before the socket is
+/// dropped: it reads the socket's descriptor).
+async fn poll_link(
+    fd: link::SocketFd,
+    queue: Arc<MediaQueue>,
+    counters: Arc<Counters>,
+    state: Arc<Mutex<LinkState>>,
+    dead: DeadLink,
+    stall_limit: Option<Duration>,
+) {
+    let Some(start) = link::read_tcp_info_fd(&fd) else {
+        debug!("no TCP_INFO here: no delivery measurements");
+        return;
+    };
+    // Everything written before the stream went live was acknowledged by then (the
+    // server answered the publish): the acknowledged bytes from here on are ours.
+    let base = start.bytes_acked;
+    let mut capacity = CapacityFilter::default();
+    // The last time the server was seen to keep up: an acknowledgement arrived, or
+    // nothing was waiting for one.
+    let mut last_progress = Instant::now();
+    let mut last_acked = start.bytes_acked;
+    let mut interval = tokio::time::interval(LINK_POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let Some(info) = link::read_tcp_info_fd(&fd) else {
+            continue;
+        };
+        let now = Instant::now();
+        if info.bytes_acked > last_acked || (info.unacked == 0 && info.notsent_bytes == 0) {
+            last_progress = now;
+        }
+        last_acked = info.bytes_acked;
+        if let Some(limit) = stall_limit
+            && now.duration_since(last_progress) >= limit
+        {
+            dead.send_replace(Some(format!(
+                "the server acknowledged nothing for {:?}",
+                now.duration_since(last_progress)
+            )));
+            return;
+        }
+        let acked = info.bytes_acked.saturating_sub(base);
+        // Control messages (acknowledgements, pongs) are written too; take them off so
+        // that the offsets match the media messages'.
+        let control = counters
+            .bytes_sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(queue.written_bytes());
+        queue.delivered(acked.saturating_sub(control));
+        // A rate measured while the link had a backlog is what the link carries; one
+        // measured while the app sent little says nothing about the link.
+        let backlogged = queue.pending_bytes() > BACKLOG_BYTES;
+        capacity.sample(now, acked, backlogged);
+        queue.set_link_capacity(capacity.estimate(now));
+        let waiting = queue.waiting();
+        let mut state = lock_link(&state);
+        let estimate = state.estimator.sample(LinkSample {
+            at: Instant::now(),
+            delivered_bytes: acked,
+            rtt: Some(info.rtt),
+            waiting,
+            audio_bytes: queue.audio_bytes(),
+        });
+        state.report.delivered_bps = estimate.delivered_bps;
+        state.report.recommended_bps = estimate.recommended_bps;
+        state.report.rtt = Some(info.rtt);
+    }
+}
+
 struct Driver {
     write: WriteHalf<Box<dyn ByteStream>>,
     session: PublishSession,
     counters: Arc<Counters>,
+    queue: Arc<MediaQueue>,
     write_timeout: Duration,
 }
 
@@ -341,7 +593,10 @@ impl Driver {
 
     fn write_batch(&mut self, batch: &mut Vec<MediaMessage>) -> Result<(), RtmpError> {
         for message in batch.drain(..) {
+            let before = self.session.pending_output();
             self.session.write_media(&message)?;
+            let wire = self.session.pending_output().saturating_sub(before);
+            self.queue.written(message.timestamp, wire);
             if message.is_frame {
                 let counter = match message.kind {
                     super::packetizer::MessageKind::Video => &self.counters.video_frames,
@@ -355,26 +610,99 @@ impl Driver {
     }
 }
 
+/// How a dead link is noticed: a ping when nothing was written for `ping_after`, and
+/// the link counts as dead when data waits `stall_limit` for an acknowledgement. For a
+/// timeout T: pings after T/8 of silence, dead after T − T/8 − 200 ms (two polls) of no
+/// acknowledgement, so that a link that died while idle is noticed within T.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    ping_after: Duration,
+    stall_limit: Duration,
+}
+
+impl Liveness {
+    fn for_timeout(timeout: Duration) -> Self {
+        let ping_after = timeout / 8;
+        Liveness {
+            ping_after,
+            stall_limit: timeout
+                .saturating_sub(ping_after + 2 * LINK_POLL)
+                .max(LINK_POLL),
+        }
+    }
+}
+
+/// The driver's time limits.
+struct Timing {
+    write_timeout: Duration,
+    flush_timeout: Duration,
+    batch_bytes: usize,
+    liveness: Option<Liveness>,
+}
+
 async fn drive(
     stream: Box<dyn ByteStream>,
     session: PublishSession,
-    queue: Arc<MediaQueue>,
-    counters: Arc<Counters>,
-    write_timeout: Duration,
-    flush_timeout: Duration,
+    shared: Shared,
+    timing: Timing,
 ) -> Result<(), RtmpError> {
+    let Timing {
+        write_timeout,
+        flush_timeout,
+        batch_bytes,
+        liveness,
+    } = timing;
+    let (dead_tx, mut dead) = tokio::sync::watch::channel(None);
+    let poller = stream.socket_fd().map(|fd| {
+        tokio::spawn(poll_link(
+            fd,
+            shared.queue.clone(),
+            shared.counters.clone(),
+            shared.link.clone(),
+            dead_tx,
+            liveness.map(|l| l.stall_limit),
+        ))
+    });
     let (read, write) = tokio::io::split(stream);
     let mut incoming = spawn_reader(read);
+    let queue = shared.queue.clone();
     let mut driver = Driver {
         write,
         session,
-        counters,
+        counters: shared.counters.clone(),
+        queue: queue.clone(),
         write_timeout,
     };
-    let result = stream_media(&mut driver, &mut incoming, &queue, flush_timeout).await;
+    let result = tokio::select! {
+        result = stream_media(
+            &mut driver,
+            &mut incoming,
+            &queue,
+            flush_timeout,
+            batch_bytes,
+            liveness.map(|l| l.ping_after),
+        ) => result,
+        reason = async {
+            let reason = dead
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|reason| reason.clone());
+            match reason {
+                Some(reason) => reason,
+                None => std::future::pending().await,
+            }
+        } => Err(RtmpError::ConnectionLost { reason }),
+    };
+    if let Some(poller) = poller {
+        // Stopped before the socket (whose descriptor it reads) can be dropped.
+        poller.abort();
+        let _ = poller.await;
+    }
     if let Err(e) = &result {
         warn!(error = %e, "publish ended with an error");
         queue.close(QueueClosed::Failed(e.to_string()));
+        shared.closed.send_replace(Some(e.to_string()));
         return result;
     }
     // Unpublish, half-close, and wait (bounded) for the server to close its side, so
@@ -405,20 +733,37 @@ async fn stream_media(
     incoming: &mut mpsc::Receiver<Incoming>,
     queue: &MediaQueue,
     flush_timeout: Duration,
+    batch_bytes: usize,
+    ping_after: Option<Duration>,
 ) -> Result<(), RtmpError> {
     let mut batch = Vec::with_capacity(64);
     let mut flush_deadline: Option<tokio::time::Instant> = None;
+    let started = tokio::time::Instant::now();
+    let mut last_write = started;
     loop {
+        let ping_at = ping_after.map(|after| last_write + after);
         tokio::select! {
             biased;
             item = incoming.recv() => driver.on_incoming(item)?,
             _ = queue.ready() => {}
+            _ = async {
+                match ping_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                driver.session.ping(ms)?;
+            }
+        }
+        if driver.session.pending_output() > 0 {
+            last_write = tokio::time::Instant::now();
         }
         // Anything the server sent that is already buffered is handled first.
         while let Ok(item) = incoming.try_recv() {
             driver.on_incoming(Some(item))?;
         }
-        queue.pop_batch(&mut batch, 256 * 1024);
+        queue.pop_batch(&mut batch, batch_bytes);
         driver.write_batch(&mut batch)?;
         if queue.is_drained() && flush_deadline.is_none() {
             flush_deadline = Some(tokio::time::Instant::now() + flush_timeout);

@@ -462,6 +462,21 @@ impl PublishSession {
         Ok(())
     }
 
+    /// Queues a ping request (user control event 6) carrying `timestamp_ms`: a few bytes
+    /// the server must acknowledge, so that a link that died while the app sends
+    /// nothing is noticed (the server's ping response is read and ignored).
+    pub fn ping(&mut self, timestamp_ms: u32) -> Result<(), RtmpError> {
+        if self.state != SessionState::Live {
+            return Err(RtmpError::Closed);
+        }
+        self.send_control(RtmpMessage::UserControl {
+            event_type: UserControlEventType::PingRequest,
+            stream_id: None,
+            buffer_length: None,
+            timestamp: Some(RtmpTimestamp::new(timestamp_ms)),
+        })
+    }
+
     fn send_control(&mut self, message: RtmpMessage) -> Result<(), RtmpError> {
         let payload = message
             .into_message_payload(RtmpTimestamp::new(0), 0)

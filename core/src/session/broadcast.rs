@@ -11,7 +11,9 @@ use tracing::{debug, info, warn};
 use super::lifecycle::{FailReason, Failure};
 use super::{AfterFailure, SessionError, SessionEvent, SessionStats, Shared};
 use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame};
-use crate::rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};
+use crate::rtmp::{
+    CongestionReport, DropCounts, PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl,
+};
 
 /// Which frames may go out on a fresh connection.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +49,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(crate) struct Media {
-    url: RtmpUrl,
+    /// The ingest and its backups, in order.
+    urls: Vec<RtmpUrl>,
+    attempts_per_ingest: u32,
+    /// The ingest in use (or last live).
+    ingest: std::sync::atomic::AtomicUsize,
     config: PublishConfig,
     slot: RwLock<Option<Publisher>>,
     /// Bumped for every new connection: a loss reported for an older one is stale.
@@ -62,15 +68,25 @@ pub(crate) struct Media {
     /// The current connection's counters, as last read.
     current: Mutex<Option<PublishStats>>,
     dropped: AtomicU64,
+    /// Frames the app handed in (sent, dropped or not).
+    handed_in: AtomicU64,
+    /// Congestion drops of the connections that are over.
+    past_drops: Mutex<DropCounts>,
 }
 
 pub(crate) type LostReceiver = mpsc::UnboundedReceiver<(u64, RtmpError)>;
 
 impl Media {
-    pub(crate) fn new(url: RtmpUrl, config: PublishConfig) -> (Media, LostReceiver) {
+    pub(crate) fn new(
+        urls: Vec<RtmpUrl>,
+        attempts_per_ingest: u32,
+        config: PublishConfig,
+    ) -> (Media, LostReceiver) {
         let (lost, lost_rx) = mpsc::unbounded_channel();
         let media = Media {
-            url,
+            urls,
+            attempts_per_ingest,
+            ingest: std::sync::atomic::AtomicUsize::new(0),
             config,
             slot: RwLock::new(None),
             generation: AtomicU64::new(0),
@@ -82,6 +98,8 @@ impl Media {
             past: Mutex::new(PublishStats::default()),
             current: Mutex::new(None),
             dropped: AtomicU64::new(0),
+            handed_in: AtomicU64::new(0),
+            past_drops: Mutex::new(DropCounts::default()),
         };
         (media, lost_rx)
     }
@@ -119,6 +137,7 @@ impl Media {
         send: impl AsyncFnOnce(&Publisher) -> Result<(), RtmpError>,
         context: &'static str,
     ) -> Result<(), SessionError> {
+        self.handed_in.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot.read().await;
         let Some(publisher) = slot.as_ref() else {
             return self.drop_frame(shared);
@@ -181,10 +200,13 @@ impl Media {
         *slot = Some(publisher);
     }
 
-    /// Takes the connection out, adding its counters to the past ones.
+    /// Takes the connection out, adding its counters to the past ones; the frames it
+    /// still had queued are lost with it and count as dropped.
     async fn retire(&self) -> Option<Publisher> {
         let publisher = self.slot.write().await.take()?;
         self.add_past(&publisher.stats());
+        self.dropped
+            .fetch_add(publisher.queued_frames(), Ordering::Relaxed);
         Some(publisher)
     }
 
@@ -193,6 +215,11 @@ impl Media {
         past.video_frames += stats.video_frames;
         past.audio_frames += stats.audio_frames;
         past.bytes_sent += stats.bytes_sent;
+        let mut drops = lock(&self.past_drops);
+        let d = stats.congestion.dropped;
+        drops.disposable += d.disposable;
+        drops.until_keyframe += d.until_keyframe;
+        drops.gop += d.gop;
         *lock(&self.current) = None;
     }
 
@@ -207,8 +234,21 @@ impl Media {
         stats.video_frames = past.video_frames + now.video_frames;
         stats.audio_frames = past.audio_frames + now.audio_frames;
         stats.bytes = past.bytes_sent + now.bytes_sent;
-        stats.frames_dropped = self.dropped.load(Ordering::Relaxed);
+        let past_drops = *lock(&self.past_drops);
+        let mut congestion = now.congestion;
+        congestion.dropped.disposable += past_drops.disposable;
+        congestion.dropped.until_keyframe += past_drops.until_keyframe;
+        congestion.dropped.gop += past_drops.gop;
+        stats.frames_dropped = self.dropped.load(Ordering::Relaxed) + congestion.dropped.total();
+        stats.congestion = Some(congestion);
+        stats.ingest = self.ingest.load(Ordering::Relaxed);
+        stats.frames_sent_by_app = self.handed_in.load(Ordering::Relaxed);
         stats.publish = current;
+    }
+
+    /// The current connection's link report (drops of this connection only).
+    async fn congestion(&self) -> Option<CongestionReport> {
+        self.slot.read().await.as_ref().map(Publisher::congestion)
     }
 
     fn generation(&self) -> u64 {
@@ -234,23 +274,40 @@ pub(crate) fn classify(error: &RtmpError) -> Failure {
     }
 }
 
+/// How often [`SessionEvent::Congestion`] is sent while live.
+const CONGESTION_EVENT_PERIOD: Duration = Duration::from_secs(1);
+
 /// The broadcast driver: connect, wait for a loss, reconnect; until stopped or failed.
+/// After `attempts_per_ingest` failed attempts in a row, the next ingest is tried.
 pub(crate) async fn drive(
     shared: Arc<Shared>,
     media: Arc<Media>,
     mut lost: LostReceiver,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut failures_here = 0u32;
     loop {
+        let index = media.ingest.load(Ordering::Relaxed);
+        let url = media.urls[index].clone();
         let attempt = tokio::select! {
-            result = Publisher::connect_url(media.url.clone(), media.config.clone()) => result,
+            result = Publisher::connect_url(url.clone(), media.config.clone()) => result,
             _ = super::stop_requested(&mut stop) => break,
         };
         let next = match attempt {
             Ok(publisher) => {
+                failures_here = 0;
+                let closed = publisher.closed();
+                tokio::pin!(closed);
                 media.install(publisher).await;
                 shared.live();
+                info!(index, url = %url, "live on ingest");
+                shared.emit(SessionEvent::IngestLive {
+                    index,
+                    url: url.to_string(),
+                });
                 let generation = media.generation();
+                let mut reports = tokio::time::interval(CONGESTION_EVENT_PERIOD);
+                reports.tick().await;
                 let error = loop {
                     tokio::select! {
                         report = lost.recv() => match report {
@@ -258,6 +315,13 @@ pub(crate) async fn drive(
                             Some(_) => continue,
                             None => break None,
                         },
+                        // A dead link is noticed without sending (paused apps too).
+                        error = &mut closed => break Some(error),
+                        _ = reports.tick() => {
+                            if let Some(report) = media.congestion().await {
+                                shared.emit(SessionEvent::Congestion(report));
+                            }
+                        }
                         _ = super::stop_requested(&mut stop) => break None,
                     }
                 };
@@ -274,9 +338,16 @@ pub(crate) async fn drive(
                 shared.lost(&reason)
             }
             Err(error) => {
-                warn!(%error, "connect failed");
+                warn!(%error, index, "connect failed");
                 let failure = classify(&error);
                 shared.emit(SessionEvent::Error(SessionError::rtmp("connecting")(error)));
+                failures_here += 1;
+                if failures_here >= media.attempts_per_ingest && media.urls.len() > 1 {
+                    failures_here = 0;
+                    let next = (index + 1) % media.urls.len();
+                    info!(from = index, to = next, "trying the next ingest");
+                    media.ingest.store(next, Ordering::Relaxed);
+                }
                 shared.attempt_failed(failure)
             }
         };

@@ -100,7 +100,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use crate::chat::{ChatConfig, ChatMessage};
 use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame};
-use crate::rtmp::{PublishConfig, PublishStats, RtmpUrl};
+use crate::rtmp::{CongestionPolicy, CongestionReport, PublishConfig, PublishStats, RtmpUrl};
 use crate::whep::{MediaFrame, PlayConfig, PlayStats};
 
 pub use error::SessionError;
@@ -137,10 +137,18 @@ impl SessionChat {
 pub struct BroadcastConfig {
     /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
     pub url: String,
+    /// Backup ingests (IVS and YouTube give one), tried in order after `url`: after
+    /// [`Self::attempts_per_ingest`] failed attempts in a row on one ingest, the next
+    /// one is tried (after the last, the first again). [`SessionEvent::IngestLive`] says
+    /// which one is live.
+    pub backup_urls: Vec<String>,
+    /// Failed connection attempts in a row on one ingest before the next is tried (2).
+    pub attempts_per_ingest: u32,
     /// The stream's chat room, if any.
     pub chat: Option<SessionChat>,
-    /// Publish settings (timeouts, queue bounds, metadata, TLS); used for every
-    /// connection.
+    /// Publish settings (timeouts, queue bounds, metadata, TLS, congestion policy); used
+    /// for every connection. Sessions default to [`CongestionPolicy::live`]: `send_*`
+    /// never waits, video is dropped by priority when media waits too long.
     pub publish: PublishConfig,
     /// What to do when the connection is lost.
     pub reconnect: ReconnectPolicy,
@@ -155,9 +163,23 @@ impl BroadcastConfig {
     pub fn new(url: impl Into<String>) -> Self {
         BroadcastConfig {
             url: url.into(),
+            backup_urls: Vec::new(),
+            attempts_per_ingest: 2,
             chat: None,
-            publish: PublishConfig::default(),
-            reconnect: ReconnectPolicy::default(),
+            publish: PublishConfig {
+                congestion: CongestionPolicy::live(),
+                ..PublishConfig::default()
+            },
+            // An ingest is cheap to call again: retry within half a second (a link that
+            // comes back is used at once), for about a minute.
+            reconnect: ReconnectPolicy {
+                backoff: crate::chat::client::backoff::BackoffConfig {
+                    base: Duration::from_millis(200),
+                    cap: Duration::from_millis(500),
+                    reset_after: Duration::from_secs(30),
+                },
+                max_attempts: Some(120),
+            },
             stats_interval: Duration::from_secs(1),
             event_capacity: 256,
         }
@@ -247,6 +269,16 @@ pub struct SessionStats {
     pub frames_dropped: u64,
     /// The current RTMP connection's stats (broadcast).
     pub publish: Option<PublishStats>,
+    /// Broadcast: the link as last measured (waiting media now and at its peak, bytes
+    /// per second delivered, recommended video bitrate, RTT), with the video frames
+    /// dropped for congestion over every connection. Audio is never dropped.
+    pub congestion: Option<CongestionReport>,
+    /// Broadcast: which ingest is (or was last) live: 0 for `url`, 1 for the first
+    /// backup, …
+    pub ingest: usize,
+    /// Broadcast: frames the app handed to `send_video`/`send_audio`; equals the frames
+    /// written to connections plus `frames_dropped`.
+    pub frames_sent_by_app: u64,
     /// The current WHEP connection's stats (watch), refreshed every 250 ms.
     pub play: Option<PlayStats>,
     /// Chat counters, when the session has a chat.
@@ -295,6 +327,16 @@ pub enum SessionEvent {
     },
     /// The room's audience changed.
     Viewers(u64),
+    /// Broadcast, about once a second while live: the link as measured, with the video
+    /// bitrate the app's encoder should use ([`CongestionReport::recommended_bps`]).
+    Congestion(CongestionReport),
+    /// Broadcast: live on this ingest (0 for `url`, then the backups in order).
+    IngestLive {
+        /// Its position.
+        index: usize,
+        /// The URL with the stream key masked.
+        url: String,
+    },
     /// Something failed that the session survives (a lost connection it reconnects, a
     /// refused chat message, a chat that cannot connect).
     Error(SessionError),
@@ -544,6 +586,12 @@ impl StreamSession {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SessionError::NoRuntime)?;
         let url =
             RtmpUrl::parse(&config.url).map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+        let mut urls = vec![url.clone()];
+        for backup in &config.backup_urls {
+            urls.push(
+                RtmpUrl::parse(backup).map_err(|e| SessionError::InvalidConfig(e.to_string()))?,
+            );
+        }
         chat::check(config.chat.as_ref())?;
         let span = info_span!("stream_session", kind = "broadcast", url = %url);
         let (shared, events) = Shared::new(
@@ -551,7 +599,8 @@ impl StreamSession {
             config.event_capacity,
             config.chat.as_ref(),
         );
-        let (media, lost) = broadcast::Media::new(url, config.publish);
+        let (media, lost) =
+            broadcast::Media::new(urls, config.attempts_per_ingest.max(1), config.publish);
         let media = Arc::new(media);
         let (stop, stop_rx) = state_watch::channel(false);
         let driver = broadcast::drive(shared.clone(), media.clone(), lost, stop_rx);

@@ -1,0 +1,236 @@
+//! A network lab for tests: two network namespaces of the test's own ("near", where the
+//! sender runs, and "far", where the server runs) joined by a veth pair, with the near
+//! side's outgoing link shaped (tbf: rate, burst, queue) and cut (link down) on demand.
+//! Everything is torn down by name and PID on drop, even when the test fails.
+//!
+//! Only addresses inside these namespaces are used (10.213.x.y/30, made per lab). Needs
+//! root and iproute2; where namespaces are not allowed, [`NetLab::new`] fails the test
+//! with a message saying so.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Labs made by this process (for unique names).
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces and the link between them.
+pub struct NetLab {
+    /// The sender's namespace.
+    pub near: String,
+    /// The server's namespace.
+    pub far: String,
+    near_dev: String,
+    far_dev: String,
+    /// The near side's address.
+    pub near_ip: String,
+    /// The far side's address (where servers listen).
+    pub far_ip: String,
+    children: Vec<Child>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn tc(ns: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("tc {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetLab {
+    /// Makes the two namespaces and the link. Fails the test with a clear message where
+    /// network namespaces are not allowed (not root, no iproute2).
+    pub fn new() -> NetLab {
+        let pid = std::process::id();
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        // Interface names are at most 15 bytes.
+        let tag = format!("{:x}{n}", pid % 0x10_0000);
+        let subnet = (pid % 60) * 4 + n % 4; // 10.213.<subnet>.{1,2}
+        let lab = NetLab {
+            near: format!("shlab-{tag}-near"),
+            far: format!("shlab-{tag}-far"),
+            near_dev: format!("shn{tag}"),
+            far_dev: format!("shf{tag}"),
+            near_ip: format!("10.213.{subnet}.1"),
+            far_ip: format!("10.213.{subnet}.2"),
+            children: Vec::new(),
+        };
+        if let Err(e) = lab.build() {
+            drop(lab);
+            panic!(
+                "the network lab needs network namespaces (root and iproute2: `ip netns add`, \
+                 veth, tc tbf), which are not allowed here: {e}"
+            );
+        }
+        lab
+    }
+
+    fn build(&self) -> Result<(), String> {
+        ip(&["netns", "add", &self.near])?;
+        ip(&["netns", "add", &self.far])?;
+        ip(&[
+            "link",
+            "add",
+            &self.near_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.far_dev,
+        ])?;
+        ip(&["link", "set", &self.near_dev, "netns", &self.near])?;
+        ip(&["link", "set", &self.far_dev, "netns", &self.far])?;
+        for (ns, dev, addr) in [
+            (&self.near, &self.near_dev, &self.near_ip),
+            (&self.far, &self.far_dev, &self.far_ip),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            // A default route, as hosts have: without one, joining a multicast group
+            // (WebRTC's mDNS) fails with ENODEV.
+            ip(&["-n", ns, "route", "add", "default", "dev", dev])?;
+        }
+        Ok(())
+    }
+
+    /// A command to run in namespace `ns` (`ip netns exec ns program`).
+    pub fn command(&self, ns: &str, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns, program]);
+        command
+    }
+
+    /// Starts `command` (from [`Self::command`]) and keeps it, to be killed by PID when
+    /// the lab is dropped; returns its PID.
+    pub fn spawn(&mut self, what: &str, command: &mut Command) -> u32 {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Kills a process this lab started, now.
+    pub fn kill(&mut self, pid: u32) {
+        if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (bounded) for a process this lab started to exit; its status.
+    pub fn wait(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        let child = self.children.iter_mut().find(|c| c.id() == pid)?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Caps the near side's outgoing rate (the sender's upload): tbf with `rate_kbit`,
+    /// a `burst_kb` bucket and at most `latency_ms` of queue.
+    pub fn shape(&self, rate_kbit: u32, burst_kb: u32, latency_ms: u32) {
+        tc(
+            &self.near,
+            &[
+                "qdisc",
+                "replace",
+                "dev",
+                &self.near_dev,
+                "root",
+                "tbf",
+                "rate",
+                &format!("{rate_kbit}kbit"),
+                "burst",
+                &format!("{burst_kb}kb"),
+                "latency",
+                &format!("{latency_ms}ms"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("shaping the link: {e}"));
+    }
+
+    /// Cuts the link: the near side's interface goes down (packets neither way).
+    pub fn cut(&self) {
+        ip(&["-n", &self.near, "link", "set", &self.near_dev, "down"])
+            .unwrap_or_else(|e| panic!("cutting the link: {e}"));
+    }
+
+    /// Restores a cut link.
+    pub fn restore(&self) {
+        ip(&["-n", &self.near, "link", "set", &self.near_dev, "up"])
+            .unwrap_or_else(|e| panic!("restoring the link: {e}"));
+    }
+
+    /// Waits until something listens on the far side's `port` (asks `ss` in the far
+    /// namespace; never connects).
+    pub fn wait_listen_far(&self, port: u16) {
+        let want = format!("{}:{port}", self.far_ip);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = self
+                .command(&self.far, "ss")
+                .args(["-Hltn", &format!("sport = :{port}")])
+                .output()
+                .expect("running ss in the far namespace");
+            if String::from_utf8_lossy(&out.stdout).contains(&want) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing listens on {want} in {}",
+                self.far
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NetLab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Deleting a namespace deletes the veth end in it, and with it the pair.
+        let _ = ip(&["netns", "del", &self.near]);
+        let _ = ip(&["netns", "del", &self.far]);
+    }
+}
