@@ -2,11 +2,12 @@
 //!
 //! Tuning ([`tune`], with socket2): `TCP_NOTSENT_LOWAT` keeps the kernel's unsent bytes
 //! small, so that media waits in our queue, where it can be dropped by priority,
-//! instead of in the socket; TCP keepalive (for a `dead_after` of 2 s: idle 0.8 s,
-//! probes every 0.4 s, 2 probes: 1.6 s) and `TCP_USER_TIMEOUT` (2 s, for unacknowledged
-//! data) make a dead link fail the socket within 2 s whether or not anything is being
-//! sent, so the reader sees an error and the publisher's
-//! [`closed`](super::Publisher::closed) resolves.
+//! instead of in the socket. A dead link is noticed by the publisher itself (pings when
+//! idle, and no acknowledgement for too long, read from `TCP_INFO`: see
+//! [`super::Publisher::closed`]); TCP keepalive (1 s idle, 1 s apart, 2 probes: Linux
+//! counts them in whole seconds) and `TCP_USER_TIMEOUT` (3 × `dead_after`, at least
+//! 6 s) are backstops where `TCP_INFO` is missing. A 2 s user timeout killed working
+//! connections on a bufferbloated link (a retransmission backing off past it).
 //!
 //! Reading ([`read_tcp_info`]): bytes acknowledged, RTT and unsent bytes from Linux's
 //! `TCP_INFO`. This is the one `unsafe` call of the core: socket2, nix and rustix have
@@ -43,18 +44,17 @@ pub fn tune(stream: &TcpStream, tuning: LinkTuning) {
         tracing::debug!(%error, "TCP_NOTSENT_LOWAT not set");
     }
     if let Some(dead_after) = tuning.dead_after {
-        // Linux counts keepalive time in whole seconds: 0.8 s becomes 1 s there.
-        let idle = (dead_after * 2 / 5).max(Duration::from_millis(500));
-        let keepalive = TcpKeepalive::new().with_time(idle);
+        // Whole seconds: Linux refuses anything under one (EINVAL).
+        let second = Duration::from_secs(1);
+        let keepalive = TcpKeepalive::new().with_time(second);
         #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-        let keepalive = keepalive
-            .with_interval((dead_after / 5).max(Duration::from_millis(250)))
-            .with_retries(2);
+        let keepalive = keepalive.with_interval(second).with_retries(2);
         if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
             tracing::debug!(%error, "TCP keepalive not set");
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Err(error) = socket.set_tcp_user_timeout(Some(dead_after)) {
+        let backstop = (dead_after * 3).max(Duration::from_secs(6));
+        if let Err(error) = socket.set_tcp_user_timeout(Some(backstop)) {
             tracing::debug!(%error, "TCP_USER_TIMEOUT not set");
         }
     }
@@ -179,7 +179,8 @@ mod tests {
         );
         assert_eq!(
             SockRef::from(&client).tcp_user_timeout().unwrap(),
-            Some(Duration::from_secs(2))
+            Some(Duration::from_secs(6))
         );
+        assert!(SockRef::from(&client).keepalive().unwrap());
     }
 }
