@@ -94,6 +94,12 @@ typedef enum streamhub_event_kind {
   STREAMHUB_EVENT_VIEWERS = 7,
   // Something failed that the session survives: `text`.
   STREAMHUB_EVENT_ERROR = 8,
+  // Broadcast, about once a second while live: `queue_delay_ms`, `delivered_bps`,
+  // `recommended_bps` (the video bitrate the encoder should use), `rtt_ms`.
+  STREAMHUB_EVENT_CONGESTION = 9,
+  // Broadcast: live on ingest `ingest` (0: the URL, then the backups); `text`: its URL
+  // with the stream key masked.
+  STREAMHUB_EVENT_INGEST_LIVE = 10,
 } streamhub_event_kind;
 
 // Where a session is in its life (see `streamhub_event` for the details that go with
@@ -284,6 +290,26 @@ typedef struct streamhub_stats {
   int64_t viewers;
   // Events dropped because the app's callback was too slow.
   uint64_t events_dropped;
+  // Broadcast: media waiting to be delivered now (queued, in the socket or in flight), ms.
+  uint64_t queue_delay_ms;
+  // Broadcast: the longest wait seen, ms.
+  uint64_t peak_queue_delay_ms;
+  // Broadcast: bits per second the ingest acknowledged over the last second.
+  uint64_t delivered_bps;
+  // Broadcast: the video bitrate the app's encoder should use, bits per second.
+  uint64_t recommended_bps;
+  // Broadcast: smoothed round-trip time in ms; -1 when the platform does not tell.
+  int64_t rtt_ms;
+  // Broadcast: disposable video frames dropped for congestion.
+  uint64_t dropped_disposable;
+  // Broadcast: video frames dropped while waiting for a keyframe.
+  uint64_t dropped_until_keyframe;
+  // Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+  uint64_t dropped_gop;
+  // Broadcast: audio frames dropped for congestion: always 0 (audio is never dropped).
+  uint64_t audio_dropped;
+  // Broadcast: which ingest is live (0: the URL, 1…: the backups in order).
+  uint32_t ingest;
 } streamhub_stats;
 
 // One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
@@ -317,6 +343,16 @@ typedef struct streamhub_event {
   bool deleted;
   // STATS; NULL otherwise.
   const struct streamhub_stats *stats;
+  // CONGESTION: media waiting to be delivered, ms.
+  uint64_t queue_delay_ms;
+  // CONGESTION: bits per second the ingest acknowledged over the last second.
+  uint64_t delivered_bps;
+  // CONGESTION: the video bitrate the app's encoder should use, bits per second.
+  uint64_t recommended_bps;
+  // CONGESTION: smoothed round-trip time in ms; -1 when unknown.
+  int64_t rtt_ms;
+  // INGEST_LIVE: which ingest.
+  uint32_t ingest;
 } streamhub_event;
 
 // Called with each event of a session, on the session's `streamhub-events` thread.

@@ -109,6 +109,26 @@ pub struct streamhub_stats {
     pub viewers: i64,
     /// Events dropped because the app's callback was too slow.
     pub events_dropped: u64,
+    /// Broadcast: media waiting to be delivered now (queued, in the socket or in flight), ms.
+    pub queue_delay_ms: u64,
+    /// Broadcast: the longest wait seen, ms.
+    pub peak_queue_delay_ms: u64,
+    /// Broadcast: bits per second the ingest acknowledged over the last second.
+    pub delivered_bps: u64,
+    /// Broadcast: the video bitrate the app's encoder should use, bits per second.
+    pub recommended_bps: u64,
+    /// Broadcast: smoothed round-trip time in ms; -1 when the platform does not tell.
+    pub rtt_ms: i64,
+    /// Broadcast: disposable video frames dropped for congestion.
+    pub dropped_disposable: u64,
+    /// Broadcast: video frames dropped while waiting for a keyframe.
+    pub dropped_until_keyframe: u64,
+    /// Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+    pub dropped_gop: u64,
+    /// Broadcast: audio frames dropped for congestion: always 0 (audio is never dropped).
+    pub audio_dropped: u64,
+    /// Broadcast: which ingest is live (0: the URL, 1…: the backups in order).
+    pub ingest: u32,
 }
 
 /// What happened (which fields of `streamhub_event` are set).
@@ -135,6 +155,12 @@ pub enum streamhub_event_kind {
     STREAMHUB_EVENT_VIEWERS = 7,
     /// Something failed that the session survives: `text`.
     STREAMHUB_EVENT_ERROR = 8,
+    /// Broadcast, about once a second while live: `queue_delay_ms`, `delivered_bps`,
+    /// `recommended_bps` (the video bitrate the encoder should use), `rtt_ms`.
+    STREAMHUB_EVENT_CONGESTION = 9,
+    /// Broadcast: live on ingest `ingest` (0: the URL, then the backups); `text`: its URL
+    /// with the stream key masked.
+    STREAMHUB_EVENT_INGEST_LIVE = 10,
 }
 
 /// One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
@@ -170,6 +196,16 @@ pub struct streamhub_event {
     pub deleted: bool,
     /// STATS; NULL otherwise.
     pub stats: *const streamhub_stats,
+    /// CONGESTION: media waiting to be delivered, ms.
+    pub queue_delay_ms: u64,
+    /// CONGESTION: bits per second the ingest acknowledged over the last second.
+    pub delivered_bps: u64,
+    /// CONGESTION: the video bitrate the app's encoder should use, bits per second.
+    pub recommended_bps: u64,
+    /// CONGESTION: smoothed round-trip time in ms; -1 when unknown.
+    pub rtt_ms: i64,
+    /// INGEST_LIVE: which ingest.
+    pub ingest: u32,
 }
 
 /// Called with each event of a session, on the session's `streamhub-events` thread.
@@ -352,6 +388,7 @@ pub fn state_text(state: &SessionState) -> String {
 
 /// The C form of stats.
 pub fn c_stats(stats: &SessionStats) -> streamhub_stats {
+    let congestion = stats.congestion.as_ref();
     let play = stats.play.as_ref();
     let chat = stats.chat.unwrap_or_default();
     streamhub_stats {
@@ -377,6 +414,18 @@ pub fn c_stats(stats: &SessionStats) -> streamhub_stats {
             .viewers
             .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
         events_dropped: stats.events_dropped,
+        queue_delay_ms: congestion.map_or(0, |c| millis(c.waiting)),
+        peak_queue_delay_ms: congestion.map_or(0, |c| millis(c.peak_waiting)),
+        delivered_bps: congestion.map_or(0, |c| c.delivered_bps),
+        recommended_bps: congestion.map_or(0, |c| c.recommended_bps),
+        rtt_ms: congestion
+            .and_then(|c| c.rtt)
+            .map_or(-1, |rtt| i64::try_from(rtt.as_millis()).unwrap_or(i64::MAX)),
+        dropped_disposable: congestion.map_or(0, |c| c.dropped.disposable),
+        dropped_until_keyframe: congestion.map_or(0, |c| c.dropped.until_keyframe),
+        dropped_gop: congestion.map_or(0, |c| c.dropped.gop),
+        audio_dropped: 0,
+        ingest: u32::try_from(stats.ingest).unwrap_or(u32::MAX),
     }
 }
 
@@ -407,6 +456,11 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
         reconnect: false,
         deleted: false,
         stats: std::ptr::null(),
+        queue_delay_ms: 0,
+        delivered_bps: 0,
+        recommended_bps: 0,
+        rtt_ms: -1,
+        ingest: 0,
     };
     let stats_storage;
     match event {
@@ -458,6 +512,20 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
         SessionEvent::Error(error) => {
             c_event.kind = STREAMHUB_EVENT_ERROR;
             c_event.text = keep(&error.to_string());
+        }
+        SessionEvent::Congestion(report) => {
+            c_event.kind = STREAMHUB_EVENT_CONGESTION;
+            c_event.queue_delay_ms = millis(report.waiting);
+            c_event.delivered_bps = report.delivered_bps;
+            c_event.recommended_bps = report.recommended_bps;
+            c_event.rtt_ms = report
+                .rtt
+                .map_or(-1, |rtt| i64::try_from(rtt.as_millis()).unwrap_or(i64::MAX));
+        }
+        SessionEvent::IngestLive { index, url } => {
+            c_event.kind = STREAMHUB_EVENT_INGEST_LIVE;
+            c_event.ingest = u32::try_from(*index).unwrap_or(u32::MAX);
+            c_event.text = keep(url);
         }
         other => {
             c_event.kind = STREAMHUB_EVENT_ERROR;

@@ -256,11 +256,32 @@ pub struct StreamStats {
     pub viewers: Option<u64>,
     /// Events dropped because the app did not take them in time.
     pub events_dropped: u64,
+    /// Broadcast: media waiting to be delivered now, ms.
+    pub queue_delay_ms: u64,
+    /// Broadcast: the longest wait seen, ms.
+    pub peak_queue_delay_ms: u64,
+    /// Broadcast: bits per second the ingest acknowledged over the last second.
+    pub delivered_bps: u64,
+    /// Broadcast: the video bitrate the app's encoder should use, bits per second.
+    pub recommended_bps: u64,
+    /// Broadcast: smoothed round-trip time, ms.
+    pub rtt_ms: Option<u64>,
+    /// Broadcast: video frames dropped for congestion: disposable ones.
+    pub dropped_disposable: u64,
+    /// Broadcast: video frames dropped while waiting for a keyframe.
+    pub dropped_until_keyframe: u64,
+    /// Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+    pub dropped_gop: u64,
+    /// Broadcast: audio frames dropped: always 0.
+    pub audio_dropped: u64,
+    /// Broadcast: which ingest is live (0: the URL, then the backups).
+    pub ingest: u32,
 }
 
 impl From<&SessionStats> for StreamStats {
     fn from(stats: &SessionStats) -> Self {
         let chat = stats.chat.unwrap_or_default();
+        let congestion = stats.congestion.as_ref();
         StreamStats {
             state: (&stats.state).into(),
             uptime_ms: millis(stats.uptime),
@@ -276,6 +297,16 @@ impl From<&SessionStats> for StreamStats {
             chat_messages_sent: chat.messages_sent,
             viewers: stats.viewers,
             events_dropped: stats.events_dropped,
+            queue_delay_ms: congestion.map_or(0, |c| millis(c.waiting)),
+            peak_queue_delay_ms: congestion.map_or(0, |c| millis(c.peak_waiting)),
+            delivered_bps: congestion.map_or(0, |c| c.delivered_bps),
+            recommended_bps: congestion.map_or(0, |c| c.recommended_bps),
+            rtt_ms: congestion.and_then(|c| c.rtt).map(millis),
+            dropped_disposable: congestion.map_or(0, |c| c.dropped.disposable),
+            dropped_until_keyframe: congestion.map_or(0, |c| c.dropped.until_keyframe),
+            dropped_gop: congestion.map_or(0, |c| c.dropped.gop),
+            audio_dropped: 0,
+            ingest: u32::try_from(stats.ingest).unwrap_or(u32::MAX),
         }
     }
 }
@@ -310,6 +341,24 @@ pub enum StreamEvent {
     StateChanged {
         /// The new state.
         state: StreamState,
+    },
+    /// Broadcast, about once a second while live: how the link is doing.
+    Congestion {
+        /// Media waiting to be delivered, ms.
+        queue_delay_ms: u64,
+        /// Bits per second the ingest acknowledged over the last second.
+        delivered_bps: u64,
+        /// The video bitrate the app's encoder should use, bits per second.
+        recommended_bps: u64,
+        /// Smoothed round-trip time, ms.
+        rtt_ms: Option<u64>,
+    },
+    /// Broadcast: live on this ingest (0: the URL, then the backups in order).
+    IngestLive {
+        /// Its position.
+        index: u32,
+        /// Its URL with the stream key masked.
+        url: String,
     },
     /// Periodic stats.
     Stats {
@@ -399,6 +448,16 @@ impl From<&SessionEvent> for StreamEvent {
             SessionEvent::Viewers(count) => StreamEvent::Viewers { count: *count },
             SessionEvent::Error(error) => StreamEvent::Error {
                 message: error.to_string(),
+            },
+            SessionEvent::Congestion(report) => StreamEvent::Congestion {
+                queue_delay_ms: millis(report.waiting),
+                delivered_bps: report.delivered_bps,
+                recommended_bps: report.recommended_bps,
+                rtt_ms: report.rtt.map(millis),
+            },
+            SessionEvent::IngestLive { index, url } => StreamEvent::IngestLive {
+                index: u32::try_from(*index).unwrap_or(u32::MAX),
+                url: url.clone(),
             },
             other => StreamEvent::Error {
                 message: format!("unknown event: {other:?}"),

@@ -2377,6 +2377,46 @@ public struct StreamStats: Equatable, Hashable {
      * Events dropped because the app did not take them in time.
      */
     public var eventsDropped: UInt64
+    /**
+     * Broadcast: media waiting to be delivered now, ms.
+     */
+    public var queueDelayMs: UInt64
+    /**
+     * Broadcast: the longest wait seen, ms.
+     */
+    public var peakQueueDelayMs: UInt64
+    /**
+     * Broadcast: bits per second the ingest acknowledged over the last second.
+     */
+    public var deliveredBps: UInt64
+    /**
+     * Broadcast: the video bitrate the app's encoder should use, bits per second.
+     */
+    public var recommendedBps: UInt64
+    /**
+     * Broadcast: smoothed round-trip time, ms.
+     */
+    public var rttMs: UInt64?
+    /**
+     * Broadcast: video frames dropped for congestion: disposable ones.
+     */
+    public var droppedDisposable: UInt64
+    /**
+     * Broadcast: video frames dropped while waiting for a keyframe.
+     */
+    public var droppedUntilKeyframe: UInt64
+    /**
+     * Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+     */
+    public var droppedGop: UInt64
+    /**
+     * Broadcast: audio frames dropped: always 0.
+     */
+    public var audioDropped: UInt64
+    /**
+     * Broadcast: which ingest is live (0: the URL, then the backups).
+     */
+    public var ingest: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2422,7 +2462,37 @@ public struct StreamStats: Equatable, Hashable {
          */viewers: UInt64?, 
         /**
          * Events dropped because the app did not take them in time.
-         */eventsDropped: UInt64) {
+         */eventsDropped: UInt64, 
+        /**
+         * Broadcast: media waiting to be delivered now, ms.
+         */queueDelayMs: UInt64, 
+        /**
+         * Broadcast: the longest wait seen, ms.
+         */peakQueueDelayMs: UInt64, 
+        /**
+         * Broadcast: bits per second the ingest acknowledged over the last second.
+         */deliveredBps: UInt64, 
+        /**
+         * Broadcast: the video bitrate the app's encoder should use, bits per second.
+         */recommendedBps: UInt64, 
+        /**
+         * Broadcast: smoothed round-trip time, ms.
+         */rttMs: UInt64?, 
+        /**
+         * Broadcast: video frames dropped for congestion: disposable ones.
+         */droppedDisposable: UInt64, 
+        /**
+         * Broadcast: video frames dropped while waiting for a keyframe.
+         */droppedUntilKeyframe: UInt64, 
+        /**
+         * Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+         */droppedGop: UInt64, 
+        /**
+         * Broadcast: audio frames dropped: always 0.
+         */audioDropped: UInt64, 
+        /**
+         * Broadcast: which ingest is live (0: the URL, then the backups).
+         */ingest: UInt32) {
         self.state = state
         self.uptimeMs = uptimeMs
         self.timeLiveMs = timeLiveMs
@@ -2437,6 +2507,16 @@ public struct StreamStats: Equatable, Hashable {
         self.chatMessagesSent = chatMessagesSent
         self.viewers = viewers
         self.eventsDropped = eventsDropped
+        self.queueDelayMs = queueDelayMs
+        self.peakQueueDelayMs = peakQueueDelayMs
+        self.deliveredBps = deliveredBps
+        self.recommendedBps = recommendedBps
+        self.rttMs = rttMs
+        self.droppedDisposable = droppedDisposable
+        self.droppedUntilKeyframe = droppedUntilKeyframe
+        self.droppedGop = droppedGop
+        self.audioDropped = audioDropped
+        self.ingest = ingest
     }
 
     
@@ -2468,7 +2548,17 @@ public struct FfiConverterTypeStreamStats: FfiConverterRustBuffer {
                 chatMessagesReceived: FfiConverterUInt64.read(from: &buf), 
                 chatMessagesSent: FfiConverterUInt64.read(from: &buf), 
                 viewers: FfiConverterOptionUInt64.read(from: &buf), 
-                eventsDropped: FfiConverterUInt64.read(from: &buf)
+                eventsDropped: FfiConverterUInt64.read(from: &buf), 
+                queueDelayMs: FfiConverterUInt64.read(from: &buf), 
+                peakQueueDelayMs: FfiConverterUInt64.read(from: &buf), 
+                deliveredBps: FfiConverterUInt64.read(from: &buf), 
+                recommendedBps: FfiConverterUInt64.read(from: &buf), 
+                rttMs: FfiConverterOptionUInt64.read(from: &buf), 
+                droppedDisposable: FfiConverterUInt64.read(from: &buf), 
+                droppedUntilKeyframe: FfiConverterUInt64.read(from: &buf), 
+                droppedGop: FfiConverterUInt64.read(from: &buf), 
+                audioDropped: FfiConverterUInt64.read(from: &buf), 
+                ingest: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -2487,6 +2577,16 @@ public struct FfiConverterTypeStreamStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.chatMessagesSent, into: &buf)
         FfiConverterOptionUInt64.write(value.viewers, into: &buf)
         FfiConverterUInt64.write(value.eventsDropped, into: &buf)
+        FfiConverterUInt64.write(value.queueDelayMs, into: &buf)
+        FfiConverterUInt64.write(value.peakQueueDelayMs, into: &buf)
+        FfiConverterUInt64.write(value.deliveredBps, into: &buf)
+        FfiConverterUInt64.write(value.recommendedBps, into: &buf)
+        FfiConverterOptionUInt64.write(value.rttMs, into: &buf)
+        FfiConverterUInt64.write(value.droppedDisposable, into: &buf)
+        FfiConverterUInt64.write(value.droppedUntilKeyframe, into: &buf)
+        FfiConverterUInt64.write(value.droppedGop, into: &buf)
+        FfiConverterUInt64.write(value.audioDropped, into: &buf)
+        FfiConverterUInt32.write(value.ingest, into: &buf)
     }
 }
 
@@ -3621,6 +3721,34 @@ public enum StreamEvent: Equatable, Hashable {
          */state: StreamState
     )
     /**
+     * Broadcast, about once a second while live: how the link is doing.
+     */
+    case congestion(
+        /**
+         * Media waiting to be delivered, ms.
+         */queueDelayMs: UInt64, 
+        /**
+         * Bits per second the ingest acknowledged over the last second.
+         */deliveredBps: UInt64, 
+        /**
+         * The video bitrate the app's encoder should use, bits per second.
+         */recommendedBps: UInt64, 
+        /**
+         * Smoothed round-trip time, ms.
+         */rttMs: UInt64?
+    )
+    /**
+     * Broadcast: live on this ingest (0: the URL, then the backups in order).
+     */
+    case ingestLive(
+        /**
+         * Its position.
+         */index: UInt32, 
+        /**
+         * Its URL with the stream key masked.
+         */url: String
+    )
+    /**
      * Periodic stats.
      */
     case stats(
@@ -3717,28 +3845,34 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
         case 1: return .stateChanged(state: try FfiConverterTypeStreamState.read(from: &buf)
         )
         
-        case 2: return .stats(stats: try FfiConverterTypeStreamStats.read(from: &buf)
+        case 2: return .congestion(queueDelayMs: try FfiConverterUInt64.read(from: &buf), deliveredBps: try FfiConverterUInt64.read(from: &buf), recommendedBps: try FfiConverterUInt64.read(from: &buf), rttMs: try FfiConverterOptionUInt64.read(from: &buf)
         )
         
-        case 3: return .chatConnected(reconnect: try FfiConverterBool.read(from: &buf)
+        case 3: return .ingestLive(index: try FfiConverterUInt32.read(from: &buf), url: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .chatDisconnected(reason: try FfiConverterString.read(from: &buf), retryInMs: try FfiConverterUInt64.read(from: &buf)
+        case 4: return .stats(stats: try FfiConverterTypeStreamStats.read(from: &buf)
         )
         
-        case 5: return .chatJoined(room: try FfiConverterString.read(from: &buf), viewers: try FfiConverterUInt64.read(from: &buf)
+        case 5: return .chatConnected(reconnect: try FfiConverterBool.read(from: &buf)
         )
         
-        case 6: return .chat(message: try FfiConverterTypeChatMessage.read(from: &buf)
+        case 6: return .chatDisconnected(reason: try FfiConverterString.read(from: &buf), retryInMs: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 7: return .chatSent(clientMsgId: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        case 7: return .chatJoined(room: try FfiConverterString.read(from: &buf), viewers: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 8: return .viewers(count: try FfiConverterUInt64.read(from: &buf)
+        case 8: return .chat(message: try FfiConverterTypeChatMessage.read(from: &buf)
         )
         
-        case 9: return .error(message: try FfiConverterString.read(from: &buf)
+        case 9: return .chatSent(clientMsgId: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 10: return .viewers(count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 11: return .error(message: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3754,46 +3888,60 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
             FfiConverterTypeStreamState.write(state, into: &buf)
             
         
-        case let .stats(stats):
+        case let .congestion(queueDelayMs,deliveredBps,recommendedBps,rttMs):
             writeInt(&buf, Int32(2))
+            FfiConverterUInt64.write(queueDelayMs, into: &buf)
+            FfiConverterUInt64.write(deliveredBps, into: &buf)
+            FfiConverterUInt64.write(recommendedBps, into: &buf)
+            FfiConverterOptionUInt64.write(rttMs, into: &buf)
+            
+        
+        case let .ingestLive(index,url):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt32.write(index, into: &buf)
+            FfiConverterString.write(url, into: &buf)
+            
+        
+        case let .stats(stats):
+            writeInt(&buf, Int32(4))
             FfiConverterTypeStreamStats.write(stats, into: &buf)
             
         
         case let .chatConnected(reconnect):
-            writeInt(&buf, Int32(3))
+            writeInt(&buf, Int32(5))
             FfiConverterBool.write(reconnect, into: &buf)
             
         
         case let .chatDisconnected(reason,retryInMs):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterUInt64.write(retryInMs, into: &buf)
             
         
         case let .chatJoined(room,viewers):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(room, into: &buf)
             FfiConverterUInt64.write(viewers, into: &buf)
             
         
         case let .chat(message):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(8))
             FfiConverterTypeChatMessage.write(message, into: &buf)
             
         
         case let .chatSent(clientMsgId,seq):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(9))
             FfiConverterString.write(clientMsgId, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             
         
         case let .viewers(count):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(10))
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .error(message):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(message, into: &buf)
             
         }

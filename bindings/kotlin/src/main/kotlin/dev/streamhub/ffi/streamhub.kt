@@ -3772,6 +3772,56 @@ data class StreamStats (
      * Events dropped because the app did not take them in time.
      */
     var `eventsDropped`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: media waiting to be delivered now, ms.
+     */
+    var `queueDelayMs`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: the longest wait seen, ms.
+     */
+    var `peakQueueDelayMs`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: bits per second the ingest acknowledged over the last second.
+     */
+    var `deliveredBps`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: the video bitrate the app's encoder should use, bits per second.
+     */
+    var `recommendedBps`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: smoothed round-trip time, ms.
+     */
+    var `rttMs`: kotlin.ULong?
+    , 
+    /**
+     * Broadcast: video frames dropped for congestion: disposable ones.
+     */
+    var `droppedDisposable`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: video frames dropped while waiting for a keyframe.
+     */
+    var `droppedUntilKeyframe`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: queued video frames dropped at the hard cap (whole GOPs).
+     */
+    var `droppedGop`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: audio frames dropped: always 0.
+     */
+    var `audioDropped`: kotlin.ULong
+    , 
+    /**
+     * Broadcast: which ingest is live (0: the URL, then the backups).
+     */
+    var `ingest`: kotlin.UInt
     
 ){
     
@@ -3802,6 +3852,16 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -3819,7 +3879,17 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.allocationSize(value.`chatMessagesReceived`) +
             FfiConverterULong.allocationSize(value.`chatMessagesSent`) +
             FfiConverterOptionalULong.allocationSize(value.`viewers`) +
-            FfiConverterULong.allocationSize(value.`eventsDropped`)
+            FfiConverterULong.allocationSize(value.`eventsDropped`) +
+            FfiConverterULong.allocationSize(value.`queueDelayMs`) +
+            FfiConverterULong.allocationSize(value.`peakQueueDelayMs`) +
+            FfiConverterULong.allocationSize(value.`deliveredBps`) +
+            FfiConverterULong.allocationSize(value.`recommendedBps`) +
+            FfiConverterOptionalULong.allocationSize(value.`rttMs`) +
+            FfiConverterULong.allocationSize(value.`droppedDisposable`) +
+            FfiConverterULong.allocationSize(value.`droppedUntilKeyframe`) +
+            FfiConverterULong.allocationSize(value.`droppedGop`) +
+            FfiConverterULong.allocationSize(value.`audioDropped`) +
+            FfiConverterUInt.allocationSize(value.`ingest`)
     )
 
     override fun write(value: StreamStats, buf: ByteBuffer) {
@@ -3837,6 +3907,16 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.write(value.`chatMessagesSent`, buf)
             FfiConverterOptionalULong.write(value.`viewers`, buf)
             FfiConverterULong.write(value.`eventsDropped`, buf)
+            FfiConverterULong.write(value.`queueDelayMs`, buf)
+            FfiConverterULong.write(value.`peakQueueDelayMs`, buf)
+            FfiConverterULong.write(value.`deliveredBps`, buf)
+            FfiConverterULong.write(value.`recommendedBps`, buf)
+            FfiConverterOptionalULong.write(value.`rttMs`, buf)
+            FfiConverterULong.write(value.`droppedDisposable`, buf)
+            FfiConverterULong.write(value.`droppedUntilKeyframe`, buf)
+            FfiConverterULong.write(value.`droppedGop`, buf)
+            FfiConverterULong.write(value.`audioDropped`, buf)
+            FfiConverterUInt.write(value.`ingest`, buf)
     }
 }
 
@@ -4907,6 +4987,52 @@ sealed class StreamEvent {
     }
     
     /**
+     * Broadcast, about once a second while live: how the link is doing.
+     */
+    data class Congestion(
+        /**
+         * Media waiting to be delivered, ms.
+         */
+        val `queueDelayMs`: kotlin.ULong, 
+        /**
+         * Bits per second the ingest acknowledged over the last second.
+         */
+        val `deliveredBps`: kotlin.ULong, 
+        /**
+         * The video bitrate the app's encoder should use, bits per second.
+         */
+        val `recommendedBps`: kotlin.ULong, 
+        /**
+         * Smoothed round-trip time, ms.
+         */
+        val `rttMs`: kotlin.ULong?) : StreamEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Broadcast: live on this ingest (0: the URL, then the backups in order).
+     */
+    data class IngestLive(
+        /**
+         * Its position.
+         */
+        val `index`: kotlin.UInt, 
+        /**
+         * Its URL with the stream key masked.
+         */
+        val `url`: kotlin.String) : StreamEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * Periodic stats.
      */
     data class Stats(
@@ -5057,31 +5183,41 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
             1 -> StreamEvent.StateChanged(
                 FfiConverterTypeStreamState.read(buf),
                 )
-            2 -> StreamEvent.Stats(
+            2 -> StreamEvent.Congestion(
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterOptionalULong.read(buf),
+                )
+            3 -> StreamEvent.IngestLive(
+                FfiConverterUInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            4 -> StreamEvent.Stats(
                 FfiConverterTypeStreamStats.read(buf),
                 )
-            3 -> StreamEvent.ChatConnected(
+            5 -> StreamEvent.ChatConnected(
                 FfiConverterBoolean.read(buf),
                 )
-            4 -> StreamEvent.ChatDisconnected(
+            6 -> StreamEvent.ChatDisconnected(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            5 -> StreamEvent.ChatJoined(
+            7 -> StreamEvent.ChatJoined(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            6 -> StreamEvent.Chat(
+            8 -> StreamEvent.Chat(
                 FfiConverterTypeChatMessage.read(buf),
                 )
-            7 -> StreamEvent.ChatSent(
+            9 -> StreamEvent.ChatSent(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            8 -> StreamEvent.Viewers(
+            10 -> StreamEvent.Viewers(
                 FfiConverterULong.read(buf),
                 )
-            9 -> StreamEvent.Error(
+            11 -> StreamEvent.Error(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -5094,6 +5230,24 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
             (
                 4UL
                 + FfiConverterTypeStreamState.allocationSize(value.`state`)
+            )
+        }
+        is StreamEvent.Congestion -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`queueDelayMs`)
+                + FfiConverterULong.allocationSize(value.`deliveredBps`)
+                + FfiConverterULong.allocationSize(value.`recommendedBps`)
+                + FfiConverterOptionalULong.allocationSize(value.`rttMs`)
+            )
+        }
+        is StreamEvent.IngestLive -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`index`)
+                + FfiConverterString.allocationSize(value.`url`)
             )
         }
         is StreamEvent.Stats -> {
@@ -5164,46 +5318,60 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
                 FfiConverterTypeStreamState.write(value.`state`, buf)
                 Unit
             }
-            is StreamEvent.Stats -> {
+            is StreamEvent.Congestion -> {
                 buf.putInt(2)
+                FfiConverterULong.write(value.`queueDelayMs`, buf)
+                FfiConverterULong.write(value.`deliveredBps`, buf)
+                FfiConverterULong.write(value.`recommendedBps`, buf)
+                FfiConverterOptionalULong.write(value.`rttMs`, buf)
+                Unit
+            }
+            is StreamEvent.IngestLive -> {
+                buf.putInt(3)
+                FfiConverterUInt.write(value.`index`, buf)
+                FfiConverterString.write(value.`url`, buf)
+                Unit
+            }
+            is StreamEvent.Stats -> {
+                buf.putInt(4)
                 FfiConverterTypeStreamStats.write(value.`stats`, buf)
                 Unit
             }
             is StreamEvent.ChatConnected -> {
-                buf.putInt(3)
+                buf.putInt(5)
                 FfiConverterBoolean.write(value.`reconnect`, buf)
                 Unit
             }
             is StreamEvent.ChatDisconnected -> {
-                buf.putInt(4)
+                buf.putInt(6)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterULong.write(value.`retryInMs`, buf)
                 Unit
             }
             is StreamEvent.ChatJoined -> {
-                buf.putInt(5)
+                buf.putInt(7)
                 FfiConverterString.write(value.`room`, buf)
                 FfiConverterULong.write(value.`viewers`, buf)
                 Unit
             }
             is StreamEvent.Chat -> {
-                buf.putInt(6)
+                buf.putInt(8)
                 FfiConverterTypeChatMessage.write(value.`message`, buf)
                 Unit
             }
             is StreamEvent.ChatSent -> {
-                buf.putInt(7)
+                buf.putInt(9)
                 FfiConverterString.write(value.`clientMsgId`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
             is StreamEvent.Viewers -> {
-                buf.putInt(8)
+                buf.putInt(10)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
             is StreamEvent.Error -> {
-                buf.putInt(9)
+                buf.putInt(11)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
