@@ -27,9 +27,10 @@ pub struct PlayArgs {
     /// Print one JSON object with the results on stdout at the end.
     #[arg(long)]
     json: bool,
-    /// Write one JSON line per video frame that carries a latency stamp (`streamhub
-    /// publish --latency-stamps`) to FILE: `{"t_ms":…,"latency_ms":…}`, the time from
-    /// the publisher's send to this frame's arrival (same-machine clocks).
+    /// Write one JSON line per video frame to FILE: `{"t_ms":…,"media_ms":…,
+    /// "latency_ms":…}` — its arrival (ms since the start), its media time, and, for a
+    /// frame with a latency stamp (`streamhub publish --latency-stamps`), the time from
+    /// its capture to its arrival (same-machine clocks; null without a stamp).
     #[arg(long, value_name = "FILE")]
     latency: Option<PathBuf>,
     /// Seconds allowed for the WHEP exchange and ICE.
@@ -108,21 +109,11 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
             frame = player.next_frame() => match frame {
                 Some(frame) => {
                     if let Some(log) = latency_log.as_mut()
-                        && let Some(stamp) = streamhub::media::sei::find_latency_stamp(&frame.data)
+                        && frame.kind == streamhub::whep::MediaKind::Video
+                        && let Err(e) = log_latency(log, started, &frame)
                     {
-                        use std::io::Write;
-                        let now_us = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_micros() as u64);
-                        let line = format!(
-                            "{{\"t_ms\":{},\"latency_ms\":{:.1}}}",
-                            started.elapsed().as_millis(),
-                            now_us.saturating_sub(stamp) as f64 / 1000.0
-                        );
-                        if let Err(e) = writeln!(log, "{line}") {
-                            failure = Some(format!("--latency: {e}"));
-                            break;
-                        }
+                        failure = Some(format!("--latency: {e}"));
+                        break;
                     }
                     if let Some(recorder) = recorder.as_mut()
                         && let Err(e) = recorder.write(&frame)
@@ -167,4 +158,25 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One `--latency` line for a video frame.
+fn log_latency(
+    log: &mut impl std::io::Write,
+    started: std::time::Instant,
+    frame: &streamhub::whep::MediaFrame,
+) -> std::io::Result<()> {
+    let latency = streamhub::media::sei::find_latency_stamp(&frame.data).map(|stamp| {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        format!("{:.1}", now_us.saturating_sub(stamp) as f64 / 1000.0)
+    });
+    writeln!(
+        log,
+        "{{\"t_ms\":{},\"media_ms\":{},\"latency_ms\":{}}}",
+        started.elapsed().as_millis(),
+        frame.timestamp_us / 1000,
+        latency.as_deref().unwrap_or("null")
+    )
 }

@@ -224,12 +224,7 @@ fn run(lab: &mut NetLab, clip: &Path, dir: &Path, back_pressure: bool) -> Run {
     let offset_ms = viewer_started.as_millis() as u64;
     let latencies = json_lines(&latency)
         .iter()
-        .map(|l| {
-            (
-                l["t_ms"].as_u64().unwrap_or(0) + offset_ms,
-                l["latency_ms"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
+        .filter_map(|l| Some((l["t_ms"].as_u64()? + offset_ms, l["latency_ms"].as_f64()?)))
         .collect();
     Run {
         latencies,

@@ -556,6 +556,12 @@ enum streamhub_result streamhub_session_set_audio_config(struct streamhub_sessio
                                                          const uint8_t *config,
                                                          size_t len);
 
+// Tells a broadcast what its video encoder now runs at, bits per second (for example
+// after following `recommended_bps` of `STREAMHUB_EVENT_CONGESTION`): later
+// recommendations start from there. Any thread.
+enum streamhub_result streamhub_session_set_encoder_bitrate(struct streamhub_session *session,
+                                                            uint64_t bits_per_second);
+
 // Sends one H.264 access unit (broadcast), waiting while the send queue is full.
 // While not Live the frame is dropped, counted and `STREAMHUB_OK` returned. Blocks
 // the calling thread: do not call it on a thread that must not wait.

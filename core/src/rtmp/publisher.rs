@@ -533,7 +533,8 @@ async fn poll_link(
         // measured while the app sent little says nothing about the link.
         let backlogged = queue.pending_bytes() > BACKLOG_BYTES;
         capacity.sample(now, acked, backlogged);
-        queue.set_link_capacity(capacity.estimate(now));
+        let link_capacity = capacity.estimate(now);
+        queue.set_link_capacity(link_capacity);
         let waiting = queue.waiting();
         let mut state = lock_link(&state);
         let estimate = state.estimator.sample(LinkSample {
@@ -542,6 +543,7 @@ async fn poll_link(
             rtt: Some(info.rtt),
             waiting,
             audio_bytes: queue.audio_bytes(),
+            capacity_bps: link_capacity,
         });
         state.report.delivered_bps = estimate.delivered_bps;
         state.report.recommended_bps = estimate.recommended_bps;

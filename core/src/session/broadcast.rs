@@ -68,6 +68,8 @@ pub(crate) struct Media {
     /// The current connection's counters, as last read.
     current: Mutex<Option<PublishStats>>,
     dropped: AtomicU64,
+    /// What the app's encoder runs at, bits per second (0: not told).
+    encoder_bps: AtomicU64,
     /// Frames the app handed in (sent, dropped or not).
     handed_in: AtomicU64,
     /// Congestion drops of the connections that are over.
@@ -98,13 +100,27 @@ impl Media {
             past: Mutex::new(PublishStats::default()),
             current: Mutex::new(None),
             dropped: AtomicU64::new(0),
+            encoder_bps: AtomicU64::new(0),
             handed_in: AtomicU64::new(0),
             past_drops: Mutex::new(DropCounts::default()),
         };
         (media, lost_rx)
     }
 
+    pub(crate) fn set_encoder_bitrate(&self, bps: u64) {
+        self.encoder_bps.store(bps, Ordering::Relaxed);
+        if let Ok(slot) = self.slot.try_read()
+            && let Some(publisher) = slot.as_ref()
+        {
+            publisher.set_encoder_bitrate(bps);
+        }
+    }
+
     fn apply_configs(&self, publisher: &Publisher) {
+        let bps = self.encoder_bps.load(Ordering::Relaxed);
+        if bps > 0 {
+            publisher.set_encoder_bitrate(bps);
+        }
         if let Some(config) = lock(&self.video_config).clone() {
             publisher.set_video_config(config);
         }

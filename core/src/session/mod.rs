@@ -781,6 +781,15 @@ impl StreamSession {
         Ok(())
     }
 
+    /// Broadcast: the app's video encoder now runs at `bps` (for example after following
+    /// [`SessionEvent::Congestion`]'s `recommended_bps`): the recommendations start from
+    /// there, on this connection and the next ones.
+    pub fn set_encoder_bitrate(&self, bps: u64) -> Result<(), SessionError> {
+        self.broadcast_media("set_encoder_bitrate")?
+            .set_encoder_bitrate(bps);
+        Ok(())
+    }
+
     /// The next frame (watch), across reconnects; `None` once the session has ended or
     /// failed and every buffered frame was read. The first frame after a reconnect has
     /// `discontinuity` set.

@@ -389,6 +389,21 @@ pub unsafe extern "C" fn streamhub_session_set_audio_config(
     }
 }
 
+/// Tells a broadcast what its video encoder now runs at, bits per second (for example
+/// after following `recommended_bps` of `STREAMHUB_EVENT_CONGESTION`): later
+/// recommendations start from there. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn streamhub_session_set_encoder_bitrate(
+    session: *mut streamhub_session,
+    bits_per_second: u64,
+) -> streamhub_result {
+    boundary(|| {
+        let session = lookup(session)?;
+        session.core().set_encoder_bitrate(bits_per_second)?;
+        Ok(())
+    })
+}
+
 /// Sends one H.264 access unit (broadcast), waiting while the send queue is full.
 /// While not Live the frame is dropped, counted and `STREAMHUB_OK` returned. Blocks
 /// the calling thread: do not call it on a thread that must not wait.

@@ -141,6 +141,13 @@ impl StreamSession {
         Ok(self.session.core().set_audio_config(config)?)
     }
 
+    /// Tells a broadcast what its video encoder now runs at, bits per second (for
+    /// example after following `recommendedBps` of the `Congestion` event): later
+    /// recommendations start from there.
+    pub fn set_encoder_bitrate(&self, bits_per_second: u64) -> Result<(), MediaError> {
+        Ok(self.session.core().set_encoder_bitrate(bits_per_second)?)
+    }
+
     /// Sends one H.264 access unit (broadcast), suspending while the send queue is
     /// full. Frames sent while not Live are dropped and counted. A cancelled call still
     /// sends its frame (it runs on the library's runtime).

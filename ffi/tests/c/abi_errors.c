@@ -150,6 +150,8 @@ int main(int argc, char **argv) {
     streamhub_session *watch = dead_session(1, 0);
     EXPECT(streamhub_session_send_video(watch, &video), STREAMHUB_WRONG_KIND);
     EXPECT(streamhub_session_set_audio_config(watch, (const uint8_t *)"\x12\x10", 2), STREAMHUB_WRONG_KIND);
+    EXPECT(streamhub_session_set_encoder_bitrate(watch, 1000000), STREAMHUB_WRONG_KIND);
+    EXPECT(streamhub_session_set_encoder_bitrate((streamhub_session *)0x1234, 1000000), STREAMHUB_INVALID_HANDLE);
     EXPECT(streamhub_session_stop(watch, &stats), STREAMHUB_OK);
     CHECK(stats.state == STREAMHUB_STATE_ENDED || stats.state == STREAMHUB_STATE_FAILED);
     streamhub_session_free(watch);

@@ -7,9 +7,10 @@
 //! socket *delivered* (TCP ACKs) rather than from what was written:
 //!
 //! - **Congested** — media waited longer than `congested_delay` (300 ms) and the wait
-//!   grew since the last sample, or it passed `drop_disposable_at`: the recommendation
-//!   drops at once to `cut_factor` (0.85) × the delivered rate, minus audio, and at
-//!   most once per `cut_interval` (500 ms) so that a cut is seen before the next one.
+//!   grew since the last sample, or it passed `severe_delay` (700 ms): the
+//!   recommendation drops at once to `cut_factor` (0.85) × what the link carries (its
+//!   measured capacity while backlogged, else the last second's delivery), minus audio,
+//!   at most once per `cut_interval` (500 ms) so that a cut is seen before the next one.
 //! - **Clear** — the wait is under `clear_delay` (100 ms): once a second the
 //!   recommendation grows by `increase_factor` (8 %), or jumps to what the link has
 //!   just proven it carries (0.9 × delivered − audio) if that is more, up to `max_bps`.
@@ -34,6 +35,10 @@ pub struct LinkSample {
     pub waiting: Duration,
     /// Audio bytes handed to the publisher since the stream went live.
     pub audio_bytes: u64,
+    /// What the link carries when it has a backlog (bits per second), if measured: cuts
+    /// aim under it rather than under the last second's delivery, which sinks while the
+    /// publisher drops video and has little to send.
+    pub capacity_bps: Option<u64>,
 }
 
 /// The estimator's constants (documented in the module docs).
@@ -163,7 +168,8 @@ impl BitrateEstimator {
             .last_cut
             .is_none_or(|at| sample.at.saturating_duration_since(at) >= c.cut_interval);
         if congested && can_cut && full_window {
-            let target = (delivered_bps as f64 * c.cut_factor) as u64;
+            let carried = sample.capacity_bps.unwrap_or(delivered_bps);
+            let target = (carried as f64 * c.cut_factor) as u64;
             let target = target.saturating_sub(audio_bps).max(c.min_bps);
             if target < self.recommended_bps {
                 self.recommended_bps = target;
@@ -228,6 +234,7 @@ mod tests {
                 rtt: Some(Duration::from_millis(40)),
                 waiting: Duration::from_secs_f64(self.backlog_bits / send_bps.max(1.0)),
                 audio_bytes: self.audio as u64,
+                capacity_bps: None,
             }
         }
     }

@@ -1240,6 +1240,13 @@ public protocol StreamSessionProtocol: AnyObject, Sendable {
     func setAudioConfig(config: Data) throws 
     
     /**
+     * Tells a broadcast what its video encoder now runs at, bits per second (for
+     * example after following `recommendedBps` of the `Congestion` event): later
+     * recommendations start from there.
+     */
+    func setEncoderBitrate(bitsPerSecond: UInt64) throws 
+    
+    /**
      * Sets the H.264 configuration (an AVCDecoderConfigurationRecord) of a broadcast.
      */
     func setVideoConfig(record: Data) throws 
@@ -1448,6 +1455,20 @@ open func setAudioConfig(config: Data)throws   {try rustCallWithError(FfiConvert
     uniffi_streamhub_ffi_fn_method_streamsession_set_audio_config(
             self.uniffiCloneHandle(),
         FfiConverterData.lower(config),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Tells a broadcast what its video encoder now runs at, bits per second (for
+     * example after following `recommendedBps` of the `Congestion` event): later
+     * recommendations start from there.
+     */
+open func setEncoderBitrate(bitsPerSecond: UInt64)throws   {try rustCallWithError(FfiConverterTypeMediaError_lift) {
+        uniffiCallStatus in
+    uniffi_streamhub_ffi_fn_method_streamsession_set_encoder_bitrate(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(bitsPerSecond),uniffiCallStatus
     )
 }
 }
@@ -4506,6 +4527,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_set_audio_config() != 62387) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_set_encoder_bitrate() != 4400) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_set_video_config() != 35397) {

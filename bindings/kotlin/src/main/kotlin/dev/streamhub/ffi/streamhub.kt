@@ -750,6 +750,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_streamhub_ffi_checksum_method_streamsession_set_audio_config(
     ): Int
+    external fun uniffi_streamhub_ffi_checksum_method_streamsession_set_encoder_bitrate(
+    ): Int
     external fun uniffi_streamhub_ffi_checksum_method_streamsession_set_video_config(
     ): Int
     external fun uniffi_streamhub_ffi_checksum_method_streamsession_state(
@@ -833,6 +835,8 @@ internal object UniffiLib {
     external fun uniffi_streamhub_ffi_fn_method_streamsession_send_video(`ptr`: Long,`frame`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_streamhub_ffi_fn_method_streamsession_set_audio_config(`ptr`: Long,`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_streamhub_ffi_fn_method_streamsession_set_encoder_bitrate(`ptr`: Long,`bitsPerSecond`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_streamhub_ffi_fn_method_streamsession_set_video_config(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1013,6 +1017,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_set_audio_config() and 0xFFFF) != 62387) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_set_encoder_bitrate() and 0xFFFF) != 4400) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_set_video_config() and 0xFFFF) != 35397) {
@@ -2546,6 +2553,13 @@ public interface StreamSessionInterface {
     fun `setAudioConfig`(`config`: kotlin.ByteArray)
     
     /**
+     * Tells a broadcast what its video encoder now runs at, bits per second (for
+     * example after following `recommendedBps` of the `Congestion` event): later
+     * recommendations start from there.
+     */
+    fun `setEncoderBitrate`(`bitsPerSecond`: kotlin.ULong)
+    
+    /**
      * Sets the H.264 configuration (an AVCDecoderConfigurationRecord) of a broadcast.
      */
     fun `setVideoConfig`(`record`: kotlin.ByteArray)
@@ -2808,6 +2822,25 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
         it,
         
         FfiConverterByteArray.lower(`config`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Tells a broadcast what its video encoder now runs at, bits per second (for
+     * example after following `recommendedBps` of the `Congestion` event): later
+     * recommendations start from there.
+     */
+    @Throws(MediaException::class)override fun `setEncoderBitrate`(`bitsPerSecond`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(MediaException) { _status ->
+    UniffiLib.uniffi_streamhub_ffi_fn_method_streamsession_set_encoder_bitrate(
+        it,
+        
+        FfiConverterULong.lower(`bitsPerSecond`),_status)
 }
     }
     
