@@ -3,6 +3,8 @@
 # local nginx-rtmp: `streamhub publish` versus `ffmpeg -i clip.flv -c copy -f flv URL`.
 # Prints user+sys CPU seconds per run, the medians, and streamhub/ffmpeg.
 # Usage: benches/publish_cpu_vs_ffmpeg.sh [RUNS]   (needs nginx, libnginx-mod-rtmp, ffmpeg)
+# REALTIME=1: both send at the media's pace instead (`streamhub publish --realtime`, the
+# live congestion policy with its TCP_INFO polling, against `ffmpeg -re`): 60 s a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -39,9 +41,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 echo "clip: $clip ($(du -h "$clip" | cut -f1)), nginx-rtmp on 127.0.0.1:$port, $runs runs each"
 printf '%-5s %-12s %-12s\n' run streamhub ffmpeg
 : >"$work/s" && : >"$work/f"
+ours=() theirs=()
+if [ "${REALTIME:-0}" = 1 ]; then ours=(--realtime) theirs=(-re); fi
 for i in $(seq "$runs"); do
-  s=$(cpu target/release/streamhub publish "$clip" "rtmp://127.0.0.1:$port/live/bench-s$i")
-  f=$(cpu ffmpeg -nostdin -v error -i "$clip" -c copy -f flv "rtmp://127.0.0.1:$port/live/bench-f$i")
+  s=$(cpu target/release/streamhub publish "${ours[@]}" "$clip" "rtmp://127.0.0.1:$port/live/bench-s$i")
+  f=$(cpu ffmpeg -nostdin -v error "${theirs[@]}" -i "$clip" -c copy -f flv "rtmp://127.0.0.1:$port/live/bench-f$i")
   echo "$s" >>"$work/s" && echo "$f" >>"$work/f"
   printf '%-5s %-12s %-12s\n' "$i" "${s}s" "${f}s"
 done
