@@ -157,6 +157,9 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     viewer.join("cam1").await.unwrap();
 
     let mut config = BroadcastConfig::new(nginx.url("cam1"));
+    // The clip goes out as fast as possible and must arrive whole (packet for packet):
+    // back-pressure, not the live policy that would drop video to keep the delay down.
+    config.publish.congestion = streamhub::rtmp::CongestionPolicy::back_pressure();
     config.reconnect = fast_reconnect();
     config.stats_interval = Duration::from_millis(200);
     config.chat = Some(SessionChat {
