@@ -10,26 +10,10 @@ use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::whep::{Codec, MediaKind, PlayConfig, Player};
 use tokio::net::TcpListener;
 
-/// 20 ms stereo packets of a 440 Hz tone, from the Opus encoder the hub's transcoder
-/// uses (the hub must pass them through untouched, whoever made them).
-fn opus_packets(count: usize) -> Vec<Vec<u8>> {
-    let mut encoder =
-        opus_pure::OpusEncoder::new(48_000, 2, opus_pure::Application::Audio).expect("encoder");
-    let mut packet = vec![0u8; opus_pure::MAX_PACKET_BYTES];
-    (0..count)
-        .map(|n| {
-            let pcm: Vec<f32> = (0..960)
-                .flat_map(|i| {
-                    let t = (n * 960 + i) as f32 / 48_000.0;
-                    let v = (t * 440.0 * std::f32::consts::TAU).sin() * 0.25;
-                    [v, v]
-                })
-                .collect();
-            let len = encoder.encode(&pcm, 960, &mut packet).expect("encode");
-            packet[..len].to_vec()
-        })
-        .collect()
-}
+#[path = "../../tests/support/opus.rs"]
+mod opus;
+
+use opus::tone_packets as opus_packets;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_from_the_publisher_reaches_viewers_byte_for_byte() {

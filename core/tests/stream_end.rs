@@ -10,25 +10,10 @@ use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::session::{OnStreamEnd, SessionEvent, SessionState, StreamSession, WatchConfig};
 use tokio::net::TcpListener;
 
-/// 20 ms Opus packets of a quiet tone.
-fn opus_packets(count: usize) -> Vec<Vec<u8>> {
-    let mut encoder =
-        opus_pure::OpusEncoder::new(48_000, 2, opus_pure::Application::Audio).expect("encoder");
-    let mut packet = vec![0u8; opus_pure::MAX_PACKET_BYTES];
-    (0..count)
-        .map(|n| {
-            let pcm: Vec<f32> = (0..960)
-                .flat_map(|i| {
-                    let v = ((n * 960 + i) as f32 / 48_000.0 * 440.0 * std::f32::consts::TAU).sin()
-                        * 0.1;
-                    [v, v]
-                })
-                .collect();
-            let len = encoder.encode(&pcm, 960, &mut packet).expect("encode");
-            packet[..len].to_vec()
-        })
-        .collect()
-}
+#[path = "../../tests/support/opus.rs"]
+mod opus;
+
+use opus::tone_packets as opus_packets;
 
 struct TestHub {
     hub: Hub,
