@@ -101,17 +101,8 @@ fn json_lines(path: &Path) -> Vec<Value> {
 fn wait_stream_on_hub(lab: &NetLab, http: &str, name: &str) {
     require::program("curl");
     wait_until("the stream on the hub", Duration::from_secs(20), || {
-        let out = lab
-            .command(&lab.far, "curl")
-            .args([
-                "-s",
-                "--max-time",
-                "2",
-                &format!("http://{http}/api/streams"),
-            ])
-            .output()
-            .expect("curl");
-        let streams: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let body = lab.get_far(&format!("http://{http}/api/streams"));
+        let streams: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         streams["streams"].as_array().is_some_and(|list| {
             list.iter()
                 .any(|s| s["name"] == name && !s["video"].is_null())

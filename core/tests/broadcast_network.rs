@@ -7,25 +7,15 @@ mod common;
 mod netlab;
 
 use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::peers::{self, Nginx};
 use netlab::NetLab;
-use streamhub::media::flv::{FlvPayload, FlvReader};
+use streamhub::media::flv::FlvPayload;
 use streamhub::session::{BroadcastConfig, SessionEvent, SessionState, StreamSession};
 use tokio::time::Instant;
-
-fn read_clip(path: &Path) -> Vec<FlvPayload> {
-    let file = File::open(path).expect("clip");
-    FlvReader::new(BufReader::new(file))
-        .expect("FLV header")
-        .map(|tag| tag.expect("FLV tag").payload)
-        .collect()
-}
 
 /// Sends `clip`'s tags from `from` while their media time is under `until_us`, in real
 /// time from `start` (shifted by `shift_us`); returns the index it stopped at.
@@ -149,7 +139,7 @@ fn a_paused_broadcaster_notices_a_cut_link_and_comes_back_when_it_returns() {
     let dir = peers::tempdir();
     let clip_path = dir.path().join("clip.flv");
     peers::make_clip(&clip_path, 12);
-    let clip = read_clip(&clip_path);
+    let clip = peers::read_clip(&clip_path);
     let mut lab = NetLab::new();
     let port = 19360;
     let nginx_dir = dir.path().join("nginx");
@@ -242,7 +232,7 @@ async fn a_killed_primary_ingest_is_replaced_by_the_backup() {
     let dir = peers::tempdir();
     let clip_path = dir.path().join("clip.flv");
     tokio::task::block_in_place(|| peers::make_clip(&clip_path, 8));
-    let clip = read_clip(&clip_path);
+    let clip = peers::read_clip(&clip_path);
     let (mut primary, backup) = tokio::task::block_in_place(|| {
         (
             Nginx::start(&dir.path().join("primary"), None),

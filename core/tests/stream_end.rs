@@ -15,6 +15,7 @@ mod opus;
 
 use opus::tone_packets as opus_packets;
 
+#[derive(Clone)]
 struct TestHub {
     hub: Hub,
     http: std::net::SocketAddr,
@@ -50,6 +51,12 @@ async fn publish(hub: &TestHub, name: &str, seconds: u64) {
         publisher.send_audio(&frame).await.expect("send");
     }
     publisher.finish().await.expect("finish");
+}
+
+/// [`publish`] of 2 s on a task of its own.
+fn spawn_publish(hub: &TestHub, name: &'static str) -> tokio::task::JoinHandle<()> {
+    let hub = hub.clone();
+    tokio::spawn(async move { publish(&hub, name, 2).await })
 }
 
 async fn wait_live_on_hub(hub: &TestHub, name: &str) {
@@ -88,13 +95,7 @@ fn record(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_waits_for_an_ended_stream_and_plays_it_again() {
     let hub = hub().await;
-    let first = tokio::spawn({
-        let hub = TestHub {
-            hub: hub.hub.clone(),
-            ..hub
-        };
-        async move { publish(&hub, "show", 2).await }
-    });
+    let first = spawn_publish(&hub, "show");
     wait_live_on_hub(&hub, "show").await;
     let mut config = WatchConfig::new(format!("http://{}/whep/show", hub.http));
     // Few attempts: "not found" answers while the stream is away must not use them up.
@@ -119,13 +120,7 @@ async fn a_watcher_waits_for_an_ended_stream_and_plays_it_again() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(watcher.state(), SessionState::StreamEnded, "still waiting");
     let ended_at = watcher.stats().video_frames + watcher.stats().audio_frames;
-    let second = tokio::spawn({
-        let hub = TestHub {
-            hub: hub.hub.clone(),
-            ..hub
-        };
-        async move { publish(&hub, "show", 2).await }
-    });
+    let second = spawn_publish(&hub, "show");
     let back = Instant::now();
     let state = watcher
         .wait_for_state(Duration::from_secs(10), |s| *s == SessionState::Live)
@@ -174,13 +169,7 @@ async fn a_watcher_waits_for_an_ended_stream_and_plays_it_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_can_end_with_the_stream() {
     let hub = hub().await;
-    let publishing = tokio::spawn({
-        let hub = TestHub {
-            hub: hub.hub.clone(),
-            ..hub
-        };
-        async move { publish(&hub, "once", 2).await }
-    });
+    let publishing = spawn_publish(&hub, "once");
     wait_live_on_hub(&hub, "once").await;
     let mut config = WatchConfig::new(format!("http://{}/whep/once", hub.http));
     config.on_stream_end = OnStreamEnd::End;

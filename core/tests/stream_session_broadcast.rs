@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +12,7 @@ use common::peers::{self, Nginx};
 use common::{Server, client_config, connect, fast_config, wait_for};
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
-use streamhub::media::flv::{FlvPayload, FlvReader};
+use streamhub::media::flv::FlvPayload;
 use streamhub::session::{
     BroadcastConfig, FailReason, ReconnectPolicy, SessionChat, SessionError, SessionEvent,
     SessionEvents, SessionState, StreamSession,
@@ -58,14 +55,6 @@ impl Events {
     fn states(&self) -> Vec<SessionState> {
         self.states.lock().unwrap().clone()
     }
-}
-
-fn read_clip(path: &Path) -> Vec<FlvPayload> {
-    let file = File::open(path).expect("clip");
-    FlvReader::new(BufReader::new(file))
-        .expect("FLV header")
-        .map(|tag| tag.expect("FLV tag").payload)
-        .collect()
 }
 
 fn fast_reconnect() -> ReconnectPolicy {
@@ -142,7 +131,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     let dir = peers::tempdir();
     let clip_path = dir.path().join("clip.flv");
     tokio::task::block_in_place(|| peers::make_clip(&clip_path, 3));
-    let clip = Arc::new(read_clip(&clip_path));
+    let clip = Arc::new(peers::read_clip(&clip_path));
     let source = peers::packets(&clip_path);
     let (source_video, source_audio) = (
         peers::of_kind(&source, "video"),

@@ -199,6 +199,16 @@ impl NetLab {
             .unwrap_or_else(|e| panic!("restoring the link: {e}"));
     }
 
+    /// The body of an HTTP GET of `url` from the far namespace (curl, 2 s at most);
+    /// empty when the request failed.
+    pub fn get_far(&self, url: &str) -> String {
+        self.command(&self.far, "curl")
+            .args(["-s", "--max-time", "2", url])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Waits until something listens on the far side's `port` (asks `ss` in the far
     /// namespace; never connects).
     pub fn wait_listen_far(&self, port: u16) {

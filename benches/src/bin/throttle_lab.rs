@@ -122,17 +122,10 @@ fn run(args: &Args, ffmpeg: bool, dir: &Path) -> Result<Series, String> {
     // The viewer joins once the hub has the stream.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = lab
-            .command(&far_ns, "curl")
-            .args([
-                "-s",
-                "--max-time",
-                "2",
-                &format!("http://{far}:18080/api/streams"),
-            ])
-            .output()
-            .map_err(|e| format!("curl: {e}"))?;
-        if String::from_utf8_lossy(&out.stdout).contains("\"name\":\"bench\"") {
+        if lab
+            .get_far(&format!("http://{far}:18080/api/streams"))
+            .contains("\"name\":\"bench\"")
+        {
             break;
         }
         if Instant::now() > deadline {

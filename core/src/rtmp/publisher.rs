@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::congestion::{
-    BitrateEstimator, CongestionPolicy, CongestionReport, EstimatorConfig, LinkSample,
+    BitrateEstimator, CapacityFilter, CongestionPolicy, CongestionReport, EstimatorConfig,
+    LinkSample,
 };
 use super::link::{self, LinkTuning};
 use super::packetizer::{MediaMessage, Packetizer};
@@ -265,17 +266,11 @@ impl Publisher {
     /// link: nothing acknowledged for [`PublishConfig::dead_link_timeout`]), with why;
     /// also while the app sends nothing. Never resolves for a clean [`finish`](Self::finish).
     pub fn closed(&self) -> impl std::future::Future<Output = RtmpError> + Send + 'static {
-        let mut closed = self.closed.clone();
+        let closed = self.closed.clone();
+        // The driver ended without a loss (finished): never resolves.
         async move {
-            let reason = closed
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|reason| reason.clone());
-            match reason {
-                Some(reason) => RtmpError::ConnectionLost { reason },
-                // The driver ended without a loss (finished): never resolve.
-                None => std::future::pending().await,
+            RtmpError::ConnectionLost {
+                reason: reason_when_set(closed).await,
             }
         }
     }
@@ -425,57 +420,24 @@ struct Shared {
 /// What ends a connection whose server stopped acknowledging (set by the poller).
 type DeadLink = tokio::sync::watch::Sender<Option<String>>;
 
+/// The reason once one is set; never resolves if the sender goes away without one.
+async fn reason_when_set(mut rx: tokio::sync::watch::Receiver<Option<String>>) -> String {
+    let reason = rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|reason| reason.clone());
+    match reason {
+        Some(reason) => reason,
+        None => std::future::pending().await,
+    }
+}
+
 /// How often the link poller reads `TCP_INFO`.
 const LINK_POLL: Duration = Duration::from_millis(100);
 
 /// Pending bytes above which the link counts as the bottleneck.
 const BACKLOG_BYTES: u64 = 16 * 1024;
-
-/// The link's capacity: the mean delivery rate over the windows (up to 1 s, at least
-/// 300 ms) during which the link had a backlog, among those of the last 5 s. Windows
-/// in which the app sent little say nothing about the link and are left out. (A max
-/// filter, as BBR keeps, overestimated it by the noise of ACK timing: 20 % on a 1.5
-/// Mbit/s tbf link, which let the delay overshoot.)
-#[derive(Debug, Default)]
-struct CapacityFilter {
-    /// (time, acknowledged bytes, backlogged) every poll, the last second.
-    recent: std::collections::VecDeque<(Instant, u64, bool)>,
-    /// (time, rate) of backlogged windows, the last 5 s.
-    rates: std::collections::VecDeque<(Instant, u64)>,
-}
-
-impl CapacityFilter {
-    fn sample(&mut self, now: Instant, acked: u64, backlogged: bool) {
-        self.recent.push_back((now, acked, backlogged));
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > Duration::from_secs(1))
-        {
-            self.recent.pop_front();
-        }
-        let window_backlogged = self.recent.len() >= 3 && self.recent.iter().all(|s| s.2);
-        if let (true, Some(first)) = (window_backlogged, self.recent.front()) {
-            let span = now.duration_since(first.0).as_secs_f64();
-            if span > 0.0 {
-                let rate = (acked.saturating_sub(first.1) as f64 * 8.0 / span) as u64;
-                self.rates.push_back((now, rate));
-            }
-        }
-        while self
-            .rates
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > Duration::from_secs(5))
-        {
-            self.rates.pop_front();
-        }
-    }
-
-    fn estimate(&self, _now: Instant) -> Option<u64> {
-        let n = self.rates.len() as u64;
-        (n > 0).then(|| self.rates.iter().map(|(_, rate)| *rate).sum::<u64>() / n)
-    }
-}
 
 /// Reads `TCP_INFO` every [`LINK_POLL`]: acknowledged bytes tell the queue what was
 /// delivered and feed the bitrate estimator. Ends when aborted (before the socket is
@@ -533,7 +495,7 @@ async fn poll_link(
         // measured while the app sent little says nothing about the link.
         let backlogged = queue.pending_bytes() > BACKLOG_BYTES;
         capacity.sample(now, acked, backlogged);
-        let link_capacity = capacity.estimate(now);
+        let link_capacity = capacity.estimate();
         queue.set_link_capacity(link_capacity);
         let waiting = queue.waiting();
         let mut state = lock_link(&state);
@@ -654,7 +616,7 @@ async fn drive(
         batch_bytes,
         liveness,
     } = timing;
-    let (dead_tx, mut dead) = tokio::sync::watch::channel(None);
+    let (dead_tx, dead) = tokio::sync::watch::channel(None);
     let poller = stream.socket_fd().map(|fd| {
         tokio::spawn(poll_link(
             fd,
@@ -684,17 +646,7 @@ async fn drive(
             batch_bytes,
             liveness.map(|l| l.ping_after),
         ) => result,
-        reason = async {
-            let reason = dead
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|reason| reason.clone());
-            match reason {
-                Some(reason) => reason,
-                None => std::future::pending().await,
-            }
-        } => Err(RtmpError::ConnectionLost { reason }),
+        reason = reason_when_set(dead) => Err(RtmpError::ConnectionLost { reason }),
     };
     if let Some(poller) = poller {
         // Stopped before the socket (whose descriptor it reads) can be dropped.

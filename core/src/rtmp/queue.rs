@@ -57,19 +57,28 @@ impl Inner {
     /// the oldest message not acknowledged, or, when the link's capacity is known and
     /// that is longer, the time the link needs to deliver every byte pending (a frame
     /// admitted now waits that long: the span alone lags behind a burst of large
-    /// frames).
-    fn waiting_ms(&self, now: u32) -> u32 {
+    /// frames). `extra` bytes about to be queued count as pending.
+    fn waiting_ms(&self, now: u32, extra: usize) -> u32 {
         let oldest = self
             .in_flight
             .front()
             .map(|(_, ts)| *ts)
             .or_else(|| self.items.front().map(|m| m.timestamp));
         let by_span = oldest.map_or(0, |oldest| span(now, oldest));
-        let pending = self.bytes as u64 + self.written.saturating_sub(self.delivered);
+        let pending = (self.bytes + extra) as u64 + self.written.saturating_sub(self.delivered);
         let by_drain = self.capacity_bps.filter(|c| *c > 0).map_or(0, |capacity| {
             u32::try_from(pending * 8 * 1000 / capacity).unwrap_or(u32::MAX)
         });
         by_span.max(by_drain)
+    }
+
+    /// Queues `message` (the caller decided it goes out).
+    fn admit(&mut self, message: MediaMessage) {
+        if message.kind == MessageKind::Audio && message.is_frame {
+            self.audio_bytes += message.len() as u64;
+        }
+        self.bytes += message.len();
+        self.items.push_back(message);
     }
 
     fn class(message: &MediaMessage) -> MessageClass {
@@ -155,9 +164,7 @@ impl MediaQueue {
         inner.newest = Some(message.timestamp);
         // The message's own bytes count: a large keyframe admitted at the edge would
         // arrive its own transmission time later still.
-        inner.bytes += message.len();
-        let waiting = inner.waiting_ms(message.timestamp);
-        inner.bytes -= message.len();
+        let waiting = inner.waiting_ms(message.timestamp, message.len());
         inner.peak_waiting_ms = inner.peak_waiting_ms.max(waiting);
         let class = Inner::class(&message);
         let over_bytes = inner.bytes + message.len() > self.max_bytes;
@@ -171,11 +178,7 @@ impl MediaQueue {
         };
         match verdict {
             Verdict::Send => {
-                if message.kind == MessageKind::Audio && message.is_frame {
-                    inner.audio_bytes += message.len() as u64;
-                }
-                inner.bytes += message.len();
-                inner.items.push_back(message);
+                inner.admit(message);
                 drop(inner);
                 self.data.notify_one();
             }
@@ -206,11 +209,7 @@ impl MediaQueue {
                     }
                     if self.has_room(&inner, &message) {
                         inner.newest = Some(message.timestamp);
-                        if message.kind == MessageKind::Audio && message.is_frame {
-                            inner.audio_bytes += message.len() as u64;
-                        }
-                        inner.bytes += message.len();
-                        inner.items.push_back(message);
+                        inner.admit(message);
                         drop(inner);
                         self.data.notify_one();
                         break;
@@ -333,7 +332,7 @@ impl MediaQueue {
     pub fn waiting(&self) -> Duration {
         let inner = self.lock();
         let now = inner.newest.unwrap_or(0);
-        Duration::from_millis(u64::from(inner.waiting_ms(now)))
+        Duration::from_millis(u64::from(inner.waiting_ms(now, 0)))
     }
 
     /// The longest wait a message met on arrival.

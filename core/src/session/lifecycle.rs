@@ -327,10 +327,7 @@ impl Lifecycle {
         unit_random: f64,
         now: Instant,
     ) -> (Next, Option<SessionState>) {
-        if let Some(since) = self.live_since {
-            self.backoff
-                .connection_ended(now.saturating_duration_since(since));
-        }
+        self.connection_ended(now);
         self.attempt_failed(
             Failure::Transient(FailReason::Unreachable {
                 attempts: 0,
@@ -349,10 +346,7 @@ impl Lifecycle {
         unit_random: f64,
         now: Instant,
     ) -> (Next, Option<SessionState>) {
-        if let Some(since) = self.live_since {
-            self.backoff
-                .connection_ended(now.saturating_duration_since(since));
-        }
+        self.connection_ended(now);
         self.failures = 0;
         let next = match policy {
             OnStreamEnd::End => Next::End,
@@ -361,6 +355,14 @@ impl Lifecycle {
             }
         };
         (next, self.enter(SessionState::StreamEnded, now))
+    }
+
+    /// A live connection ended: the backoff learns how long it lasted.
+    fn connection_ended(&mut self, now: Instant) {
+        if let Some(since) = self.live_since {
+            self.backoff
+                .connection_ended(now.saturating_duration_since(since));
+        }
     }
 
     fn fail(&mut self, reason: FailReason, now: Instant) -> (Next, Option<SessionState>) {

@@ -179,3 +179,12 @@ impl Nginx {
         );
     }
 }
+
+/// Every tag payload of an FLV clip, in file order.
+pub fn read_clip(path: &Path) -> Vec<streamhub::media::flv::FlvPayload> {
+    let file = fs::File::open(path).expect("clip");
+    streamhub::media::flv::FlvReader::new(std::io::BufReader::new(file))
+        .expect("FLV header")
+        .map(|tag| tag.expect("FLV tag").payload)
+        .collect()
+}

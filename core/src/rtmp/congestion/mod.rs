@@ -17,11 +17,13 @@
 //! [`CongestionPolicy::back_pressure`] (files, `streamhub publish` without
 //! `--realtime`): nothing is dropped and `send_*` waits while the queue is full.
 
+pub mod capacity;
 pub mod dropper;
 pub mod estimator;
 
 use std::time::Duration;
 
+pub use capacity::CapacityFilter;
 pub use dropper::{DropReason, Dropper, MessageClass, Verdict};
 pub use estimator::{BitrateEstimator, Estimate, EstimatorConfig, LinkSample};
 
