@@ -64,8 +64,30 @@ impl PushProgress {
         self.bar.tick();
     }
 
+    /// A handle that shows one-line notes above the progress line (or on stderr when
+    /// there is no progress line), from any task.
+    pub fn notes(&self) -> Notes {
+        Notes(self.bar.clone())
+    }
+
     /// Removes the line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Shows one-line notes (which ingest is live, a lost connection) without breaking the
+/// progress line.
+#[derive(Clone)]
+pub struct Notes(ProgressBar);
+
+impl Notes {
+    /// Shows `line`.
+    pub fn show(&self, line: &str) {
+        if self.0.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.0.println(line);
+        }
     }
 }

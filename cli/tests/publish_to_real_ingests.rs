@@ -263,6 +263,113 @@ fn server_dying_mid_stream_ends_the_publish_within_2_s() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// `--backup`: the primary nginx dies mid-stream; the publish goes on to the backup
+/// nginx, says so, and every frame of the file is accounted for (written to an ingest or
+/// counted as dropped).
+#[test]
+fn a_dead_primary_moves_the_publish_to_the_backup() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    make_clip(&clip, 8, &[]);
+    let (primary_dir, backup_dir) = (dir.path().join("primary"), dir.path().join("backup"));
+    std::fs::create_dir_all(&primary_dir).expect("dir");
+    std::fs::create_dir_all(&backup_dir).expect("dir");
+    let mut primary = Nginx::start(&primary_dir, NginxOptions::default());
+    let backup = Nginx::start(&backup_dir, NginxOptions::default());
+    let stats = dir.path().join("stats.jsonl");
+    let mut publisher = Proc::spawn(
+        "publisher",
+        std::process::Command::new(STREAMHUB)
+            .args([
+                "publish",
+                clip.to_str().unwrap(),
+                &primary.url("show"),
+                "--backup",
+                &backup.url("show"),
+                "--realtime",
+                "--json",
+                "--stats",
+                stats.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let log = primary_dir.join("error.log");
+    wait_until("the stream to be live", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("publish: name='show'"))
+    });
+    // Let it run on the primary for a while, then kill it.
+    let recording = primary_dir.join("show.flv");
+    wait_until(
+        "3 s of media on the primary",
+        Duration::from_secs(10),
+        || std::fs::metadata(&recording).is_ok_and(|m| m.len() > 200_000),
+    );
+    primary.proc.kill();
+    let status = publisher.wait_exit(Duration::from_secs(30));
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut pipe) = publisher.child.stdout.take() {
+        pipe.read_to_string(&mut stdout).expect("stdout");
+    }
+    if let Some(mut pipe) = publisher.child.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr");
+    }
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("live on the primary ingest: rtmp://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("reconnecting (attempt 1)")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("live on backup 1: ")),
+        "{stderr}"
+    );
+    // Stream keys are masked in what is shown.
+    assert!(!stderr.contains("/show"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("--json");
+    assert_eq!(report["ingest"], 1, "{report}");
+    assert!(report["reconnects"].as_u64() >= Some(1), "{report}");
+    let sent = packets(&clip);
+    let counted = ["video_frames", "audio_frames", "dropped_offline"]
+        .iter()
+        .chain(&[
+            "dropped_disposable",
+            "dropped_until_keyframe",
+            "dropped_gop",
+        ])
+        .map(|k| report[k].as_u64().expect(k))
+        .sum::<u64>();
+    assert_eq!(counted, sent.len() as u64, "{report}");
+    // The backup recorded the rest, starting at a keyframe, and it decodes.
+    let on_backup = packets(&backup.recording("show", 1));
+    let video = of_kind(&on_backup, "video");
+    assert!(
+        video.len() > 60,
+        "{} video frames on the backup",
+        video.len()
+    );
+    assert!(video[0].key, "the backup's recording starts at a keyframe");
+    let stats_lines = std::fs::read_to_string(&stats).expect("--stats");
+    assert!(
+        stats_lines.lines().any(|l| l.contains("\"ingest\":1")),
+        "{stats_lines}"
+    );
+    eprintln!(
+        "figures: {} of {} frames on the backup; report {report}",
+        on_backup.len(),
+        sent.len()
+    );
+}
+
 #[test]
 fn truncated_and_garbage_files_are_errors() {
     let dir = tempdir();

@@ -206,6 +206,16 @@ typedef enum streamhub_on_stream_end {
   STREAMHUB_ON_STREAM_END_END = 1,
 } streamhub_on_stream_end;
 
+// What a broadcast does when the link is slower than the stream.
+typedef enum streamhub_congestion {
+  // A live source (camera, screen): `streamhub_session_send_*` never waits; video is
+  // dropped by priority when media waits too long, and a bitrate is recommended.
+  STREAMHUB_CONGESTION_LIVE = 0,
+  // A file: nothing is dropped; `streamhub_session_send_*` waits while the queue is
+  // full, and the delay grows on a slow link.
+  STREAMHUB_CONGESTION_BACK_PRESSURE = 1,
+} streamhub_congestion;
+
 // An open FLV file. Create with `streamhub_flv_reader_open`, release with
 // `streamhub_flv_reader_free`. One thread at a time.
 typedef struct streamhub_flv_reader streamhub_flv_reader;
@@ -421,6 +431,28 @@ typedef struct streamhub_session_config {
   // a `streamhub_on_stream_end` (an `int`, so that a wrong value is refused); negative
   // for the default, `STREAMHUB_ON_STREAM_END_WAIT`.
   int32_t on_stream_end;
+  // Broadcast: backup ingests (IVS and YouTube give one), tried in order after `url`
+  // when one fails `attempts_per_ingest` times in a row; `STREAMHUB_EVENT_INGEST_LIVE`
+  // says which is live. An array of `backup_url_count` strings, or NULL with 0.
+  const char *const *backup_urls;
+  // The number of strings in `backup_urls`.
+  size_t backup_url_count;
+  // Broadcast: failed attempts in a row on one ingest before the next is tried;
+  // negative for the default (2).
+  int32_t attempts_per_ingest;
+  // Broadcast: a `streamhub_congestion` (an `int`); negative for the default,
+  // `STREAMHUB_CONGESTION_LIVE`.
+  int32_t congestion;
+  // Broadcast, live: media waiting longer than this (ms) drops disposable video
+  // (frames nothing refers to); negative for the default (700).
+  int32_t drop_disposable_ms;
+  // Broadcast, live: past this (ms), video is dropped until the next keyframe;
+  // negative for the default (900).
+  int32_t drop_until_keyframe_ms;
+  // Broadcast, live: the hard cap (ms): queued video is dropped by whole GOPs;
+  // negative for the default (1200). The three must be in order. Audio, sequence
+  // headers and metadata are never dropped.
+  int32_t drop_gops_ms;
 } streamhub_session_config;
 
 // One encoded H.264 access unit to send. `data` is copied during the call.

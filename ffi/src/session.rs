@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use streamhub::rtmp::CongestionPolicy;
 use streamhub::session::{
     BroadcastConfig, OnStreamEnd, SessionChat, SessionError, SessionEvents, SessionState,
     SessionStats, StreamSession, WatchConfig,
@@ -35,6 +36,41 @@ pub struct SessionOptions {
     /// Watch: end the session once the sender ended the stream, instead of waiting for
     /// the stream to come back.
     pub end_when_stream_ends: bool,
+    /// Broadcast: backup ingests, tried in order after `url`.
+    pub backup_urls: Vec<String>,
+    /// Broadcast: failed attempts in a row on one ingest before the next (`None`: 2).
+    pub attempts_per_ingest: Option<u32>,
+    /// Broadcast: what to do when media waits too long.
+    pub congestion: CongestionOptions,
+}
+
+/// Broadcast: the congestion policy as the app sets it; `None`s keep the defaults of
+/// [`CongestionPolicy::live`] (700 ms, 900 ms, 1.2 s).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CongestionOptions {
+    /// Never drop and let `send_*` wait instead (a file source).
+    pub back_pressure: bool,
+    /// Waiting media past which disposable video is dropped.
+    pub drop_disposable_at: Option<Duration>,
+    /// Waiting media past which video is dropped until the next keyframe.
+    pub drop_until_keyframe_at: Option<Duration>,
+    /// Waiting media past which queued video is dropped by whole GOPs.
+    pub drop_gops_at: Option<Duration>,
+}
+
+impl CongestionOptions {
+    fn policy(&self) -> CongestionPolicy {
+        if self.back_pressure {
+            return CongestionPolicy::back_pressure();
+        }
+        let live = CongestionPolicy::live();
+        CongestionPolicy::live_with(
+            self.drop_disposable_at.unwrap_or(live.drop_disposable_at),
+            self.drop_until_keyframe_at
+                .unwrap_or(live.drop_until_keyframe_at),
+            self.drop_gops_at.unwrap_or(live.drop_gops_at),
+        )
+    }
 }
 
 impl SessionOptions {
@@ -47,6 +83,11 @@ impl SessionOptions {
     fn broadcast_config(&self) -> BroadcastConfig {
         let mut config = BroadcastConfig::new(&self.url);
         config.chat = self.chat();
+        config.backup_urls = self.backup_urls.clone();
+        if let Some(attempts) = self.attempts_per_ingest {
+            config.attempts_per_ingest = attempts;
+        }
+        config.publish.congestion = self.congestion.policy();
         if let Some(max) = self.max_reconnect_attempts {
             config.reconnect.max_attempts = Some(max);
         }

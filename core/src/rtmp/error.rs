@@ -15,6 +15,10 @@ pub enum RtmpError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The publish settings cannot work (for example congestion thresholds out of
+    /// order).
+    #[error("invalid publish configuration: {0}")]
+    InvalidConfig(String),
     /// The host name did not resolve.
     #[error("could not resolve {host}: {source}")]
     Resolve {

@@ -134,6 +134,10 @@ impl Publisher {
 
     /// [`Publisher::connect`] with an already parsed URL.
     pub async fn connect_url(url: RtmpUrl, config: PublishConfig) -> Result<Self, RtmpError> {
+        config
+            .congestion
+            .check()
+            .map_err(RtmpError::InvalidConfig)?;
         let started = Instant::now();
         let stream = transport::open(&url, &config.tls, config.connect_timeout).await?;
         stream.tune(LinkTuning {

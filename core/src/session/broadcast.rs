@@ -72,8 +72,9 @@ pub(crate) struct Media {
     encoder_bps: AtomicU64,
     /// Frames the app handed in (sent, dropped or not).
     handed_in: AtomicU64,
-    /// Congestion drops of the connections that are over.
-    past_drops: Mutex<DropCounts>,
+    /// The connections that are over: their drops added up, their peak wait, and the
+    /// last one's recommended bitrate and RTT (shown until the next connection).
+    past_link: Mutex<CongestionReport>,
 }
 
 pub(crate) type LostReceiver = mpsc::UnboundedReceiver<(u64, RtmpError)>;
@@ -102,7 +103,7 @@ impl Media {
             dropped: AtomicU64::new(0),
             encoder_bps: AtomicU64::new(0),
             handed_in: AtomicU64::new(0),
-            past_drops: Mutex::new(DropCounts::default()),
+            past_link: Mutex::new(CongestionReport::default()),
         };
         (media, lost_rx)
     }
@@ -231,11 +232,12 @@ impl Media {
         past.video_frames += stats.video_frames;
         past.audio_frames += stats.audio_frames;
         past.bytes_sent += stats.bytes_sent;
-        let mut drops = lock(&self.past_drops);
-        let d = stats.congestion.dropped;
-        drops.disposable += d.disposable;
-        drops.until_keyframe += d.until_keyframe;
-        drops.gop += d.gop;
+        let mut link = lock(&self.past_link);
+        let last = stats.congestion;
+        add_drops(&mut link.dropped, last.dropped);
+        link.peak_waiting = link.peak_waiting.max(last.peak_waiting);
+        link.recommended_bps = last.recommended_bps;
+        link.rtt = last.rtt;
         *lock(&self.current) = None;
     }
 
@@ -250,11 +252,19 @@ impl Media {
         stats.video_frames = past.video_frames + now.video_frames;
         stats.audio_frames = past.audio_frames + now.audio_frames;
         stats.bytes = past.bytes_sent + now.bytes_sent;
-        let past_drops = *lock(&self.past_drops);
-        let mut congestion = now.congestion;
-        congestion.dropped.disposable += past_drops.disposable;
-        congestion.dropped.until_keyframe += past_drops.until_keyframe;
-        congestion.dropped.gop += past_drops.gop;
+        let past_link = *lock(&self.past_link);
+        let mut congestion = match current {
+            Some(now) => now.congestion,
+            // Between connections and after the end: nothing waits or flows, the last
+            // advice stands.
+            None => CongestionReport {
+                recommended_bps: past_link.recommended_bps,
+                rtt: past_link.rtt,
+                ..CongestionReport::default()
+            },
+        };
+        add_drops(&mut congestion.dropped, past_link.dropped);
+        congestion.peak_waiting = congestion.peak_waiting.max(past_link.peak_waiting);
         stats.frames_dropped = self.dropped.load(Ordering::Relaxed) + congestion.dropped.total();
         stats.congestion = Some(congestion);
         stats.ingest = self.ingest.load(Ordering::Relaxed);
@@ -272,11 +282,17 @@ impl Media {
     }
 }
 
+fn add_drops(to: &mut DropCounts, more: DropCounts) {
+    to.disposable += more.disposable;
+    to.until_keyframe += more.until_keyframe;
+    to.gop += more.gop;
+}
+
 /// How a failed connect is judged.
 pub(crate) fn classify(error: &RtmpError) -> Failure {
     let detail = error.to_string();
     match error {
-        RtmpError::InvalidUrl { .. } | RtmpError::TlsConfig(_) => {
+        RtmpError::InvalidUrl { .. } | RtmpError::TlsConfig(_) | RtmpError::InvalidConfig(_) => {
             Failure::Terminal(FailReason::InvalidConfig { detail })
         }
         RtmpError::Tls { .. } => Failure::Terminal(FailReason::Tls { detail }),

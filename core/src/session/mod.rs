@@ -593,6 +593,11 @@ impl StreamSession {
             );
         }
         chat::check(config.chat.as_ref())?;
+        config
+            .publish
+            .congestion
+            .check()
+            .map_err(SessionError::InvalidConfig)?;
         let span = info_span!("stream_session", kind = "broadcast", url = %url);
         let (shared, events) = Shared::new(
             config.reconnect,

@@ -18,7 +18,7 @@ use super::events::{
 use super::handles::Table;
 use super::result::*;
 use crate::runtime;
-use crate::session::{Session, SessionOptions};
+use crate::session::{CongestionOptions, Session, SessionOptions};
 
 /// A broadcast or watch session. Create with `streamhub_session_broadcast` or
 /// `streamhub_session_watch`, end with `streamhub_session_free`.
@@ -72,6 +72,40 @@ pub struct streamhub_session_config {
     /// a `streamhub_on_stream_end` (an `int`, so that a wrong value is refused); negative
     /// for the default, `STREAMHUB_ON_STREAM_END_WAIT`.
     pub on_stream_end: i32,
+    /// Broadcast: backup ingests (IVS and YouTube give one), tried in order after `url`
+    /// when one fails `attempts_per_ingest` times in a row; `STREAMHUB_EVENT_INGEST_LIVE`
+    /// says which is live. An array of `backup_url_count` strings, or NULL with 0.
+    pub backup_urls: *const *const c_char,
+    /// The number of strings in `backup_urls`.
+    pub backup_url_count: usize,
+    /// Broadcast: failed attempts in a row on one ingest before the next is tried;
+    /// negative for the default (2).
+    pub attempts_per_ingest: i32,
+    /// Broadcast: a `streamhub_congestion` (an `int`); negative for the default,
+    /// `STREAMHUB_CONGESTION_LIVE`.
+    pub congestion: i32,
+    /// Broadcast, live: media waiting longer than this (ms) drops disposable video
+    /// (frames nothing refers to); negative for the default (700).
+    pub drop_disposable_ms: i32,
+    /// Broadcast, live: past this (ms), video is dropped until the next keyframe;
+    /// negative for the default (900).
+    pub drop_until_keyframe_ms: i32,
+    /// Broadcast, live: the hard cap (ms): queued video is dropped by whole GOPs;
+    /// negative for the default (1200). The three must be in order. Audio, sequence
+    /// headers and metadata are never dropped.
+    pub drop_gops_ms: i32,
+}
+
+/// What a broadcast does when the link is slower than the stream.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum streamhub_congestion {
+    /// A live source (camera, screen): `streamhub_session_send_*` never waits; video is
+    /// dropped by priority when media waits too long, and a bitrate is recommended.
+    STREAMHUB_CONGESTION_LIVE = 0,
+    /// A file: nothing is dropped; `streamhub_session_send_*` waits while the queue is
+    /// full, and the delay grows on a slow link.
+    STREAMHUB_CONGESTION_BACK_PRESSURE = 1,
 }
 
 /// What a watch session does once the sender ended the stream.
@@ -161,6 +195,50 @@ fn duration_ms(value: i32) -> Option<Duration> {
     u64::try_from(value).ok().map(Duration::from_millis)
 }
 
+/// Reads `count` strings at `urls`.
+///
+/// # Safety
+/// `urls` is NULL or points to `count` pointers, each NULL or NUL-terminated.
+unsafe fn c_str_array(
+    urls: *const *const c_char,
+    count: usize,
+    name: &str,
+) -> Result<Vec<String>, CError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if urls.is_null() {
+        return Err(CError::null(name));
+    }
+    // SAFETY: `count` readable pointers per the contract.
+    let pointers = unsafe { std::slice::from_raw_parts(urls, count) };
+    pointers
+        .iter()
+        .enumerate()
+        // SAFETY: each is NULL (an error) or NUL-terminated per the contract.
+        .map(|(i, &p)| unsafe { c_str(p, &format!("{name}[{i}]")) }.map(str::to_string))
+        .collect()
+}
+
+fn congestion(config: &streamhub_session_config) -> Result<CongestionOptions, CError> {
+    let back_pressure = match config.congestion {
+        v if v < 0 || v == streamhub_congestion::STREAMHUB_CONGESTION_LIVE as i32 => false,
+        v if v == streamhub_congestion::STREAMHUB_CONGESTION_BACK_PRESSURE as i32 => true,
+        v => {
+            return Err(CError::new(
+                STREAMHUB_INVALID_ARGUMENT,
+                format!("config.congestion {v} is not a streamhub_congestion"),
+            ));
+        }
+    };
+    Ok(CongestionOptions {
+        back_pressure,
+        drop_disposable_at: duration_ms(config.drop_disposable_ms),
+        drop_until_keyframe_at: duration_ms(config.drop_until_keyframe_ms),
+        drop_gops_at: duration_ms(config.drop_gops_ms),
+    })
+}
+
 /// Reads a C configuration.
 ///
 /// # Safety
@@ -185,7 +263,18 @@ unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOpti
             Some((chat_url.to_string(), room.to_string(), token.to_string()))
         }
     };
+    // SAFETY: the array and its strings are valid per the contract.
+    let backup_urls = unsafe {
+        c_str_array(
+            config.backup_urls,
+            config.backup_url_count,
+            "config.backup_urls",
+        )
+    }?;
     Ok(SessionOptions {
+        backup_urls,
+        attempts_per_ingest: u32::try_from(config.attempts_per_ingest).ok(),
+        congestion: congestion(config)?,
         url: url.to_string(),
         token: token.map(str::to_string),
         chat,
@@ -230,6 +319,13 @@ pub unsafe extern "C" fn streamhub_session_config_init(
             on_frame: None,
             userdata: std::ptr::null_mut(),
             on_stream_end: -1,
+            backup_urls: std::ptr::null(),
+            backup_url_count: 0,
+            attempts_per_ingest: -1,
+            congestion: -1,
+            drop_disposable_ms: -1,
+            drop_until_keyframe_ms: -1,
+            drop_gops_ms: -1,
         };
         // SAFETY: forwarded contract.
         unsafe { write_out(config, defaults, "config") }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use streamhub::session::{FailReason as CoreFailReason, SessionEvent, SessionState, SessionStats};
 use streamhub::whep::{Codec, MediaFrame, MediaKind};
 
-use crate::session::SessionOptions;
+use crate::session::{CongestionOptions, SessionOptions};
 
 /// The stream's chat room.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -33,6 +33,28 @@ pub struct BroadcastOptions {
     /// Period of the `Stats` event in ms; 0 turns it off (default 1000).
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
+    /// Backup ingests (IVS and YouTube give one), tried in order after `url` when one
+    /// fails `attempts_per_ingest` times in a row; `IngestLive` says which is live.
+    #[uniffi(default = [])]
+    pub backup_urls: Vec<String>,
+    /// Failed attempts in a row on one ingest before the next is tried (default 2).
+    #[uniffi(default = None)]
+    pub attempts_per_ingest: Option<u32>,
+    /// A file source: never drop, and let `sendVideo`/`sendAudio` wait while the queue
+    /// is full. By default (a live source) they never wait and video is dropped by
+    /// priority when media waits too long.
+    #[uniffi(default = false)]
+    pub back_pressure: bool,
+    /// Live: media waiting longer than this (ms) drops disposable video (default 700).
+    #[uniffi(default = None)]
+    pub drop_disposable_ms: Option<u32>,
+    /// Live: past this (ms) video is dropped until the next keyframe (default 900).
+    #[uniffi(default = None)]
+    pub drop_until_keyframe_ms: Option<u32>,
+    /// Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+    /// The three must be in order; audio is never dropped.
+    #[uniffi(default = None)]
+    pub drop_gops_ms: Option<u32>,
 }
 
 /// How to watch.
@@ -81,6 +103,14 @@ impl From<&BroadcastOptions> for SessionOptions {
             stats_interval: ms(options.stats_interval_ms),
             stall_timeout: None,
             end_when_stream_ends: false,
+            backup_urls: options.backup_urls.clone(),
+            attempts_per_ingest: options.attempts_per_ingest,
+            congestion: CongestionOptions {
+                back_pressure: options.back_pressure,
+                drop_disposable_at: ms(options.drop_disposable_ms),
+                drop_until_keyframe_at: ms(options.drop_until_keyframe_ms),
+                drop_gops_at: ms(options.drop_gops_ms),
+            },
         }
     }
 }
@@ -95,6 +125,7 @@ impl From<&WatchOptions> for SessionOptions {
             stats_interval: ms(options.stats_interval_ms),
             stall_timeout: ms(options.stall_timeout_ms),
             end_when_stream_ends: options.end_when_stream_ends,
+            ..SessionOptions::default()
         }
     }
 }

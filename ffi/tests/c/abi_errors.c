@@ -105,6 +105,50 @@ int main(int argc, char **argv) {
     EXPECT(streamhub_session_watch(&config, &session), STREAMHUB_INVALID_ARGUMENT);
     CHECK(session == NULL);
 
+    /* Backup ingests and the congestion policy. */
+    streamhub_session_config_init(&config);
+    CHECK(config.backup_urls == NULL && config.backup_url_count == 0);
+    CHECK(config.congestion < 0 && config.drop_gops_ms < 0 && config.attempts_per_ingest < 0);
+    config.url = "rtmp://127.0.0.1:9/live/x";
+    config.backup_url_count = 1; /* a count without an array */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_NULL_PARAMETER);
+    const char *backups[2] = {"rtmp://127.0.0.1:9/live/y", NULL};
+    config.backup_urls = backups;
+    config.backup_url_count = 2; /* a NULL string in the array */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_NULL_PARAMETER);
+    backups[1] = "rtmp://127.0.0.1:9/live/\xff";
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_UTF8);
+    backups[1] = "http://127.0.0.1:9/whep/y"; /* not an ingest */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    config.backup_url_count = 1;
+    config.congestion = 5; /* not a streamhub_congestion */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    config.congestion = STREAMHUB_CONGESTION_LIVE;
+    config.drop_disposable_ms = 1000; /* above drop_until_keyframe_ms (900) */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    {
+        char message[256];
+        streamhub_last_error_message(message, sizeof message, NULL);
+        CHECK(strstr(message, "in order") != NULL);
+    }
+    config.drop_disposable_ms = 0;
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    CHECK(session == NULL);
+    /* Valid: a session starts (its ingests are closed ports) and is freed. */
+    config.drop_disposable_ms = 300;
+    config.drop_until_keyframe_ms = 400;
+    config.drop_gops_ms = 500;
+    config.attempts_per_ingest = 1;
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_OK);
+    CHECK(session != NULL);
+    streamhub_session_free(session);
+    session = NULL;
+    config.congestion = STREAMHUB_CONGESTION_BACK_PRESSURE; /* thresholds unused */
+    config.drop_disposable_ms = 5000;
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_OK);
+    streamhub_session_free(session);
+    session = NULL;
+
     /* Handles that are NULL, made up, or freed. */
     streamhub_stats stats;
     streamhub_state_info state;

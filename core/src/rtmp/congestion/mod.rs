@@ -57,6 +57,46 @@ impl CongestionPolicy {
         }
     }
 
+    /// Live, with the three thresholds given (checked by [`Self::check`]).
+    pub fn live_with(
+        drop_disposable_at: Duration,
+        drop_until_keyframe_at: Duration,
+        drop_gops_at: Duration,
+    ) -> Self {
+        CongestionPolicy {
+            drop_disposable_at,
+            drop_until_keyframe_at,
+            drop_gops_at,
+            ..CongestionPolicy::live()
+        }
+    }
+
+    /// Whether the policy can work: in live mode the thresholds are above zero and in
+    /// order (disposable ≤ until-keyframe ≤ GOPs); the socket limit is at least 1 KiB.
+    pub fn check(&self) -> Result<(), String> {
+        if self.socket_unsent_limit < 1024 {
+            return Err(format!(
+                "socket_unsent_limit {} is below 1024 bytes",
+                self.socket_unsent_limit
+            ));
+        }
+        if !self.live {
+            return Ok(());
+        }
+        let (a, b, c) = (
+            self.drop_disposable_at,
+            self.drop_until_keyframe_at,
+            self.drop_gops_at,
+        );
+        if a.is_zero() || a > b || b > c {
+            return Err(format!(
+                "congestion thresholds must be above zero and in order \
+                 (disposable {a:?} <= until keyframe {b:?} <= GOPs {c:?})"
+            ));
+        }
+        Ok(())
+    }
+
     /// Never drop; `send_*` waits while the queue is full (files).
     pub fn back_pressure() -> Self {
         CongestionPolicy {

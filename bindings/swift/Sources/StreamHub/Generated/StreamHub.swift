@@ -1842,6 +1842,34 @@ public struct BroadcastOptions: Equatable, Hashable {
      * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     public var statsIntervalMs: UInt32?
+    /**
+     * Backup ingests (IVS and YouTube give one), tried in order after `url` when one
+     * fails `attempts_per_ingest` times in a row; `IngestLive` says which is live.
+     */
+    public var backupUrls: [String]
+    /**
+     * Failed attempts in a row on one ingest before the next is tried (default 2).
+     */
+    public var attemptsPerIngest: UInt32?
+    /**
+     * A file source: never drop, and let `sendVideo`/`sendAudio` wait while the queue
+     * is full. By default (a live source) they never wait and video is dropped by
+     * priority when media waits too long.
+     */
+    public var backPressure: Bool
+    /**
+     * Live: media waiting longer than this (ms) drops disposable video (default 700).
+     */
+    public var dropDisposableMs: UInt32?
+    /**
+     * Live: past this (ms) video is dropped until the next keyframe (default 900).
+     */
+    public var dropUntilKeyframeMs: UInt32?
+    /**
+     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+     * The three must be in order; audio is never dropped.
+     */
+    public var dropGopsMs: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1858,11 +1886,39 @@ public struct BroadcastOptions: Equatable, Hashable {
          */maxReconnectAttempts: UInt32? = nil, 
         /**
          * Period of the `Stats` event in ms; 0 turns it off (default 1000).
-         */statsIntervalMs: UInt32? = nil) {
+         */statsIntervalMs: UInt32? = nil, 
+        /**
+         * Backup ingests (IVS and YouTube give one), tried in order after `url` when one
+         * fails `attempts_per_ingest` times in a row; `IngestLive` says which is live.
+         */backupUrls: [String] = [], 
+        /**
+         * Failed attempts in a row on one ingest before the next is tried (default 2).
+         */attemptsPerIngest: UInt32? = nil, 
+        /**
+         * A file source: never drop, and let `sendVideo`/`sendAudio` wait while the queue
+         * is full. By default (a live source) they never wait and video is dropped by
+         * priority when media waits too long.
+         */backPressure: Bool = false, 
+        /**
+         * Live: media waiting longer than this (ms) drops disposable video (default 700).
+         */dropDisposableMs: UInt32? = nil, 
+        /**
+         * Live: past this (ms) video is dropped until the next keyframe (default 900).
+         */dropUntilKeyframeMs: UInt32? = nil, 
+        /**
+         * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+         * The three must be in order; audio is never dropped.
+         */dropGopsMs: UInt32? = nil) {
         self.url = url
         self.chat = chat
         self.maxReconnectAttempts = maxReconnectAttempts
         self.statsIntervalMs = statsIntervalMs
+        self.backupUrls = backupUrls
+        self.attemptsPerIngest = attemptsPerIngest
+        self.backPressure = backPressure
+        self.dropDisposableMs = dropDisposableMs
+        self.dropUntilKeyframeMs = dropUntilKeyframeMs
+        self.dropGopsMs = dropGopsMs
     }
 
     
@@ -1884,7 +1940,13 @@ public struct FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer {
                 url: FfiConverterString.read(from: &buf), 
                 chat: FfiConverterOptionTypeChatRoom.read(from: &buf), 
                 maxReconnectAttempts: FfiConverterOptionUInt32.read(from: &buf), 
-                statsIntervalMs: FfiConverterOptionUInt32.read(from: &buf)
+                statsIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
+                backupUrls: FfiConverterSequenceString.read(from: &buf), 
+                attemptsPerIngest: FfiConverterOptionUInt32.read(from: &buf), 
+                backPressure: FfiConverterBool.read(from: &buf), 
+                dropDisposableMs: FfiConverterOptionUInt32.read(from: &buf), 
+                dropUntilKeyframeMs: FfiConverterOptionUInt32.read(from: &buf), 
+                dropGopsMs: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -1893,6 +1955,12 @@ public struct FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeChatRoom.write(value.chat, into: &buf)
         FfiConverterOptionUInt32.write(value.maxReconnectAttempts, into: &buf)
         FfiConverterOptionUInt32.write(value.statsIntervalMs, into: &buf)
+        FfiConverterSequenceString.write(value.backupUrls, into: &buf)
+        FfiConverterOptionUInt32.write(value.attemptsPerIngest, into: &buf)
+        FfiConverterBool.write(value.backPressure, into: &buf)
+        FfiConverterOptionUInt32.write(value.dropDisposableMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.dropUntilKeyframeMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.dropGopsMs, into: &buf)
     }
 }
 
@@ -4380,6 +4448,31 @@ fileprivate struct FfiConverterOptionTypeReceivedFrame: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeReceivedFrame.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0

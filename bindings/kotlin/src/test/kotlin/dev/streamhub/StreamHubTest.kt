@@ -221,6 +221,37 @@ class StreamHubTest {
         }
     }
 
+    /**
+     * (b2) An unreachable primary ingest gives way to the backup, which the events name;
+     * congestion thresholds are checked when the session is created.
+     */
+    @Test
+    fun backupIngestAndCongestionOptions() = withDeadline(60.seconds) {
+        assertFailsWith<SessionException.InvalidOptions> {
+            StreamSession.broadcast(
+                BroadcastOptions(url = rtmp("kt-order"), dropDisposableMs = 950u, dropUntilKeyframeMs = 900u),
+            )
+        }
+        val options = BroadcastOptions(
+            url = "rtmp://127.0.0.1:9/live/kt-nobody-here",
+            backupUrls = listOf(rtmp("kt-backup")),
+            attemptsPerIngest = 1u,
+            dropDisposableMs = 400u,
+            dropUntilKeyframeMs = 600u,
+            dropGopsMs = 800u,
+        )
+        StreamSession.broadcast(options).use { broadcaster ->
+            val log = EventLog(this, broadcaster)
+            broadcaster.awaitLive()
+            val live = log.await("IngestLive on the backup") { it is StreamEvent.IngestLive } as StreamEvent.IngestLive
+            assertEquals(1u, live.index)
+            assertTrue(!live.url.contains("kt-backup"), "the stream key is masked: ${live.url}")
+            assertEquals(1u, broadcaster.stats().ingest)
+            println("kotlin: live on backup ${live.index} (${live.url}) after the primary failed")
+            broadcaster.stop()
+        }
+    }
+
     /** (c) Library errors arrive as the Kotlin exceptions of their area. */
     @Test
     fun errorsAreKotlinExceptions() = withDeadline(30.seconds) {

@@ -3384,6 +3384,40 @@ data class BroadcastOptions (
      * Period of the `Stats` event in ms; 0 turns it off (default 1000).
      */
     var `statsIntervalMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * Backup ingests (IVS and YouTube give one), tried in order after `url` when one
+     * fails `attempts_per_ingest` times in a row; `IngestLive` says which is live.
+     */
+    var `backupUrls`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * Failed attempts in a row on one ingest before the next is tried (default 2).
+     */
+    var `attemptsPerIngest`: kotlin.UInt? = null 
+    , 
+    /**
+     * A file source: never drop, and let `sendVideo`/`sendAudio` wait while the queue
+     * is full. By default (a live source) they never wait and video is dropped by
+     * priority when media waits too long.
+     */
+    var `backPressure`: kotlin.Boolean = false 
+    , 
+    /**
+     * Live: media waiting longer than this (ms) drops disposable video (default 700).
+     */
+    var `dropDisposableMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * Live: past this (ms) video is dropped until the next keyframe (default 900).
+     */
+    var `dropUntilKeyframeMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+     * The three must be in order; audio is never dropped.
+     */
+    var `dropGopsMs`: kotlin.UInt? = null 
     
 ){
     
@@ -3404,6 +3438,12 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterOptionalTypeChatRoom.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -3411,7 +3451,13 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterString.allocationSize(value.`url`) +
             FfiConverterOptionalTypeChatRoom.allocationSize(value.`chat`) +
             FfiConverterOptionalUInt.allocationSize(value.`maxReconnectAttempts`) +
-            FfiConverterOptionalUInt.allocationSize(value.`statsIntervalMs`)
+            FfiConverterOptionalUInt.allocationSize(value.`statsIntervalMs`) +
+            FfiConverterSequenceString.allocationSize(value.`backupUrls`) +
+            FfiConverterOptionalUInt.allocationSize(value.`attemptsPerIngest`) +
+            FfiConverterBoolean.allocationSize(value.`backPressure`) +
+            FfiConverterOptionalUInt.allocationSize(value.`dropDisposableMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`dropUntilKeyframeMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`dropGopsMs`)
     )
 
     override fun write(value: BroadcastOptions, buf: ByteBuffer) {
@@ -3419,6 +3465,12 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterOptionalTypeChatRoom.write(value.`chat`, buf)
             FfiConverterOptionalUInt.write(value.`maxReconnectAttempts`, buf)
             FfiConverterOptionalUInt.write(value.`statsIntervalMs`, buf)
+            FfiConverterSequenceString.write(value.`backupUrls`, buf)
+            FfiConverterOptionalUInt.write(value.`attemptsPerIngest`, buf)
+            FfiConverterBoolean.write(value.`backPressure`, buf)
+            FfiConverterOptionalUInt.write(value.`dropDisposableMs`, buf)
+            FfiConverterOptionalUInt.write(value.`dropUntilKeyframeMs`, buf)
+            FfiConverterOptionalUInt.write(value.`dropGopsMs`, buf)
     }
 }
 
@@ -5891,6 +5943,34 @@ public object FfiConverterOptionalTypeReceivedFrame: FfiConverterRustBuffer<Rece
         } else {
             buf.put(1)
             FfiConverterTypeReceivedFrame.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `streamhub publish`: push an FLV file to an RTMP/RTMPS ingest, tag by tag.
 
+mod sink;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -10,11 +12,10 @@ use clap::Args;
 use serde::Serialize;
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
-use streamhub::rtmp::{
-    CongestionPolicy, PublishConfig, Publisher, RtmpError, StreamMetadata, TlsOptions,
-};
+use streamhub::rtmp::{CongestionPolicy, PublishConfig, StreamMetadata, TlsOptions};
 
 use crate::progress::PushProgress;
+use sink::{Sink, Snapshot};
 
 /// Arguments of `streamhub publish`.
 #[derive(Debug, Args)]
@@ -23,6 +24,11 @@ pub struct PublishArgs {
     input: PathBuf,
     /// Ingest URL, e.g. rtmp://127.0.0.1/live/KEY or rtmps://host/app/KEY?token=T.
     url: String,
+    /// A backup ingest (repeatable, tried in order). With it, a lost connection is made
+    /// again: after 2 failed attempts on one ingest the next one is tried, and a line
+    /// says which one is live. Frames sent while none is live are dropped and counted.
+    #[arg(long, value_name = "URL")]
+    backup: Vec<String>,
     /// Send at the media's own pace, as a live source: sending never waits for the
     /// link; when media waits too long, video is dropped by priority (audio never) and
     /// a bitrate is recommended. Without it, a file is sent as fast as the link allows,
@@ -67,6 +73,12 @@ struct Report {
     audio_dropped: u64,
     peak_waiting_ms: u64,
     recommended_bps: u64,
+    /// The ingest live at the end: 0 for the URL, then the `--backup`s in order.
+    ingest: usize,
+    /// Connections lost and made again (`--backup`).
+    reconnects: u32,
+    /// Frames dropped while no ingest was live (`--backup`).
+    dropped_offline: u64,
 }
 
 /// One line of `--stats`.
@@ -81,6 +93,7 @@ struct StatsLine {
     video_frames: u64,
     audio_frames: u64,
     dropped: u64,
+    ingest: usize,
 }
 
 /// Runs the command; `Err` is the one-line error to print.
@@ -140,12 +153,10 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     let config = config_for(&args, metadata)?;
 
     let started = Instant::now();
-    let publisher = Publisher::connect(&args.url, config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut progress = PushProgress::new();
+    let publisher = Sink::connect(&args.url, &args.backup, config, progress.notes()).await?;
     let connect_ms = started.elapsed().as_millis() as u64;
 
-    let mut progress = PushProgress::new();
     let mut stats_file = args
         .stats
         .as_ref()
@@ -199,12 +210,12 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
                     .then_some((&mut nal_length_size, stamp_us)),
             );
             tokio::select! {
-                result = sent => result.map_err(|e| e.to_string())?,
+                result = sent => result?,
                 _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
             }
-            let stats = publisher.stats();
+            let stats = publisher.snapshot();
             progress.update(
-                stats.bytes_sent,
+                stats.bytes,
                 stats.video_frames,
                 stats.audio_frames,
                 (args.realtime && !args.back_pressure).then_some(&stats.congestion),
@@ -225,7 +236,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
     let stats = match (outcome, finished) {
         (Ok(()), Ok(stats)) => stats,
         (Err(send_error), Ok(_)) => return Err(send_error),
-        (_, Err(e)) => return Err(e.to_string()),
+        (_, Err(e)) => return Err(e),
     };
     if let Some(mut out) = stats_file {
         use std::io::Write;
@@ -238,7 +249,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
         let report = Report {
             video_frames: stats.video_frames,
             audio_frames: stats.audio_frames,
-            bytes: stats.bytes_sent,
+            bytes: stats.bytes,
             duration_ms: started.elapsed().as_millis() as u64,
             connect_ms,
             dropped_disposable: dropped.disposable,
@@ -247,6 +258,9 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
             audio_dropped: 0,
             peak_waiting_ms: stats.congestion.peak_waiting.as_millis() as u64,
             recommended_bps: stats.congestion.recommended_bps,
+            ingest: stats.ingest,
+            reconnects: stats.reconnects,
+            dropped_offline: stats.dropped_offline,
         };
         let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
         println!("{json}");
@@ -260,7 +274,7 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
 fn write_stats_line(
     out: &mut impl std::io::Write,
     started: Instant,
-    stats: &streamhub::rtmp::PublishStats,
+    stats: &Snapshot,
 ) -> std::io::Result<()> {
     let c = &stats.congestion;
     let line = StatsLine {
@@ -273,6 +287,7 @@ fn write_stats_line(
         video_frames: stats.video_frames,
         audio_frames: stats.audio_frames,
         dropped: c.dropped.total(),
+        ingest: stats.ingest,
     };
     let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
     writeln!(out, "{json}")
@@ -288,21 +303,22 @@ fn unix_us() -> u64 {
 /// frame's capture time), video frames get a latency stamp in front of their first
 /// slice.
 async fn send_tag(
-    publisher: &Publisher,
+    publisher: &Sink,
     tag: FlvTag,
     stamp: Option<(&mut usize, u64)>,
-) -> Result<(), RtmpError> {
+) -> Result<(), String> {
     match tag.payload {
         FlvPayload::VideoConfig(config) => {
             if let Some((size, _)) = stamp {
                 *size = config.nal_length_size();
             }
-            publisher.set_video_config(config)
+            publisher.set_video_config(config)?
         }
-        FlvPayload::AudioConfig(config) => publisher.set_audio_config(config),
+        FlvPayload::AudioConfig(config) => publisher.set_audio_config(config)?,
         FlvPayload::Video(mut frame) => {
             if let Some((size, at_us)) = stamp {
-                frame.data = insert_before_first_slice(&frame.data, *size, &latency_stamp(at_us))?;
+                frame.data = insert_before_first_slice(&frame.data, *size, &latency_stamp(at_us))
+                    .map_err(|e| e.to_string())?;
             }
             publisher.send_video(&frame).await?
         }
