@@ -20,6 +20,8 @@
 pub mod capacity;
 pub mod dropper;
 pub mod estimator;
+#[cfg(test)]
+mod simulation;
 
 use std::time::Duration;
 
