@@ -289,17 +289,13 @@ fn a_throttled_link_keeps_the_delay_bounded_drops_only_video_and_recommends_a_bi
     eprintln!("live: publisher {}; viewer {}", live.report, live.viewer);
     let cap_end = CAPPED_FOR.as_millis() as u64;
 
-    // Bounded delay, and back under 300 ms within 5 s of the lift. The goal is 1.5 s for
-    // every frame; runs on this 2-core machine met it for 99 % of the frames but saw
-    // single excursions to 1.6-1.7 s (issue 13 stays open on it), so the test holds the
-    // line at p99 <= 1.5 s and max <= 2.5 s, and prints the worst.
+    // Bounded delay for every frame, and back under 300 ms within 5 s of the lift.
     let worst = live.latencies.iter().map(|l| l.1).fold(0.0, f64::max);
     let mut sorted: Vec<f64> = live.latencies.iter().map(|l| l.1).collect();
     sorted.sort_by(f64::total_cmp);
     let p99 = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
-    assert!(p99 <= 1500.0, "p99 glass-to-glass {p99} ms: {seconds:?}");
     assert!(
-        worst <= 2500.0,
+        worst <= 1500.0,
         "glass-to-glass reached {worst} ms: {seconds:?}"
     );
     let late_after_lift = live

@@ -450,7 +450,7 @@ typedef struct streamhub_session_config {
   // negative for the default (900).
   int32_t drop_until_keyframe_ms;
   // Broadcast, live: the hard cap (ms): queued video is dropped by whole GOPs;
-  // negative for the default (1200). The three must be in order. Audio, sequence
+  // negative for the default (1000). The three must be in order. Audio, sequence
   // headers and metadata are never dropped.
   int32_t drop_gops_ms;
 } streamhub_session_config;

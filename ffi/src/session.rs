@@ -45,7 +45,7 @@ pub struct SessionOptions {
 }
 
 /// Broadcast: the congestion policy as the app sets it; `None`s keep the defaults of
-/// [`CongestionPolicy::live`] (700 ms, 900 ms, 1.2 s).
+/// [`CongestionPolicy::live`] (700 ms, 900 ms, 1 s).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CongestionOptions {
     /// Never drop and let `send_*` wait instead (a file source).

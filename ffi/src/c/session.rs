@@ -91,7 +91,7 @@ pub struct streamhub_session_config {
     /// negative for the default (900).
     pub drop_until_keyframe_ms: i32,
     /// Broadcast, live: the hard cap (ms): queued video is dropped by whole GOPs;
-    /// negative for the default (1200). The three must be in order. Audio, sequence
+    /// negative for the default (1000). The three must be in order. Audio, sequence
     /// headers and metadata are never dropped.
     pub drop_gops_ms: i32,
 }

@@ -51,7 +51,7 @@ pub struct BroadcastOptions {
     /// Live: past this (ms) video is dropped until the next keyframe (default 900).
     #[uniffi(default = None)]
     pub drop_until_keyframe_ms: Option<u32>,
-    /// Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+    /// Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1000).
     /// The three must be in order; audio is never dropped.
     #[uniffi(default = None)]
     pub drop_gops_ms: Option<u32>,

@@ -1866,7 +1866,7 @@ public struct BroadcastOptions: Equatable, Hashable {
      */
     public var dropUntilKeyframeMs: UInt32?
     /**
-     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1000).
      * The three must be in order; audio is never dropped.
      */
     public var dropGopsMs: UInt32?
@@ -1906,7 +1906,7 @@ public struct BroadcastOptions: Equatable, Hashable {
          * Live: past this (ms) video is dropped until the next keyframe (default 900).
          */dropUntilKeyframeMs: UInt32? = nil, 
         /**
-         * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+         * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1000).
          * The three must be in order; audio is never dropped.
          */dropGopsMs: UInt32? = nil) {
         self.url = url

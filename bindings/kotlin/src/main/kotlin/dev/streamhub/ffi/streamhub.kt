@@ -3414,7 +3414,7 @@ data class BroadcastOptions (
     var `dropUntilKeyframeMs`: kotlin.UInt? = null 
     , 
     /**
-     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1200).
+     * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1000).
      * The three must be in order; audio is never dropped.
      */
     var `dropGopsMs`: kotlin.UInt? = null 
