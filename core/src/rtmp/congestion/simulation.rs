@@ -40,7 +40,7 @@ impl Camera {
 
     /// Frame `n` is a B-frame nothing refers to.
     fn disposable(n: u32) -> bool {
-        n % 60 != 0 && n % 3 != 1
+        !n.is_multiple_of(60) && n % 3 != 1
     }
 
     fn audio_due_ms(n: u32) -> u32 {
@@ -58,7 +58,7 @@ impl Camera {
             }
             if video <= audio {
                 let n = self.next_video;
-                let (keyframe, disposable) = (n % 60 == 0, Self::disposable(n));
+                let (keyframe, disposable) = (n.is_multiple_of(60), Self::disposable(n));
                 let size = if keyframe {
                     90_000
                 } else if disposable {
@@ -301,7 +301,7 @@ async fn a_capped_then_lifted_link_keeps_the_delay_bounded_and_the_advice_right(
 #[tokio::test(start_paused = true)]
 async fn an_oscillating_link_keeps_the_delay_bounded_and_the_advice_steady() {
     let rate = |t: f64| {
-        if (t / 2.0) as u64 % 2 == 0 {
+        if ((t / 2.0) as u64).is_multiple_of(2) {
             1_000_000
         } else {
             6_000_000
