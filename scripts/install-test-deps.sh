@@ -3,9 +3,9 @@
 # all installs nothing (each step checks first). Needs root for apt-get (CI runs as
 # root). Called by scripts/test.sh; safe to run on its own.
 #
-#   Debian:  nginx + RTMP and stream modules, ffmpeg/ffprobe, openssl, iproute2 (ss),
+#   Debian:  nginx + RTMP and stream modules, ffmpeg/ffprobe, openssl, iproute2 (ss), nftables,
 #            python3-venv, curl, chromium, JNA and JUnit (Kotlin tests), nodejs/npm
-#            when the machine has no Node.
+#            when the machine has no Node, GStreamer webrtcbin with python3-gi.
 #   PyPI:    aiortc, aiohttp, tree-sitter(-swift) in target/peers-venv (setup-peers.sh).
 #   npm:     playwright-core (tests/browser, drives /usr/bin/chromium; never downloads
 #            a browser) and the Kotlin compiler (bindings/kotlin/install-kotlinc.sh).
@@ -24,6 +24,7 @@ have_cmd nginx || need+=(nginx)
 { have_cmd ffmpeg && have_cmd ffprobe; } || need+=(ffmpeg)
 have_cmd openssl || need+=(openssl)
 have_cmd ss || need+=(iproute2)
+have_cmd nft || need+=(nftables)
 have_cmd curl || need+=(curl ca-certificates)
 have_cmd make || need+=(make)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
@@ -32,6 +33,12 @@ have_cmd npm || need+=(nodejs npm)
 have_cmd java || need+=(default-jre-headless)
 [ -e /usr/share/java/jna.jar ] || need+=(libjna-java)
 [ -e /usr/share/java/junit4.jar ] || need+=(junit4)
+# GStreamer's webrtcbin, a WHEP sender that signals no SSRCs (tests/peers/gst_whep_sender.py).
+/usr/bin/python3 -c "import gi; gi.require_version('GstWebRTC', '1.0')" 2>/dev/null \
+  && gst-inspect-1.0 webrtcbin >/dev/null 2>&1 && gst-inspect-1.0 x264enc >/dev/null 2>&1 \
+  || need+=(python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-nice-0.1
+            gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+            gstreamer1.0-nice gstreamer1.0-tools)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
   apt-get update -qq

@@ -18,7 +18,8 @@ pub struct PlayArgs {
     /// Bearer token for the WHEP server.
     #[arg(long)]
     token: Option<String>,
-    /// Stop after this many seconds (default: until the stream ends or Ctrl-C).
+    /// Stop after this many seconds (default: until the stream ends or Ctrl-C); an error
+    /// (non-zero exit) if not a single frame played by then.
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
     /// Write the received video: .h264 (Annex-B H.264) or .ivf (VP8).
@@ -36,6 +37,11 @@ pub struct PlayArgs {
     /// Seconds allowed for the WHEP exchange and ICE.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// Once connected, seconds without any frame (or, at the start, without a video
+    /// frame the answer promised) before giving up with an error that names what did
+    /// arrive; the exit status is then non-zero.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    stall_timeout: f64,
 }
 
 /// The `--json` report.
@@ -43,6 +49,8 @@ pub struct PlayArgs {
 struct Report {
     video_codec: Option<String>,
     audio_codec: Option<String>,
+    /// Video frames the player assembled, including any still queued when playback
+    /// stopped (so it can exceed `frames_recorded` by a frame or two).
     video_frames: u64,
     audio_frames: u64,
     keyframes: u64,
@@ -52,6 +60,15 @@ struct Report {
     frame_rate: f64,
     video_jitter_ms: f64,
     sender_reports: u64,
+    keyframe_requests: u64,
+    freezes: u64,
+    frozen_ms: u64,
+    nacks_sent: u64,
+    retransmissions: u64,
+    packets_recovered: u64,
+    reorder_wait_ms: f64,
+    ice_restarts: u32,
+    /// Video frames written to `--record`, if given.
     frames_recorded: Option<u32>,
 }
 
@@ -74,6 +91,7 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
     let config = PlayConfig {
         token: args.token.clone(),
         timeout: seconds(args.timeout, "--timeout")?,
+        stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
         ..PlayConfig::default()
     };
     let mut player = Player::connect(&args.url, config)
@@ -94,6 +112,7 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut failure = None;
+    let mut timed_out = false;
     let started = std::time::Instant::now();
     let mut latency_log = args
         .latency
@@ -124,7 +143,10 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
                 }
                 None => break,
             },
-            _ = &mut stop => break,
+            _ = &mut stop => {
+                timed_out = true;
+                break;
+            }
             _ = &mut interrupted => break,
         }
     }
@@ -132,9 +154,19 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
         use std::io::Write;
         log.flush().map_err(|e| format!("--latency: {e}"))?;
     }
+    // `--duration` ran out before a single frame (a handshake still retrying, a sender
+    // sending nothing): that is no success either, whichever timer fired first.
+    let played = player.stats();
+    let nothing_played = (timed_out && played.video_frames + played.audio_frames == 0).then(|| {
+        format!(
+            "nothing played in the --duration: {}",
+            player.silence().describe()
+        )
+    });
+    let no_media = player.failure().map(|e| e.to_string()).or(nothing_played);
     let stats = player.close().await.map_err(|e| e.to_string())?;
     let frames_recorded = recorder.map(Recorder::finish).transpose()?;
-    if let Some(e) = failure {
+    if let Some(e) = failure.or(no_media) {
         return Err(e);
     }
     if args.json {
@@ -150,6 +182,14 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
             frame_rate: (stats.frame_rate * 100.0).round() / 100.0,
             video_jitter_ms: stats.video_jitter.as_secs_f64() * 1000.0,
             sender_reports: stats.sender_reports,
+            keyframe_requests: stats.pli_sent,
+            freezes: stats.freezes,
+            frozen_ms: stats.frozen.as_millis() as u64,
+            nacks_sent: stats.nacks_sent,
+            retransmissions: stats.retransmissions,
+            packets_recovered: stats.packets_recovered,
+            reorder_wait_ms: stats.reorder_target.as_secs_f64() * 1000.0,
+            ice_restarts: stats.ice_restarts,
             frames_recorded,
         };
         println!(
@@ -178,5 +218,7 @@ fn log_latency(
         started.elapsed().as_millis(),
         frame.timestamp_us / 1000,
         latency.as_deref().unwrap_or("null")
-    )
+    )?;
+    // Line by line, so that the file can be followed while it is written.
+    log.flush()
 }

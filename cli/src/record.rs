@@ -1,5 +1,5 @@
 //! Writing received video to a file ffmpeg can read: raw Annex-B H.264 (`.h264`) or
-//! IVF (`.ivf`) for VP8.
+//! H.265 (`.h265`), or IVF (`.ivf`) for VP8, VP9 and AV1.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -10,7 +10,10 @@ use streamhub::whep::{Codec, MediaFrame, MediaKind};
 /// The container chosen by the file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
-    AnnexB,
+    /// Raw Annex-B H.264.
+    H264,
+    /// Raw Annex-B H.265.
+    H265,
     Ivf,
 }
 
@@ -21,17 +24,20 @@ pub struct Recorder {
     out: BufWriter<File>,
     frames: u32,
     ivf_size: Option<(u16, u16)>,
+    /// The IVF file's codec: the first frame's.
+    ivf_codec: Option<Codec>,
 }
 
 impl Recorder {
     /// Creates the file; the extension picks the format.
     pub fn create(path: &Path) -> Result<Self, String> {
         let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("h264") | Some("264") => Format::AnnexB,
+            Some("h264") | Some("264") => Format::H264,
+            Some("h265") | Some("265") | Some("hevc") => Format::H265,
             Some("ivf") => Format::Ivf,
             _ => {
                 return Err(format!(
-                    "{}: use .h264 (H.264) or .ivf (VP8)",
+                    "{}: use .h264 (H.264), .h265 (H.265) or .ivf (VP8, VP9, AV1)",
                     path.display()
                 ));
             }
@@ -48,6 +54,7 @@ impl Recorder {
             out,
             frames: 0,
             ivf_size: None,
+            ivf_codec: None,
         })
     }
 
@@ -58,9 +65,13 @@ impl Recorder {
         }
         let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
         match (self.format, &frame.codec) {
-            (Format::AnnexB, Codec::H264) => self.out.write_all(&frame.data).map_err(err)?,
-            (Format::Ivf, Codec::Vp8) => {
-                if self.ivf_size.is_none() && frame.keyframe {
+            (Format::H264, Codec::H264) | (Format::H265, Codec::H265) => {
+                self.out.write_all(&frame.data).map_err(err)?
+            }
+            (Format::Ivf, Codec::Vp8 | Codec::Vp9 | Codec::Av1)
+                if self.ivf_codec.get_or_insert_with(|| frame.codec.clone()) == &frame.codec =>
+            {
+                if self.ivf_size.is_none() && frame.keyframe && frame.codec == Codec::Vp8 {
                     self.ivf_size = vp8_dimensions(&frame.data);
                 }
                 let header_len = (frame.data.len() as u32).to_le_bytes();
@@ -91,7 +102,11 @@ impl Recorder {
             header.extend_from_slice(b"DKIF");
             header.extend_from_slice(&0u16.to_le_bytes()); // version
             header.extend_from_slice(&32u16.to_le_bytes()); // header size
-            header.extend_from_slice(b"VP80");
+            header.extend_from_slice(match self.ivf_codec {
+                Some(Codec::Vp9) => b"VP90",
+                Some(Codec::Av1) => b"AV01",
+                _ => b"VP80",
+            });
             header.extend_from_slice(&w.to_le_bytes());
             header.extend_from_slice(&h.to_le_bytes());
             header.extend_from_slice(&1_000_000u32.to_le_bytes()); // time base: microseconds

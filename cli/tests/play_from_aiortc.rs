@@ -23,25 +23,6 @@ fn play(server: &AiortcWhep, extra: &[&str], limit: Duration) -> (std::process::
     streamhub(&args, limit)
 }
 
-/// At least 95% of the frames in the counter range arrived, in order, without repeats.
-fn assert_counters_complete(counters: &[u16]) {
-    assert!(
-        counters.len() >= 30,
-        "only {} frames decoded",
-        counters.len()
-    );
-    assert!(
-        counters.windows(2).all(|w| w[1] > w[0]),
-        "counters out of order: {counters:?}"
-    );
-    let span = usize::from(counters[counters.len() - 1] - counters[0]) + 1;
-    assert!(
-        counters.len() * 100 >= span * 95,
-        "{} of {span} frames arrived",
-        counters.len()
-    );
-}
-
 fn check_codec(codec: &str, file: &str) {
     let _serial = serial();
     let server = AiortcWhep::start(&["--codec", codec]);

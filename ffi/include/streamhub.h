@@ -161,6 +161,12 @@ typedef enum streamhub_codec {
   STREAMHUB_CODEC_OPUS = 2,
   // Another codec.
   STREAMHUB_CODEC_OTHER = 3,
+  // VP9 pictures (every spatial layer).
+  STREAMHUB_CODEC_VP9 = 4,
+  // AV1 temporal units, Low Overhead Bitstream Format (OBUs with sizes).
+  STREAMHUB_CODEC_AV1 = 5,
+  // H.265, Annex B with VPS/SPS/PPS before every IRAP picture.
+  STREAMHUB_CODEC_H265 = 6,
 } streamhub_codec;
 
 // How a video frame's NAL units are delimited.

@@ -2,7 +2,9 @@
 CPU cost and time to first frame with `streamhub play`.
 
 Usage: aiortc_whep_receiver.py URL --duration SECONDS
-Prints one JSON line: video_frames, audio_frames, first_frame_ms.
+Prints one JSON line: video_frames, audio_frames, first_frame_ms, and the freezes of the
+video (W3C definition, as streamhub counts them: a frame more than max(3 x the average
+interval, average + 150 ms) after the previous one) with their total length.
 """
 
 import argparse
@@ -20,6 +22,23 @@ aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.
 COUNTS = {"video": 0, "audio": 0}
 STARTED = time.monotonic()
 FIRST_FRAME = [None]
+FREEZES = {"count": 0, "frozen_ms": 0.0, "last": None, "average": None}
+
+
+def count_freeze(now):
+    last, average = FREEZES["last"], FREEZES["average"]
+    FREEZES["last"] = now
+    if last is None:
+        return
+    interval = now - last
+    if average is None:
+        FREEZES["average"] = interval
+        return
+    if interval > max(3 * average, average + 0.150):
+        FREEZES["count"] += 1
+        FREEZES["frozen_ms"] += interval * 1000
+    else:
+        FREEZES["average"] = (average * 29 + interval) / 30
 
 
 class CountingDecoder:
@@ -30,6 +49,8 @@ class CountingDecoder:
 
     def decode(self, encoded_frame):
         COUNTS[self.kind] += 1
+        if self.kind == "video":
+            count_freeze(time.monotonic())
         if self.kind == "video" and FIRST_FRAME[0] is None:
             FIRST_FRAME[0] = time.monotonic() - STARTED
         return []
@@ -58,6 +79,8 @@ async def main(url, duration):
         "video_frames": COUNTS["video"],
         "audio_frames": COUNTS["audio"],
         "first_frame_ms": None if FIRST_FRAME[0] is None else round(FIRST_FRAME[0] * 1000),
+        "freezes": FREEZES["count"],
+        "frozen_ms": round(FREEZES["frozen_ms"]),
     }), flush=True)
 
 

@@ -3,9 +3,11 @@
 Serves POST /whep/<name> with a live video track (H.264 or VP8) whose frames carry a
 16-bit frame counter, plus an Opus tone. Listens on 127.0.0.1 only.
 
-Frame counter: the top 16x256 pixels hold 16 blocks of 16x16 pixels, bit 15 first;
-a white block (255) is 1, a black block (0) is 0. Decode a gray frame by sampling the
-centre of each block (x = 16*i + 8, y = 8) against 128.
+Frame counter: the top 16x256 pixels hold 16 blocks of 16x16 pixels, the counter's
+Gray code (counter ^ counter >> 1), bit 15 first; a white block (255) is 1, a black
+block (0) is 0. Consecutive counters differ in one block, so an encoder that is slow
+to redraw a block shows the previous counter, never an unrelated one. Decode a gray
+frame by the mean of each block's centre against 128, then undo the Gray code.
 
 Usage: aiortc_whep_sender.py --port P --codec {h264,vp8} [--token T]
            [--mode {normal,401,404,500,bad-sdp,hang,redirect,busy-once}]
@@ -84,8 +86,9 @@ class CounterTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         image = np.full((HEIGHT, WIDTH, 3), 64, np.uint8)
         image[32:, :, 1] = (np.arange(WIDTH) + self.counter * 4) % 256
+        gray = self.counter ^ (self.counter >> 1)
         for bit in range(16):
-            on = (self.counter >> (15 - bit)) & 1
+            on = (gray >> (15 - bit)) & 1
             image[0:16, bit * 16 : bit * 16 + 16, :] = 255 if on else 0
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = pts
@@ -127,8 +130,10 @@ def make_app(args):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         video = pc.addTransceiver(CounterTrack(), direction="sendonly")
         capabilities = RTCRtpSender.getCapabilities("video").codecs
+        # The codec under test, and RTX so that NACKs are answered by retransmission
+        # on its own stream (RFC 4588), as libwebrtc does.
         video.setCodecPreferences(
-            [c for c in capabilities if c.mimeType.lower() == f"video/{args.codec}"]
+            [c for c in capabilities if c.mimeType.lower() in (f"video/{args.codec}", "video/rtx")]
         )
         tone = MediaPlayer("sine=frequency=440:sample_rate=48000", format="lavfi")
         pc.addTransceiver(tone.audio, direction="sendonly")

@@ -27,7 +27,182 @@ pub struct NetLab {
     pub near_ip: String,
     /// The far side's address (where servers listen).
     pub far_ip: String,
-    children: Vec<Child>,
+    children: Children,
+}
+
+/// Processes a lab started, killed by PID on drop.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Children {
+    fn spawn(&mut self, what: &str, command: &mut Command) -> u32 {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let pid = child.id();
+        self.0.push(child);
+        pid
+    }
+
+    fn kill(&mut self, pid: u32) {
+        if let Some(child) = self.0.iter_mut().find(|c| c.id() == pid) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        let child = self.0.iter_mut().find(|c| c.id() == pid)?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A command to run in namespace `ns` (`ip netns exec ns program`).
+fn in_namespace(ns: &str, program: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns, program]);
+    command
+}
+
+/// Waits (15 s at most) until something in namespace `ns` listens on `address:port`
+/// (asks `ss` there; never connects).
+fn wait_listen_in(ns: &str, address: &str, port: u16) {
+    let want = format!("{address}:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = in_namespace(ns, "ss")
+            .args(["-Hltn", &format!("sport = :{port}")])
+            .output()
+            .expect("running ss in a lab namespace");
+        if String::from_utf8_lossy(&out.stdout).contains(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {want} in {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A host whose only network is loopback: a namespace of the test's own with `lo` up,
+/// no other interface and no route (an offline device, a container without a network).
+pub struct LoopbackHost {
+    /// The namespace's name.
+    pub ns: String,
+    children: Children,
+}
+
+impl LoopbackHost {
+    /// Makes the namespace; fails the test with a clear message where namespaces are
+    /// not allowed.
+    pub fn new() -> LoopbackHost {
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let host = LoopbackHost {
+            ns: format!("shlo-{:x}-{n}", std::process::id()),
+            children: Children::default(),
+        };
+        if let Err(e) = ip(&["netns", "add", &host.ns])
+            .and_then(|_| ip(&["-n", &host.ns, "link", "set", "lo", "up"]))
+        {
+            drop(host);
+            panic!("a loopback-only host needs network namespaces (root, iproute2): {e}");
+        }
+        host
+    }
+
+    /// A command to run on this host.
+    pub fn command(&self, program: &str) -> Command {
+        in_namespace(&self.ns, program)
+    }
+
+    /// Starts `command` (from [`Self::command`]), to be killed by PID on drop.
+    pub fn spawn(&mut self, what: &str, command: &mut Command) -> u32 {
+        self.children.spawn(what, command)
+    }
+
+    /// Waits (bounded) for a process this host started to exit; its status.
+    pub fn wait(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        self.children.wait(pid, within)
+    }
+
+    /// Gives the host a second interface, a dummy one with `address` (e.g.
+    /// `10.213.250.1/24`), for peers that gather no loopback candidates.
+    pub fn add_dummy(&self, address: &str) {
+        let dev = "shdummy0";
+        ip(&["-n", &self.ns, "link", "add", dev, "type", "dummy"])
+            .and_then(|_| ip(&["-n", &self.ns, "addr", "add", address, "dev", dev]))
+            .and_then(|_| ip(&["-n", &self.ns, "link", "set", dev, "up"]))
+            .unwrap_or_else(|e| panic!("adding a dummy interface: {e}"));
+    }
+
+    /// Waits until something listens on 127.0.0.1:`port` on this host.
+    pub fn wait_listen(&self, port: u16) {
+        wait_listen_in(&self.ns, "127.0.0.1", port);
+    }
+
+    /// Drops `percent` % of the UDP packets this host receives (nftables `numgen
+    /// random`, on its own table; both directions of a loopback flow are received here).
+    /// Calling it again replaces the rate (0 stops dropping).
+    pub fn drop_udp(&self, percent: u32) {
+        // numgen's range is 0..100: everything is a rule without it.
+        let match_rule = if percent >= 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {percent} ")
+        };
+        let rules = format!(
+            "table inet streamhub_loss\ndelete table inet streamhub_loss\n\
+             table inet streamhub_loss {{\n chain input {{\n  type filter hook input priority 0;\n  \
+             meta l4proto udp {match_rule}drop\n }}\n}}\n"
+        );
+        let out = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(rules.as_bytes())?;
+                }
+                child.wait_with_output()
+            })
+            .unwrap_or_else(|e| panic!("nft (nftables, installed by scripts/test.sh): {e}"));
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LoopbackHost {
+    fn drop(&mut self) {
+        self.children = Children::default();
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -81,7 +256,7 @@ impl NetLab {
             far_dev: format!("shf{tag}"),
             near_ip: format!("10.213.{subnet}.1"),
             far_ip: format!("10.213.{subnet}.2"),
-            children: Vec::new(),
+            children: Children::default(),
         };
         if let Err(e) = lab.build() {
             drop(lab);
@@ -124,44 +299,23 @@ impl NetLab {
 
     /// A command to run in namespace `ns` (`ip netns exec ns program`).
     pub fn command(&self, ns: &str, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", ns, program]);
-        command
+        in_namespace(ns, program)
     }
 
     /// Starts `command` (from [`Self::command`]) and keeps it, to be killed by PID when
     /// the lab is dropped; returns its PID.
     pub fn spawn(&mut self, what: &str, command: &mut Command) -> u32 {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        let pid = child.id();
-        self.children.push(child);
-        pid
+        self.children.spawn(what, command)
     }
 
     /// Kills a process this lab started, now.
     pub fn kill(&mut self, pid: u32) {
-        if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children.kill(pid);
     }
 
     /// Waits (bounded) for a process this lab started to exit; its status.
     pub fn wait(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + within;
-        let child = self.children.iter_mut().find(|c| c.id() == pid)?;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.children.wait(pid, within)
     }
 
     /// Caps the near side's outgoing rate (the sender's upload): tbf with `rate_kbit`,
@@ -199,6 +353,65 @@ impl NetLab {
             .unwrap_or_else(|e| panic!("restoring the link: {e}"));
     }
 
+    /// Moves the near side to a new address, as a device whose network changed: the
+    /// new address (in 10.214.x.0/24, which the far side also joins, so that it routes
+    /// back) is added, then the old one removed. Sockets bound to the old address lose
+    /// their path; the far side's address is unchanged. Returns the new address.
+    pub fn renumber_near(&mut self) -> String {
+        let subnet = self.near_ip.split('.').nth(2).unwrap_or("0").to_string();
+        let new_ip = format!("10.214.{subnet}.1");
+        let far_new = format!("10.214.{subnet}.2");
+        let steps: [(&str, Vec<String>); 3] = [
+            (
+                &self.far,
+                vec![
+                    "addr".into(),
+                    "add".into(),
+                    format!("{far_new}/24"),
+                    "dev".into(),
+                    self.far_dev.clone(),
+                ],
+            ),
+            (
+                &self.near,
+                vec![
+                    "addr".into(),
+                    "add".into(),
+                    format!("{new_ip}/24"),
+                    "dev".into(),
+                    self.near_dev.clone(),
+                ],
+            ),
+            (
+                &self.near,
+                vec![
+                    "addr".into(),
+                    "del".into(),
+                    format!("{}/30", self.near_ip),
+                    "dev".into(),
+                    self.near_dev.clone(),
+                ],
+            ),
+        ];
+        for (ns, args) in steps {
+            let mut full = vec!["-n", ns];
+            full.extend(args.iter().map(String::as_str));
+            ip(&full).unwrap_or_else(|e| panic!("renumbering the near side: {e}"));
+        }
+        // Routes went with the old address: the default route again.
+        let _ = ip(&[
+            "-n",
+            &self.near,
+            "route",
+            "replace",
+            "default",
+            "dev",
+            &self.near_dev,
+        ]);
+        self.near_ip = new_ip.clone();
+        new_ip
+    }
+
     /// The body of an HTTP GET of `url` from the far namespace (curl, 2 s at most);
     /// empty when the request failed.
     pub fn get_far(&self, url: &str) -> String {
@@ -212,33 +425,13 @@ impl NetLab {
     /// Waits until something listens on the far side's `port` (asks `ss` in the far
     /// namespace; never connects).
     pub fn wait_listen_far(&self, port: u16) {
-        let want = format!("{}:{port}", self.far_ip);
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let out = self
-                .command(&self.far, "ss")
-                .args(["-Hltn", &format!("sport = :{port}")])
-                .output()
-                .expect("running ss in the far namespace");
-            if String::from_utf8_lossy(&out.stdout).contains(&want) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing listens on {want} in {}",
-                self.far
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listen_in(&self.far, &self.far_ip, port);
     }
 }
 
 impl Drop for NetLab {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children = Children::default();
         // Deleting a namespace deletes the veth end in it, and with it the pair.
         let _ = ip(&["netns", "del", &self.near]);
         let _ = ip(&["netns", "del", &self.far]);

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::lifecycle::{FailReason, Failure, OnStreamEnd};
@@ -139,12 +138,10 @@ async fn play(
     media: &Media,
     player: &mut Player,
     frames: &mpsc::Sender<MediaFrame>,
-    stall_timeout: Duration,
     reconnected: bool,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let mut first = true;
-    let mut deadline = Instant::now() + stall_timeout;
     let mut refresh = tokio::time::interval(PLAY_STATS_REFRESH);
     loop {
         tokio::select! {
@@ -152,13 +149,15 @@ async fn play(
             _ = super::stop_requested(stop) => return Outcome::Stop,
             frame = player.next_frame() => {
                 let Some(mut frame) = frame else {
+                    if let Some(failure) = player.failure() {
+                        return Outcome::Lost(failure.to_string());
+                    }
                     return if player.ended_by_sender() {
                         Outcome::StreamEnded
                     } else {
                         Outcome::Lost("the peer connection failed or closed".into())
                     };
                 };
-                deadline = Instant::now() + stall_timeout;
                 if first {
                     first = false;
                     frame.discontinuity |= reconnected;
@@ -166,9 +165,6 @@ async fn play(
                     shared.live();
                 }
                 media.deliver(frames, frame);
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Outcome::Lost(format!("no frame for {stall_timeout:?}"));
             }
             _ = refresh.tick() => media.set_play(Some(player.stats())),
         }
@@ -186,6 +182,12 @@ pub(crate) async fn drive(
     on_stream_end: OnStreamEnd,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The player ends a playback without media after the session's stall timeout,
+    // naming what it saw; the session then reconnects.
+    let config = PlayConfig {
+        stall_timeout,
+        ..config
+    };
     let mut connections = 0u32;
     loop {
         let attempt = tokio::select! {
@@ -200,7 +202,6 @@ pub(crate) async fn drive(
                     &media,
                     &mut player,
                     &frames,
-                    stall_timeout,
                     connections > 1,
                     &mut stop,
                 )

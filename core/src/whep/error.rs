@@ -28,6 +28,10 @@ pub enum WhepError {
     /// media stopped coming.
     #[error("{0}")]
     ConnectionLost(String),
+    /// Connected, but the media did not come: what was seen instead (see
+    /// [`super::silence`]).
+    #[error("no media: {0}")]
+    NoMedia(String),
     /// The WebRTC stack failed.
     #[error("WebRTC: {0}")]
     WebRtc(String),

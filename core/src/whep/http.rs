@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LINK, LOCATION, RETRY_AFTER,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, IF_MATCH, LINK, LOCATION, RETRY_AFTER,
 };
 use reqwest::{Client, StatusCode};
 use url::Url;
@@ -112,6 +112,9 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
 }
 
+/// How long an idle HTTP connection may wait to be reused.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// An HTTP client for WHEP: rustls with the ring provider and the bundled Mozilla roots.
 pub fn client(timeout: Duration) -> Result<Client, WhepError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -128,6 +131,10 @@ pub fn client(timeout: Duration) -> Result<Client, WhepError> {
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(5))
+        // The offer's connection sits idle for the whole playback. Servers close idle
+        // keep-alive connections (Node after 5 s, Apache after 5 s), and a DELETE sent
+        // on one as it closes meets a reset: a connection idle for 2 s is not reused.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()
         .map_err(|e| WhepError::Http(format!("HTTP client setup: {e}")))
 }
@@ -193,13 +200,24 @@ pub async fn post_offer(
     }
 }
 
-/// DELETEs the session resource.
+/// DELETEs the session resource. DELETE is idempotent (RFC 9110 §9.2.2): when the
+/// connection fails under it (a keep-alive connection the server closed as the request
+/// went out), it is sent once more, on a new connection.
 pub async fn delete(client: &Client, resource: &Url, token: Option<&str>) -> Result<(), WhepError> {
-    let mut request = client.delete(resource.clone());
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let response = request.send().await.map_err(request_error)?;
+    let send = || {
+        let mut request = client.delete(resource.clone());
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let response = match send().await {
+        Err(e) if !e.is_timeout() && (e.is_request() || e.is_connect()) => {
+            tracing::debug!("DELETE failed ({}), sent again", request_error(e));
+            send().await.map_err(request_error)?
+        }
+        other => other.map_err(request_error)?,
+    };
     let status = response.status();
     if status.is_success() || status == StatusCode::NOT_FOUND {
         Ok(())
@@ -214,6 +232,39 @@ pub async fn delete(client: &Client, resource: &Url, token: Option<&str>) -> Res
                 .take(500)
                 .collect(),
         })
+    }
+}
+
+/// PATCHes an ICE fragment (RFC 9725 §4.3) to the session resource: trickled
+/// candidates (`204 No Content`, `None`) or an ICE restart (`If-Match: "*"`, answered by
+/// `200 OK` with the server's new fragment, `Some(body)`).
+pub async fn patch_fragment(
+    client: &Client,
+    resource: &Url,
+    token: Option<&str>,
+    body: String,
+    restart: bool,
+) -> Result<Option<String>, WhepError> {
+    let mut request = client
+        .patch(resource.clone())
+        .header(CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .body(body);
+    if restart {
+        request = request.header(IF_MATCH, "*");
+    }
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = request.send().await.map_err(request_error)?;
+    let status = response.status();
+    let text = response.text().await.map_err(request_error)?;
+    match status {
+        StatusCode::NO_CONTENT => Ok(None),
+        StatusCode::OK => Ok(Some(text)),
+        _ => Err(WhepError::Status {
+            status: status.as_u16(),
+            body: text.chars().take(500).collect(),
+        }),
     }
 }
 
@@ -293,5 +344,81 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(1)));
+    }
+
+    /// Reads one HTTP request head from `stream`.
+    async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.unwrap();
+            assert_eq!(n, 1, "the request ended early: {head:?}");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// Closes `stream` with a reset (RST), not a FIN.
+    fn reset(stream: tokio::net::TcpStream) {
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+
+    /// A server that resets the first connection under the DELETE, as a keep-alive
+    /// connection closed by the server while the request goes out, then answers 200 on
+    /// the next: the DELETE succeeds, sent twice.
+    #[tokio::test]
+    async fn delete_is_sent_again_when_the_connection_is_reset() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/whep/resource/1",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let server = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            let head = read_head(&mut first).await;
+            assert!(head.starts_with("DELETE /whep/resource/1 "), "{head}");
+            reset(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            let head = read_head(&mut second).await;
+            assert!(head.starts_with("DELETE /whep/resource/1 "), "{head}");
+            assert!(head.contains("authorization: Bearer t0ken"), "{head}");
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            2
+        });
+        let client = client(Duration::from_secs(5)).unwrap();
+        delete(&client, &url, Some("t0ken")).await.unwrap();
+        let requests = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server saw both requests within 5 s");
+        assert_eq!(requests.unwrap(), 2);
+    }
+
+    /// A DELETE that fails twice is an error naming the cause.
+    #[tokio::test]
+    async fn delete_that_fails_again_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/r/1", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                read_head(&mut stream).await;
+                reset(stream);
+            }
+        });
+        let client = client(Duration::from_secs(5)).unwrap();
+        let error = delete(&client, &url, None).await.unwrap_err();
+        assert!(matches!(error, WhepError::Http(_)), "{error}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server saw both requests within 5 s")
+            .unwrap();
     }
 }

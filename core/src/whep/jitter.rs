@@ -1,10 +1,12 @@
 //! A reorder buffer for one RTP stream: packets come out in sequence order; a missing
-//! packet is waited for at most the latency target, then reported lost. It never holds
-//! more than a fixed number of packets, whatever the sender does.
+//! packet is waited for at most the wait target, learned from how long repairs take
+//! ([`RepairWait`]), then reported lost. It never holds more than a fixed number of
+//! packets, whatever the sender does.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::repair_wait::RepairWait;
 use super::unwrap::SeqUnwrapper;
 
 /// What the buffer hands on.
@@ -16,40 +18,83 @@ pub enum JitterOutput<P> {
     Lost(u64),
 }
 
+/// How a packet arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// After every earlier one.
+    InOrder,
+    /// After later packets, in time to fill its gap: a retransmission, or reordering.
+    Repaired,
+    /// After its gap was given up on, or a second copy: dropped.
+    Dropped,
+}
+
 /// The reorder buffer.
 #[derive(Debug)]
 pub struct JitterBuffer<P> {
-    latency: Duration,
+    wait: RepairWait,
     max_packets: usize,
     unwrapper: SeqUnwrapper,
     next: Option<i64>,
     waiting: BTreeMap<i64, (Instant, P)>,
     duplicates: u64,
+    highest: Option<i64>,
 }
 
 impl<P> JitterBuffer<P> {
-    /// A buffer that waits at most `latency` for a missing packet and holds at most
-    /// `max_packets`.
+    /// A buffer that waits `latency` for a missing packet until it has timed a repair,
+    /// and holds at most `max_packets`.
     pub fn new(latency: Duration, max_packets: usize) -> Self {
         JitterBuffer {
-            latency,
+            wait: RepairWait::new(latency),
             max_packets: max_packets.max(1),
             unwrapper: SeqUnwrapper::default(),
             next: None,
             waiting: BTreeMap::new(),
             duplicates: 0,
+            highest: None,
         }
     }
 
     /// Adds a packet received at `now`.
-    pub fn push(&mut self, seq: u16, packet: P, now: Instant) {
+    pub fn push(&mut self, seq: u16, packet: P, now: Instant) -> Arrival {
         let seq = self.unwrapper.unwrap(u64::from(seq));
         let next = *self.next.get_or_insert(seq);
+        // A fill, even a late one, says how long repairs take.
+        self.wait.arrived(seq, now);
         if seq < next || self.waiting.contains_key(&seq) {
             self.duplicates += 1; // late after being given up on, or a duplicate
-            return;
+            return Arrival::Dropped;
         }
+        let arrival = match self.highest {
+            Some(highest) if seq < highest => Arrival::Repaired,
+            Some(highest) => {
+                if seq > highest + 1 {
+                    self.wait.gap(highest + 1, seq, now);
+                }
+                Arrival::InOrder
+            }
+            None => Arrival::InOrder,
+        };
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         self.waiting.insert(seq, (now, packet));
+        arrival
+    }
+
+    /// The stream's interarrival jitter, which widens the wait.
+    pub fn set_jitter(&mut self, jitter: Duration) {
+        self.wait.set_jitter(jitter);
+    }
+
+    /// Missing packets are asked for again every `interval` (NACK): the wait covers
+    /// more than one round of requests ([`RepairWait::set_retry_interval`]).
+    pub fn set_retry_interval(&mut self, interval: Duration) {
+        self.wait.set_retry_interval(interval);
+    }
+
+    /// How long a missing packet is waited for now.
+    pub fn target(&self) -> Duration {
+        self.wait.target()
     }
 
     /// The next output available at `now`, if any.
@@ -65,7 +110,9 @@ impl<P> JitterBuffer<P> {
         }
         // A gap before `first`: give up on it once the oldest waiting packet has waited
         // the latency target, or when the buffer is full.
-        if now.duration_since(arrived) >= self.latency || self.waiting.len() > self.max_packets {
+        if now.duration_since(arrived) >= self.wait.target()
+            || self.waiting.len() > self.max_packets
+        {
             self.next = Some(first);
             return Some(JitterOutput::Lost((first - next) as u64));
         }
@@ -76,7 +123,7 @@ impl<P> JitterBuffer<P> {
     pub fn next_deadline(&self) -> Option<Instant> {
         let next = self.next?;
         let (&first, &(arrived, _)) = self.waiting.first_key_value()?;
-        (first != next).then_some(arrived + self.latency)
+        (first != next).then_some(arrived + self.wait.target())
     }
 
     /// Packets currently held.
@@ -155,5 +202,29 @@ mod tests {
             }
             assert!(b.len() <= 9);
         }
+    }
+
+    #[test]
+    fn a_packet_that_fills_a_gap_in_time_says_so() {
+        let t0 = Instant::now();
+        let mut b = JitterBuffer::new(Duration::from_millis(100), 64);
+        assert_eq!(b.push(1, 1, t0), Arrival::InOrder);
+        assert_eq!(b.push(3, 3, t0), Arrival::InOrder);
+        let repaired = t0 + Duration::from_millis(30);
+        assert_eq!(b.push(2, 2, repaired), Arrival::Repaired, "2 came after 3");
+        assert_eq!(b.push(2, 2, repaired), Arrival::Dropped, "a duplicate");
+        // The repair took 30 ms: the wait is now 1.25 x 30 + 10, floored at 40 ms.
+        assert_eq!(
+            b.target(),
+            Duration::from_millis(47) + Duration::from_micros(500)
+        );
+        assert_eq!(
+            drain(&mut b, repaired),
+            vec![
+                JitterOutput::Packet(1),
+                JitterOutput::Packet(2),
+                JitterOutput::Packet(3)
+            ]
+        );
     }
 }

@@ -7,13 +7,22 @@
 
 pub mod clock;
 pub mod depacketize;
+mod early_checks;
 mod error;
 mod frame;
+pub mod freeze;
 pub mod http;
 pub mod jitter;
+pub mod mdns;
 mod player;
+pub mod repair_wait;
+pub mod routing;
+mod rtx;
+pub mod sdpfrag;
 mod sender_reports;
+pub mod silence;
 mod steps;
+pub mod unsignalled;
 pub mod unwrap;
 
 pub use error::WhepError;

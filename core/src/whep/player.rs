@@ -23,10 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rtc::interceptor::NackGeneratorBuilder;
 use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_HEVC, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+    MIME_TYPE_VP9, MediaEngine,
 };
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
@@ -48,15 +52,26 @@ use webrtc::peer_connection::{
 
 use super::WhepError;
 use super::clock::{SenderClock, TrackClock};
-use super::depacketize::{AssembledFrame, H264Depacketizer, RtpPayload, Vp8Depacketizer};
+use super::depacketize::{
+    AssembledFrame, Av1Depacketizer, H264Depacketizer, H265Depacketizer, RtpPayload,
+    Vp8Depacketizer, Vp9Depacketizer,
+};
+use super::early_checks::EarlyChecks;
 use super::frame::{Codec, MediaFrame, MediaKind};
+use super::freeze::FreezeMeter;
 use super::http;
-use super::jitter::{JitterBuffer, JitterOutput};
+use super::jitter::{Arrival, JitterBuffer, JitterOutput};
+use super::routing::{self, Routing};
+use super::sdpfrag::IceFragment;
 use super::sender_reports::SenderReportForwarder;
+use super::silence::{Silence, TrackSeen};
 use super::steps::{ConnectSteps, Step, StepState};
+use super::unsignalled::{UnsignalledWatch, WireLog};
 
 /// How long the other tracks may take to follow a track the sender ended.
 const GOODBYE_GRACE: Duration = Duration::from_millis(500);
+/// How often missing packets are asked for again (generic NACK).
+const NACK_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a keyframe is asked for again while the picture is waiting for one.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -65,7 +80,8 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 pub struct PlayConfig {
     /// Bearer token for the WHEP server.
     pub token: Option<String>,
-    /// Limit for the whole negotiation (HTTP and ICE gathering).
+    /// Limit for the whole negotiation: HTTP and ICE gathering, then ICE and DTLS
+    /// once the answer is applied ([`WhepError::Timeout`] naming what was seen).
     pub timeout: Duration,
     /// Longest a missing packet is waited for before it counts as lost.
     pub latency: Duration,
@@ -74,6 +90,11 @@ pub struct PlayConfig {
     /// Local UDP addresses to bind; `None` binds every interface, or only 127.0.0.1 when
     /// the server is on loopback.
     pub bind: Option<Vec<String>>,
+    /// How long the player waits for media once connected (ICE and DTLS up): no frame
+    /// at all for this long, or no video frame this long after connecting when the
+    /// answer promised video, ends the playback with [`WhepError::NoMedia`] naming what
+    /// was seen.
+    pub stall_timeout: Duration,
 }
 
 impl Default for PlayConfig {
@@ -84,6 +105,7 @@ impl Default for PlayConfig {
             latency: Duration::from_millis(100),
             max_retries: 3,
             bind: None,
+            stall_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -95,9 +117,13 @@ pub struct PlayStats {
     pub packets_received: u64,
     /// RTP packets given up on as lost.
     pub packets_lost: u64,
+    /// Packets that came after later ones, in time to fill their gap: repaired by
+    /// retransmission (or reordered on the way).
+    pub packets_recovered: u64,
     /// Payload bytes received.
     pub bytes_received: u64,
-    /// Video frames delivered.
+    /// Video frames delivered to the frame queue that [`Player::next_frame`] reads
+    /// (counted as they are queued, so a frame not yet read is included).
     pub video_frames: u64,
     /// Audio frames delivered.
     pub audio_frames: u64,
@@ -105,6 +131,15 @@ pub struct PlayStats {
     pub keyframes: u64,
     /// Keyframe requests (PLI) sent.
     pub pli_sent: u64,
+    /// Video freezes (W3C definition, see [`super::freeze`]) and their total length.
+    pub freezes: u64,
+    /// Total length of the freezes.
+    pub frozen: Duration,
+    /// Retransmission requests (generic NACK packets) sent.
+    pub nacks_sent: u64,
+    /// RTX packets received: repairs, and the copies libwebrtc sends as bandwidth
+    /// probes.
+    pub retransmissions: u64,
     /// RTCP sender reports received (they align audio and video).
     pub sender_reports: u64,
     /// Frames dropped because the app did not read them in time.
@@ -113,6 +148,11 @@ pub struct PlayStats {
     pub first_frame: Option<Duration>,
     /// Video frames per second delivered since the first video frame.
     pub frame_rate: f64,
+    /// How long the video's reorder buffer waits for a missing packet now, learned
+    /// from how long repairs take (see [`super::repair_wait`]).
+    pub reorder_target: Duration,
+    /// ICE restarts made (after a network change, see [`Player::restart_ice`]).
+    pub ice_restarts: u32,
     /// Interarrival jitter of the video track (RFC 3550 §6.4.1).
     pub video_jitter: Duration,
     /// Interarrival jitter of the audio track.
@@ -127,9 +167,13 @@ pub struct PlayStats {
 struct Counters {
     packets_received: AtomicU64,
     packets_lost: AtomicU64,
+    recovered: AtomicU64,
+    reorder_target_us: AtomicU64,
     bytes_received: AtomicU64,
     video_frames: AtomicU64,
     audio_frames: AtomicU64,
+    video_packets: AtomicU64,
+    audio_packets: AtomicU64,
     keyframes: AtomicU64,
     pli_sent: AtomicU64,
     sender_reports: AtomicU64,
@@ -139,6 +183,7 @@ struct Counters {
     video_jitter_us: AtomicU64,
     audio_jitter_us: AtomicU64,
     codecs: std::sync::Mutex<(Option<Codec>, Option<Codec>)>,
+    freezes: std::sync::Mutex<FreezeMeter>,
 }
 
 struct Shared {
@@ -151,6 +196,11 @@ struct Shared {
     goodbyes: tokio::sync::watch::Sender<u64>,
     /// How far HTTP, ICE and DTLS got (logged as they change).
     steps: std::sync::Mutex<ConnectSteps>,
+    /// Every RTP packet that arrived, and the SSRCs no track owned.
+    wire: Arc<WireLog>,
+    /// The answer, set when it arrives (before any track starts), for the parameter
+    /// sets it signals (`sprop-…` fmtp parameters).
+    answer_sdp: std::sync::OnceLock<String>,
 }
 
 impl Shared {
@@ -177,7 +227,9 @@ impl Shared {
 /// A WHEP playback.
 pub struct Player {
     frames: mpsc::Receiver<MediaFrame>,
-    pc: Box<dyn PeerConnection>,
+    pc: Arc<dyn PeerConnection>,
+    /// Routes streams the answer did not signal (ended with the player).
+    router: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
     resource: Url,
     token: Option<String>,
@@ -187,6 +239,39 @@ pub struct Player {
     deleted: bool,
     /// When the stream counts as ended after a goodbye on some of its tracks.
     goodbye_deadline: Option<Instant>,
+    /// Why the playback ended, when it was not the sender or the app.
+    failure: Option<WhepError>,
+    stall_timeout: Duration,
+    /// The sections of the answer the sender sends in: `(kind, payload types)`.
+    promised: Vec<(String, Vec<u8>)>,
+    /// The offer and the answer as first applied, to explain streams no track takes.
+    offer: String,
+    answer: String,
+    /// Limit for ICE and DTLS to come up once the answer is applied.
+    negotiation_timeout: Duration,
+    /// The server takes ICE fragments by PATCH (`Accept-Patch`), so ICE can restart.
+    accepts_patch: bool,
+    /// ICE gathering completions, to know when a restart's candidates are all there.
+    gathered: mpsc::UnboundedReceiver<()>,
+    /// ICE restarts so far, and when the last one was made.
+    restarts: u32,
+    last_restart: Option<Instant>,
+    /// When the answer was applied; when ICE and DTLS came up (the stall clock starts
+    /// there: a peer whose DTLS retransmission timer backs off from 1 s can take
+    /// seconds on a lossy link, which is not a stall); when the last frame came.
+    answered_at: Instant,
+    connected_at: Option<Instant>,
+    last_frame: Instant,
+}
+
+/// What a playback is waiting for when its deadline passes.
+#[derive(Debug, Clone, Copy)]
+enum Awaited {
+    /// ICE and DTLS, within the negotiation timeout.
+    Connection,
+    /// Media within the stall timeout: any `"frame"` after the last one (or after
+    /// connecting), or the `"video frame"` the answer promised.
+    Media(&'static str),
 }
 
 impl std::fmt::Debug for Player {
@@ -203,6 +288,8 @@ struct Handler {
     frames: mpsc::Sender<MediaFrame>,
     gathered: mpsc::UnboundedSender<()>,
     states: mpsc::UnboundedSender<RTCPeerConnectionState>,
+    /// Checks that came before the answer, replayed once ICE can take them.
+    early: EarlyChecks,
 }
 
 #[async_trait::async_trait]
@@ -216,10 +303,13 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
         debug!(%state, "ICE connection state");
         match state {
-            RTCIceConnectionState::Checking => self.shared.step(
-                Step::Ice,
-                StepState::Started("checking candidate pairs".into()),
-            ),
+            RTCIceConnectionState::Checking => {
+                self.early.replay();
+                self.shared.step(
+                    Step::Ice,
+                    StepState::Started("checking candidate pairs".into()),
+                )
+            }
             RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
                 self.shared
                     .step(Step::Ice, StepState::Done("a candidate pair works".into()));
@@ -250,7 +340,9 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn video_codecs() -> Vec<RTCRtpCodecParameters> {
+/// The video codecs of the player's offer (`player`: with RTX, VP9, AV1 and H.265) or of the
+/// hub's answers (H.264 four ways and VP8).
+fn video_codecs(player: bool) -> Vec<RTCRtpCodecParameters> {
     let feedback = || {
         [
             ("goog-remb", ""),
@@ -278,11 +370,27 @@ fn video_codecs() -> Vec<RTCRtpCodecParameters> {
         },
         payload_type: pt,
     };
-    vec![
+    // RFC 4588 retransmission, one RTX payload type per codec (apt=): libwebrtc only
+    // answers NACKs over RTX, so without it a lost packet is never repaired.
+    let rtx = |pt: u8, apt: u8| RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={apt}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    };
+    let mut codecs = vec![
         h264(102, "42e01f"), // constrained baseline
+        rtx(103, 102),
         h264(104, "42001f"), // baseline
+        rtx(105, 104),
         h264(106, "4d001f"), // main
+        rtx(107, 106),
         h264(108, "64001f"), // high
+        rtx(109, 108),
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
                 mime_type: MIME_TYPE_VP8.into(),
@@ -293,12 +401,70 @@ fn video_codecs() -> Vec<RTCRtpCodecParameters> {
             },
             payload_type: 96,
         },
-    ]
+        rtx(97, 96),
+    ];
+    if !player {
+        // The hub does not retransmit yet, and sends only what it ingests (H.264).
+        codecs.retain(|codec| codec.rtp_codec.mime_type != MIME_TYPE_RTX);
+        return codecs;
+    }
+    let other = |mime: &str, fmtp: &str, pt: u8| RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback: feedback(),
+        },
+        payload_type: pt,
+    };
+    codecs.extend([
+        other(MIME_TYPE_VP9, "profile-id=0", 98),
+        rtx(99, 98),
+        other(MIME_TYPE_AV1, "", 100),
+        rtx(101, 100),
+        // H.265 (RFC 7798) when a sender has it (GStreamer, Safari, hardware
+        // encoders): no fmtp, so that any profile and level the sender names matches.
+        other(MIME_TYPE_HEVC, "", 116),
+        rtx(117, 116),
+    ]);
+    codecs
 }
 
-/// The codecs StreamHub speaks over WebRTC: Opus, H.264 (four profiles), VP8. The hub
-/// answers with the same table.
+/// The RTX payload types of the player's table, each with the payload type it repairs.
+fn rtx_apt() -> std::collections::HashMap<u8, u8> {
+    video_codecs(true)
+        .iter()
+        .filter(|c| c.rtp_codec.mime_type == MIME_TYPE_RTX)
+        .filter_map(|c| {
+            let apt = c
+                .rtp_codec
+                .sdp_fmtp_line
+                .strip_prefix("apt=")?
+                .parse()
+                .ok()?;
+            Some((c.payload_type, apt))
+        })
+        .collect()
+}
+
+/// ICE restarts a playback makes by itself at most, and at least this far apart.
+const MAX_ICE_RESTARTS: u32 = 5;
+const ICE_RESTART_SPACING: Duration = Duration::from_secs(3);
+
+/// How often the player's ICE agent sends connectivity checks (Ta).
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The hub's codec table: Opus, H.264 (four profiles), VP8, without RTX (it does not
+/// retransmit yet).
+#[cfg(feature = "server")]
 pub(crate) fn media_engine() -> Result<MediaEngine, WhepError> {
+    media_engine_for(false)
+}
+
+/// The table of the hub (`player` false) or of the player: also VP9, AV1 and H.265, and an RTX
+/// payload type for every video codec.
+fn media_engine_for(player: bool) -> Result<MediaEngine, WhepError> {
     let mut engine = MediaEngine::default();
     let opus = RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
@@ -313,7 +479,7 @@ pub(crate) fn media_engine() -> Result<MediaEngine, WhepError> {
     engine
         .register_codec(opus, RtpCodecKind::Audio)
         .map_err(webrtc_error)?;
-    for codec in video_codecs() {
+    for codec in video_codecs(player) {
         engine
             .register_codec(codec, RtpCodecKind::Video)
             .map_err(webrtc_error)?;
@@ -350,6 +516,8 @@ impl Player {
             tracks: AtomicU64::new(0),
             goodbyes: tokio::sync::watch::Sender::new(0),
             steps: std::sync::Mutex::new(ConnectSteps::default()),
+            wire: Arc::new(WireLog::new(rtx_apt().into_keys().collect())),
+            answer_sdp: std::sync::OnceLock::new(),
         });
         let result = tokio::time::timeout(timeout, Self::negotiate(url, config, shared.clone()))
             .await
@@ -366,12 +534,33 @@ impl Player {
         config: PlayConfig,
         shared: Arc<Shared>,
     ) -> Result<Player, WhepError> {
-        let mut engine = media_engine()?;
-        // Application-most slot: every other interceptor has seen inbound RTCP first.
-        let registry = register_default_interceptors(Registry::new(), &mut engine)
-            .map_err(webrtc_error)?
+        let mut engine = media_engine_for(true)?;
+        // The defaults (webrtc-rs's register_default_interceptors) but the NACK generator:
+        // a receive-only player needs no responder, and a repair must beat the reorder
+        // buffer's wait (40 ms on a LAN), so losses are asked for every 20 ms, at most
+        // 10 times each, instead of every 100 ms without end.
+        configure_simulcast_extension_headers(&mut engine).map_err(webrtc_error)?;
+        let registry = Registry::new().with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_interval(NACK_INTERVAL)
+                .with_max_nacks_per_packet(10)
+                .build(),
+        );
+        let registry = configure_twcc_receiver_only(registry, &mut engine).map_err(webrtc_error)?;
+        let registry = configure_rtcp_reports(registry)
+            // Wire-most: it sees every inbound packet first (RTX still encapsulated) and
+            // every NACK the generator (slot 7_000) sends.
+            .with(
+                Slot::from(500),
+                UnsignalledWatch::new(shared.wire.clone(), rtx_apt()),
+            )
+            // Application-most: every other interceptor has seen inbound RTCP first.
             .with(Slot::from(14_000), SenderReportForwarder::default());
         let (frames_tx, frames) = mpsc::channel(512);
+        let early = EarlyChecks::default();
+        let runtime = webrtc::runtime::default_runtime()
+            .ok_or_else(|| WhepError::WebRtc("no async runtime".into()))?;
         let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
         let (states_tx, states) = mpsc::unbounded_channel();
         let handler = Arc::new(Handler {
@@ -379,6 +568,7 @@ impl Player {
             frames: frames_tx,
             gathered: gathered_tx,
             states: states_tx,
+            early: early.clone(),
         });
         let bind = config.bind.clone().unwrap_or_else(|| {
             if is_loopback(&url) {
@@ -387,11 +577,33 @@ impl Player {
                 vec!["0.0.0.0:0".to_string()]
             }
         });
-        // Connectivity checks every 50 ms (RFC 8445's pacing) instead of the stack's
-        // 200 ms, for the same 1.4 s of attempts: the first picture comes ~150 ms sooner.
+        // Connectivity checks every 20 ms instead of the stack's 200 ms, for the same
+        // 1.4 s of attempts. The stack's controlling agent spends one tick finding a
+        // working pair and the next nominating it, so two ticks are the floor of every
+        // connection: at 50 ms (RFC 8445's default Ta) they were 100 of Chromium's
+        // ~155 ms to a first frame. RFC 8445 14.2 lets Ta be set from the data to send;
+        // a receive-only player has a pair or three (host candidates), a few hundred
+        // bytes of checks in all.
+        // A receive-only player takes the first pair that works: the stack's defaults
+        // (pion's) hold a peer-reflexive pair back 1 s and a server-reflexive one 0.5 s
+        // in case a better one comes, which is the whole first-frame delay against a
+        // sender that answers without candidates (Chromium on a host with only
+        // loopback: 1.8 s before, see cli/tests/play_from_chromium.rs).
         let settings = SettingEngineBuilder::new()
-            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
-            .build();
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(70))
+            .with_host_acceptance_min_wait(Some(Duration::ZERO))
+            .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            // A path that stays silent 2 s is lost (media comes every 20 ms; consent
+            // checks every 500 ms keep a paused stream alive): the player restarts ICE
+            // then, with sockets bound anew so that a new address is gathered.
+            .with_ice_timeouts(
+                Some(Duration::from_secs(2)),
+                Some(Duration::from_secs(12)),
+                Some(Duration::from_millis(500)),
+            )
+            .with_discard_local_candidates_during_ice_restart(true);
+        let settings = super::mdns::off_where_unavailable(settings).build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(settings)
@@ -399,10 +611,11 @@ impl Player {
             .with_interceptor_registry(registry)
             .with_handler(handler)
             .with_udp_addrs(bind)
+            .with_runtime(early.runtime(runtime))
             .build()
             .await
             .map_err(webrtc_error)?;
-        let pc: Box<dyn PeerConnection> = Box::new(pc);
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             pc.add_transceiver_from_kind(
                 kind,
@@ -453,6 +666,7 @@ impl Player {
             )),
         );
         info!(resource = %without_query(&answer.resource), ice_servers = answer.ice_servers.len(), "WHEP session created");
+        let _ = shared.answer_sdp.set(answer.sdp.clone());
         let remote = RTCSessionDescription::answer(answer.sdp.clone())
             .map_err(|e| WhepError::Protocol(format!("bad SDP answer: {e}")));
         let applied = match remote {
@@ -469,9 +683,21 @@ impl Player {
             let _ = pc.close().await;
             return Err(e);
         }
+        let promised = routing::sections(&answer.sdp)
+            .into_iter()
+            .filter(|s| s.sends && s.kind != "application")
+            .map(|s| (s.kind, s.payload_types))
+            .collect();
+        let router = tokio::spawn(route_unsignalled(
+            Arc::downgrade(&pc),
+            offer.sdp.clone(),
+            answer.sdp.clone(),
+            shared.wire.clone(),
+        ));
         Ok(Player {
             frames,
             pc,
+            router,
             http: client,
             resource: answer.resource,
             token,
@@ -480,6 +706,19 @@ impl Player {
             ended: false,
             deleted: false,
             goodbye_deadline: None,
+            failure: None,
+            stall_timeout: config.stall_timeout,
+            promised,
+            offer: offer.sdp,
+            answer: answer.sdp.clone(),
+            negotiation_timeout: config.timeout,
+            accepts_patch: answer.accepts_trickle,
+            gathered,
+            restarts: 0,
+            last_restart: None,
+            answered_at: Instant::now(),
+            connected_at: None,
+            last_frame: Instant::now(),
         })
     }
 
@@ -500,9 +739,32 @@ impl Player {
                 self.goodbye_deadline = Some(Instant::now() + GOODBYE_GRACE);
             }
             let grace = self.goodbye_deadline;
+            let (stall_at, awaited) = self.stall_deadline();
             tokio::select! {
                 biased;
-                frame = self.frames.recv() => return frame,
+                frame = self.frames.recv() => {
+                    self.last_frame = Instant::now();
+                    // Media is proof of a connection, whether or not its state change
+                    // was read yet.
+                    self.connected_at.get_or_insert(self.last_frame);
+                    return frame;
+                }
+                _ = tokio::time::sleep_until(stall_at.into()) => {
+                    let seen = self.silence().describe();
+                    let failure = match awaited {
+                        Awaited::Connection => WhepError::Timeout(format!(
+                            "ICE and DTLS not up {:?} after the answer: {seen}",
+                            self.negotiation_timeout
+                        )),
+                        Awaited::Media(missing) => WhepError::NoMedia(format!(
+                            "no {missing} for {:?}: {seen}",
+                            self.stall_timeout
+                        )),
+                    };
+                    warn!(%failure, "playback stalled");
+                    self.failure = Some(failure);
+                    self.ended = true;
+                }
                 _ = goodbyes.changed() => {}
                 _ = async {
                     match grace {
@@ -511,6 +773,29 @@ impl Player {
                     }
                 } => self.ended = true,
                 state = self.states.recv() => {
+                    if state == Some(RTCPeerConnectionState::Connected)
+                        && self.connected_at.is_none()
+                    {
+                        let now = Instant::now();
+                        self.connected_at = Some(now);
+                        self.last_frame = self.last_frame.max(now);
+                    }
+                    // The path died. After a network change (an address of ours is
+                    // gone: Wi-Fi to cellular, a new lease) at once; otherwise (a fade,
+                    // a blackout that may end) only once ICE gave up.
+                    let lost = match state {
+                        Some(RTCPeerConnectionState::Disconnected) => {
+                            self.network_changed().await
+                        }
+                        Some(RTCPeerConnectionState::Failed) => true,
+                        _ => false,
+                    };
+                    if lost && self.connected_at.is_some() && self.may_restart() {
+                        match self.restart_ice().await {
+                            Ok(()) => continue,
+                            Err(e) => warn!(error = %e, "ICE restart failed"),
+                        }
+                    }
                     if matches!(
                         state,
                         Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) | None
@@ -525,6 +810,192 @@ impl Player {
         }
         // The connection is gone: hand out what was already assembled, then end.
         self.frames.try_recv().ok()
+    }
+
+    /// Whether an ICE restart may be tried now: the server takes PATCH, fewer than
+    /// [`MAX_ICE_RESTARTS`] were made, and none in the last [`ICE_RESTART_SPACING`].
+    fn may_restart(&self) -> bool {
+        self.accepts_patch
+            && self.restarts < MAX_ICE_RESTARTS
+            && self
+                .last_restart
+                .is_none_or(|at| at.elapsed() >= ICE_RESTART_SPACING)
+    }
+
+    /// Restarts ICE through the WHEP server (RFC 9725 §4.3.2): new credentials and
+    /// candidates gathered afresh (on sockets bound anew, so a new address is used),
+    /// sent by PATCH with `If-Match: "*"`; the server's fragment becomes the remote
+    /// description. The player does this by itself when the connection is lost while
+    /// playing (ICE disconnected or failed); an app that knows the network changed can
+    /// call it at once.
+    pub async fn restart_ice(&mut self) -> Result<(), WhepError> {
+        if !self.accepts_patch {
+            return Err(WhepError::Protocol(
+                "the server takes no ICE restart (no Accept-Patch: \
+                 application/trickle-ice-sdpfrag)"
+                    .into(),
+            ));
+        }
+        self.restarts += 1;
+        self.last_restart = Some(Instant::now());
+        info!(restart = self.restarts, "ICE: restarting");
+        // The new credentials go to the server before they are ours: a server that
+        // cannot restart leaves the connection as it was, to recover by itself.
+        self.pc.restart_ice().await.map_err(webrtc_error)?;
+        let offer = self.pc.create_offer(None).await.map_err(webrtc_error)?;
+        let mut ours = IceFragment::from_description(&offer.sdp);
+        ours.candidates.clear();
+        ours.end_of_candidates = false;
+        // A new client: the pooled connection of the POST may be bound to the address
+        // that just went away, where a request would wait out its whole timeout.
+        self.http = http::client(self.negotiation_timeout)?;
+        let theirs = http::patch_fragment(
+            &self.http,
+            &self.resource,
+            self.token.as_deref(),
+            ours.to_body(),
+            true,
+        )
+        .await?
+        .map(|body| IceFragment::parse(&body))
+        .transpose()
+        .map_err(|e| WhepError::Protocol(e.to_string()))?;
+        let Some(theirs) = theirs.filter(|f| f.ufrag.is_some()) else {
+            self.accepts_patch = false;
+            return Err(WhepError::Protocol(
+                "the server took the PATCH but did not restart ICE (no new credentials)".into(),
+            ));
+        };
+        while self.gathered.try_recv().is_ok() {}
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(webrtc_error)?;
+        // The description in force, with the SSRCs routed since (see route_unsignalled).
+        let current = self
+            .pc
+            .remote_description()
+            .await
+            .ok_or_else(|| WhepError::WebRtc("no remote description".into()))?;
+        let answer = RTCSessionDescription::answer(theirs.apply_to(&current.sdp))
+            .map_err(|e| WhepError::Protocol(format!("bad restart answer: {e}")))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| WhepError::Protocol(format!("bad restart answer: {e}")))?;
+        // Our new candidates, trickled (the server also learns them from our checks).
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.gathered.recv()).await;
+        if let Some(local) = self.pc.local_description().await {
+            let mut candidates = IceFragment::from_description(&local.sdp);
+            candidates.end_of_candidates = true;
+            if let Err(e) = http::patch_fragment(
+                &self.http,
+                &self.resource,
+                self.token.as_deref(),
+                candidates.to_body(),
+                false,
+            )
+            .await
+            {
+                debug!(error = %e, "trickling the restart's candidates");
+            }
+        }
+        info!(
+            candidates = theirs.candidates.len(),
+            "ICE: restart negotiated, checking the new candidates"
+        );
+        Ok(())
+    }
+
+    /// Whether an address this player gathered a host candidate on is gone (it can no
+    /// longer be bound): the network changed under the connection.
+    async fn network_changed(&self) -> bool {
+        let Some(local) = self.pc.local_description().await else {
+            return false;
+        };
+        IceFragment::from_description(&local.sdp)
+            .candidates
+            .iter()
+            .filter(|c| c.split_whitespace().nth(7) == Some("host"))
+            .filter_map(|c| {
+                c.split_whitespace()
+                    .nth(4)?
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            })
+            .any(|ip| {
+                std::net::UdpSocket::bind((ip, 0))
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrNotAvailable)
+            })
+    }
+
+    /// When the playback counts as stalled, and what it waits for then: ICE and DTLS
+    /// within the negotiation timeout of the answer; then any frame within the stall
+    /// timeout of the last (or of connecting), and while none has come, video the
+    /// answer promised.
+    fn stall_deadline(&self) -> (Instant, Awaited) {
+        let Some(connected_at) = self.connected_at else {
+            return (
+                self.answered_at + self.negotiation_timeout,
+                Awaited::Connection,
+            );
+        };
+        let any = (
+            self.last_frame + self.stall_timeout,
+            Awaited::Media("frame"),
+        );
+        let promised_video = self.promised.iter().any(|(kind, _)| kind == "video");
+        if promised_video && self.shared.counters.video_frames.load(Ordering::Relaxed) == 0 {
+            let video = connected_at + self.stall_timeout;
+            if video <= any.0 {
+                return (video, Awaited::Media("video frame"));
+            }
+        }
+        any
+    }
+
+    /// What the player has seen so far, for a diagnosis of missing media.
+    pub fn silence(&self) -> Silence {
+        let c = &self.shared.counters;
+        let (video, audio) = c.codecs.lock().map(|g| g.clone()).unwrap_or_default();
+        let steps = self.shared.steps();
+        let mut tracks = Vec::new();
+        for (kind, codec, packets, frames) in [
+            ("video", video, &c.video_packets, &c.video_frames),
+            ("audio", audio, &c.audio_packets, &c.audio_frames),
+        ] {
+            if let Some(codec) = codec {
+                tracks.push(TrackSeen {
+                    kind,
+                    codec: codec.name().to_string(),
+                    packets: packets.load(Ordering::Relaxed),
+                    frames: frames.load(Ordering::Relaxed),
+                });
+            }
+        }
+        Silence {
+            ice_up: matches!(steps.state(Step::Ice), StepState::Done(_)),
+            dtls_up: matches!(steps.state(Step::Dtls), StepState::Done(_)),
+            rtp_packets: self.shared.wire.rtp_packets(),
+            unknown: self
+                .shared
+                .wire
+                .unknown()
+                .into_iter()
+                .map(|s| {
+                    let why = routing::explain(&self.answer, &self.offer, s.ssrc, s.payload_type);
+                    (s, why)
+                })
+                .collect(),
+            tracks,
+            promised: self.promised.clone(),
+        }
+    }
+
+    /// Why the playback ended, when neither the sender nor the app ended it: no media
+    /// ([`WhepError::NoMedia`]). `None` after a normal end or a lost connection.
+    pub fn failure(&self) -> Option<&WhepError> {
+        self.failure.as_ref()
     }
 
     /// True when the sender ended the stream (RTCP BYE) rather than the connection
@@ -552,6 +1023,11 @@ impl Player {
             .load(Ordering::Relaxed)
             .then(|| Duration::from_micros(c.first_frame_us.load(Ordering::Relaxed)));
         let video_frames = c.video_frames.load(Ordering::Relaxed);
+        let (freezes, frozen) = c
+            .freezes
+            .lock()
+            .map(|m| (m.freezes(), m.frozen()))
+            .unwrap_or_default();
         let frame_rate = first_frame
             .map(|first| {
                 self.shared
@@ -565,15 +1041,22 @@ impl Player {
         PlayStats {
             packets_received: c.packets_received.load(Ordering::Relaxed),
             packets_lost: c.packets_lost.load(Ordering::Relaxed),
+            packets_recovered: c.recovered.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
             video_frames,
             audio_frames: c.audio_frames.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             pli_sent: c.pli_sent.load(Ordering::Relaxed),
+            freezes,
+            frozen,
+            nacks_sent: self.shared.wire.nacks_sent(),
+            retransmissions: self.shared.wire.rtx_packets(),
             sender_reports: c.sender_reports.load(Ordering::Relaxed),
             frames_dropped: c.frames_dropped.load(Ordering::Relaxed),
             first_frame,
             frame_rate,
+            reorder_target: Duration::from_micros(c.reorder_target_us.load(Ordering::Relaxed)),
+            ice_restarts: self.restarts,
             video_jitter: Duration::from_micros(c.video_jitter_us.load(Ordering::Relaxed)),
             audio_jitter: Duration::from_micros(c.audio_jitter_us.load(Ordering::Relaxed)),
             video_codec,
@@ -583,6 +1066,7 @@ impl Player {
 
     /// Ends the session: DELETE on the server, then the peer connection is closed.
     pub async fn close(mut self) -> Result<PlayStats, WhepError> {
+        self.router.abort();
         let deleted = self.delete().await;
         let _ = self.pc.close().await;
         let stats = self.stats();
@@ -598,9 +1082,87 @@ impl Player {
     }
 }
 
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.router.abort();
+    }
+}
+
+/// Routes the streams the answer did not signal by payload type (see
+/// [`super::routing`]): each new unknown SSRC is written into the answer, which is
+/// applied again after a new local offer. The server is not involved: the offer only
+/// re-states the first one, and the answer is the server's plus the SSRCs it sends.
+async fn route_unsignalled(
+    pc: std::sync::Weak<dyn PeerConnection>,
+    offer: String,
+    mut answer: String,
+    wire: Arc<WireLog>,
+) {
+    let mut routed = std::collections::HashSet::new();
+    loop {
+        wire.new_unknown.notified().await;
+        let mut changed = false;
+        for stream in wire.unknown() {
+            if !routed.insert(stream.ssrc) {
+                continue;
+            }
+            match routing::route(&answer, stream.ssrc, stream.payload_type) {
+                Routing::Apply(routed_answer) => {
+                    info!(
+                        ssrc = stream.ssrc,
+                        payload_type = stream.payload_type,
+                        "routing an SSRC the answer did not account for by its payload type (RFC 8843 9.2)"
+                    );
+                    answer = routed_answer;
+                    changed = true;
+                }
+                Routing::Nothing => {}
+                Routing::Unroutable => warn!(
+                    ssrc = stream.ssrc,
+                    payload_type = stream.payload_type,
+                    why = %routing::explain(&answer, &offer, stream.ssrc, stream.payload_type),
+                    "RTP that no track takes: not played"
+                ),
+            }
+        }
+        if !changed {
+            continue;
+        }
+        let Some(pc) = pc.upgrade() else {
+            return;
+        };
+        // With the ICE credentials and candidates in force: an ICE restart may have
+        // replaced the first answer's.
+        if let Some(current) = pc.remote_description().await {
+            answer = IceFragment::from_description(&current.sdp).apply_to(&answer);
+        }
+        // Not the SDP itself: it holds the session's ICE password.
+        debug!("applying the answer again with the routed SSRCs");
+        if let Err(error) = apply_answer_again(pc.as_ref(), &answer).await {
+            warn!(%error, "could not route the unsignalled SSRCs");
+        }
+    }
+}
+
+/// A local renegotiation: a new offer (the same sections, ICE and DTLS as before) and
+/// `answer` as its answer.
+async fn apply_answer_again(pc: &dyn PeerConnection, answer: &str) -> Result<(), WhepError> {
+    let offer = pc.create_offer(None).await.map_err(webrtc_error)?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(webrtc_error)?;
+    let answer = RTCSessionDescription::answer(answer.to_string()).map_err(webrtc_error)?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(webrtc_error)
+}
+
 enum Assembler {
     H264(H264Depacketizer),
+    H265(H265Depacketizer),
     Vp8(Vp8Depacketizer),
+    Vp9(Vp9Depacketizer),
+    Av1(Av1Depacketizer),
     Opus,
     Other,
 }
@@ -609,7 +1171,10 @@ impl Assembler {
     fn push(&mut self, packet: &RtpPayload) -> Option<AssembledFrame> {
         match self {
             Assembler::H264(d) => d.push(packet),
+            Assembler::H265(d) => d.push(packet),
             Assembler::Vp8(d) => d.push(packet),
+            Assembler::Vp9(d) => d.push(packet),
+            Assembler::Av1(d) => d.push(packet),
             Assembler::Opus => Some(AssembledFrame {
                 data: packet.payload.clone(),
                 timestamp: packet.timestamp,
@@ -623,7 +1188,10 @@ impl Assembler {
     fn lost(&mut self) {
         match self {
             Assembler::H264(d) => d.lost(),
+            Assembler::H265(d) => d.lost(),
             Assembler::Vp8(d) => d.lost(),
+            Assembler::Vp9(d) => d.lost(),
+            Assembler::Av1(d) => d.lost(),
             Assembler::Opus | Assembler::Other => {}
         }
     }
@@ -631,7 +1199,10 @@ impl Assembler {
     fn needs_keyframe(&self) -> bool {
         match self {
             Assembler::H264(d) => d.needs_keyframe(),
+            Assembler::H265(d) => d.needs_keyframe(),
             Assembler::Vp8(d) => d.needs_keyframe(),
+            Assembler::Vp9(d) => d.needs_keyframe(),
+            Assembler::Av1(d) => d.needs_keyframe(),
             Assembler::Opus | Assembler::Other => false,
         }
     }
@@ -686,23 +1257,31 @@ async fn track_loop(
             MediaKind::Audio => codecs.1 = Some(codec.clone()),
         }
     }
+    let answer_sdp = shared.answer_sdp.get().map_or("", String::as_str);
     let mut assembler = match codec {
-        Codec::H264 => Assembler::H264(H264Depacketizer::new()),
+        Codec::H264 => Assembler::H264(H264Depacketizer::with_sdp(answer_sdp)),
+        Codec::H265 => Assembler::H265(H265Depacketizer::with_sdp(answer_sdp)),
         Codec::Vp8 => Assembler::Vp8(Vp8Depacketizer::new()),
+        Codec::Vp9 => Assembler::Vp9(Vp9Depacketizer::new()),
+        Codec::Av1 => Assembler::Av1(Av1Depacketizer::new()),
         Codec::Opus => Assembler::Opus,
         Codec::Other(_) => Assembler::Other,
     };
     let counters = &shared.counters;
     let mut jitter = JitterBuffer::new(shared.latency, 2048);
+    if kind == MediaKind::Video {
+        // Video is NACKed (audio is not: a late Opus packet is concealed instead).
+        jitter.set_retry_interval(NACK_INTERVAL);
+    }
     let mut clock = TrackClock::new(clock_rate as u32);
     let player_now_us = || shared.started.elapsed().as_micros() as i64;
     let mut next_keyframe_request = Instant::now();
     let mut fir_seq: u8 = 0;
     let mut pending_discontinuity = false;
     let mut jitter_meter = JitterMeter::default();
-    let jitter_counter = match kind {
-        MediaKind::Video => &counters.video_jitter_us,
-        MediaKind::Audio => &counters.audio_jitter_us,
+    let (jitter_counter, kind_packets) = match kind {
+        MediaKind::Video => (&counters.video_jitter_us, &counters.video_packets),
+        MediaKind::Audio => (&counters.audio_jitter_us, &counters.audio_packets),
     };
 
     loop {
@@ -729,19 +1308,37 @@ async fn track_loop(
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     counters.packets_received.fetch_add(1, Ordering::Relaxed);
+                    kind_packets.fetch_add(1, Ordering::Relaxed);
                     counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                     let seq = packet.header.sequence_number;
-                    let jitter_us = jitter_meter.update(
-                        shared.started.elapsed(),
-                        packet.header.timestamp,
-                        clock_rate,
-                    );
-                    jitter_counter.store(jitter_us, Ordering::Relaxed);
-                    jitter.push(seq, RtpPayload {
-                        timestamp: packet.header.timestamp,
+                    let timestamp = packet.header.timestamp;
+                    let arrival = jitter.push(seq, RtpPayload {
+                        timestamp,
                         marker: packet.header.marker,
                         payload: packet.payload,
                     }, Instant::now());
+                    match arrival {
+                        // Jitter (RFC 3550) is of packets as sent once: a repair
+                        // arrives an RTT late by design.
+                        Arrival::InOrder => {
+                            let jitter_us = jitter_meter.update(
+                                shared.started.elapsed(),
+                                timestamp,
+                                clock_rate,
+                            );
+                            jitter_counter.store(jitter_us, Ordering::Relaxed);
+                            jitter.set_jitter(Duration::from_micros(jitter_us));
+                            if kind == MediaKind::Video {
+                                counters
+                                    .reorder_target_us
+                                    .store(jitter.target().as_micros() as u64, Ordering::Relaxed);
+                            }
+                        }
+                        Arrival::Repaired => {
+                            counters.recovered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Arrival::Dropped => {}
+                    }
                 }
                 Some(TrackRemoteEvent::OnRtcpPacket(packets)) => {
                     for report in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
@@ -771,6 +1368,7 @@ async fn track_loop(
             let packet = match out {
                 JitterOutput::Packet(packet) => packet,
                 JitterOutput::Lost(n) => {
+                    debug!(?kind, packets = n, wait = ?jitter.target(), "missing packets given up");
                     counters.packets_lost.fetch_add(n, Ordering::Relaxed);
                     assembler.lost();
                     if kind == MediaKind::Audio {
@@ -841,6 +1439,9 @@ fn deliver(
                     counters.first_frame_us.store(us, Ordering::Relaxed);
                 }
                 counters.video_frames.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut freezes) = counters.freezes.lock() {
+                    freezes.frame(shared.started.elapsed());
+                }
                 if keyframe {
                     counters.keyframes.fetch_add(1, Ordering::Relaxed);
                 }

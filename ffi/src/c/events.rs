@@ -234,6 +234,12 @@ pub enum streamhub_codec {
     STREAMHUB_CODEC_OPUS = 2,
     /// Another codec.
     STREAMHUB_CODEC_OTHER = 3,
+    /// VP9 pictures (every spatial layer).
+    STREAMHUB_CODEC_VP9 = 4,
+    /// AV1 temporal units, Low Overhead Bitstream Format (OBUs with sizes).
+    STREAMHUB_CODEC_AV1 = 5,
+    /// H.265, Annex B with VPS/SPS/PPS before every IRAP picture.
+    STREAMHUB_CODEC_H265 = 6,
 }
 
 /// A received frame; `data` is valid only during the callback.
@@ -307,7 +313,10 @@ impl FrameSink for CFrameSink {
             },
             codec: match frame.codec {
                 Codec::H264 => streamhub_codec::STREAMHUB_CODEC_H264,
+                Codec::H265 => streamhub_codec::STREAMHUB_CODEC_H265,
                 Codec::Vp8 => streamhub_codec::STREAMHUB_CODEC_VP8,
+                Codec::Vp9 => streamhub_codec::STREAMHUB_CODEC_VP9,
+                Codec::Av1 => streamhub_codec::STREAMHUB_CODEC_AV1,
                 Codec::Opus => streamhub_codec::STREAMHUB_CODEC_OPUS,
                 Codec::Other(_) => streamhub_codec::STREAMHUB_CODEC_OTHER,
             },

@@ -557,7 +557,7 @@ pub enum MediaType {
 pub struct ReceivedFrame {
     /// Audio or video.
     pub media: MediaType,
-    /// The codec: `h264`, `vp8`, `opus` or a MIME type.
+    /// The codec: `h264`, `h265`, `vp8`, `vp9`, `av1`, `opus` or a MIME type.
     pub codec: String,
     /// The encoded frame (H.264: Annex B with SPS/PPS before each IDR).
     pub data: Vec<u8>,

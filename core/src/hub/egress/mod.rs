@@ -1,11 +1,13 @@
 //! WHEP egress (draft-ietf-wish-whep): `POST /whep/{name}` with an SDP offer creates a
 //! viewer and answers `201 Created` with the SDP answer and the session's `Location`;
-//! `DELETE` on that location ends it. A stream that is not live answers `404`.
+//! `DELETE` on that location ends it; `PATCH` on it takes ICE fragments (trickled
+//! candidates, ICE restarts, see [`ice`]). A stream that is not live answers `404`.
 //!
 //! Watching needs no token. A viewer may send its chat token as `Authorization: Bearer`
 //! so that the room counts it once (as the chat member it also is); a token that is sent
 //! must be valid (`401` otherwise: a wrong token is a bug worth seeing, not anonymity).
 
+pub mod ice;
 pub mod rtp;
 pub mod viewer;
 
@@ -22,7 +24,12 @@ use tracing::{info, warn};
 
 use super::HubShared;
 use super::keys::valid_stream_name;
+use crate::whep::sdpfrag::{IceFragment, MAX_FRAGMENT_BYTES};
+use ice::{IceHandle, Patched};
 use viewer::Viewer;
+
+/// The media type of ICE fragments (RFC 8840).
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Largest offer accepted.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -37,6 +44,7 @@ pub struct Sessions {
 struct Session {
     stream: String,
     stop: watch::Sender<bool>,
+    ice: IceHandle,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,7 +54,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sessions {
-    fn insert(&self, stream: &str) -> (String, watch::Receiver<bool>) {
+    fn insert(&self, stream: &str, ice: IceHandle) -> (String, watch::Receiver<bool>) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = format!("{n:x}{:08x}", rand::random::<u32>());
         let (stop, stopped) = watch::channel(false);
@@ -55,6 +63,7 @@ impl Sessions {
             Session {
                 stream: stream.to_string(),
                 stop,
+                ice,
             },
         );
         (id, stopped)
@@ -69,6 +78,14 @@ impl Sessions {
             }
             _ => false,
         }
+    }
+
+    fn ice(&self, stream: &str, id: &str) -> Option<IceHandle> {
+        let by_id = lock(&self.by_id);
+        by_id
+            .get(id)
+            .filter(|session| session.stream == stream)
+            .map(|session| session.ice.clone())
     }
 
     fn remove(&self, id: &str) {
@@ -101,7 +118,7 @@ fn cors(response: &mut Response) {
     );
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location"),
+        HeaderValue::from_static("Location, Accept-Patch"),
     );
 }
 
@@ -119,11 +136,11 @@ pub async fn options() -> Response {
     headers.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, DELETE, OPTIONS"),
+        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Authorization"),
+        HeaderValue::from_static("Content-Type, Authorization, If-Match"),
     );
     response
 }
@@ -178,7 +195,7 @@ pub(crate) async fn post(
         }
     };
     let answer = viewer.answer.clone();
-    let (id, stopped) = hub.sessions.insert(&name);
+    let (id, stopped) = hub.sessions.insert(&name, viewer.ice());
     stream.viewer_joined(user.as_deref());
     hub.viewers_changed(&stream);
     info!(stream = %name, session = %id, "WHEP viewer");
@@ -209,6 +226,7 @@ pub(crate) async fn post(
     if let Ok(value) = HeaderValue::from_str(&location) {
         headers.insert(header::LOCATION, value);
     }
+    headers.insert("Accept-Patch", HeaderValue::from_static(SDPFRAG));
     response
 }
 
@@ -233,11 +251,56 @@ pub(crate) async fn delete(
     }
 }
 
-/// `PATCH /whep/{name}/{id}`: trickle ICE and ICE restarts are not supported; offers
-/// must carry their candidates.
-pub async fn patch() -> Response {
-    problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "trickle ICE is not supported: send a complete offer",
-    )
+/// `PATCH /whep/{name}/{id}` with an `application/trickle-ice-sdpfrag` body (RFC 9725
+/// §4.3): candidates for the ICE generation in force (`204`), or new credentials, an ICE
+/// restart (`200` with the hub's new fragment).
+pub(crate) async fn patch(
+    State(hub): State<Arc<HubShared>>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_fragment = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().starts_with(SDPFRAG));
+    if !is_fragment {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("send ICE fragments as {SDPFRAG}"),
+        );
+    }
+    if body.len() > MAX_FRAGMENT_BYTES {
+        return problem(StatusCode::PAYLOAD_TOO_LARGE, "fragment too large");
+    }
+    let Some(ice) = hub.sessions.ice(&name, &id) else {
+        return problem(StatusCode::NOT_FOUND, "no such session");
+    };
+    let fragment = match std::str::from_utf8(&body)
+        .map_err(|_| "the fragment is not UTF-8".to_string())
+        .and_then(|text| IceFragment::parse(text).map_err(|e| e.to_string()))
+    {
+        Ok(fragment) => fragment,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e),
+    };
+    match ice.patch(fragment).await {
+        Ok(Patched::Candidates(_)) => problem(StatusCode::NO_CONTENT, ""),
+        Ok(Patched::Restarted(answer)) => {
+            info!(stream = %name, session = %id, "WHEP viewer ICE restart");
+            let mut response = (StatusCode::OK, answer).into_response();
+            cors(&mut response);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
+            response
+        }
+        Err(e) => {
+            warn!(stream = %name, session = %id, error = %e, "WHEP PATCH refused");
+            let status = match e {
+                super::HubError::BadOffer(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            problem(status, e.to_string())
+        }
+    }
 }

@@ -117,15 +117,7 @@ fn parse_descriptor(payload: &[u8]) -> Option<(bool, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn pkt(ts: u32, marker: bool, payload: Vec<u8>) -> RtpPayload {
-        RtpPayload {
-            timestamp: ts,
-            marker,
-            payload: Bytes::from(payload),
-        }
-    }
+    use crate::whep::depacketize::pkt;
 
     /// Descriptor with X=1, I=1 and a two-byte picture id, as libwebrtc sends.
     fn with_descriptor(start: bool, body: &[u8]) -> Vec<u8> {

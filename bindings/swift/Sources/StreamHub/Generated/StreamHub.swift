@@ -2306,7 +2306,7 @@ public struct ReceivedFrame: Equatable, Hashable {
      */
     public var media: MediaType
     /**
-     * The codec: `h264`, `vp8`, `opus` or a MIME type.
+     * The codec: `h264`, `h265`, `vp8`, `vp9`, `av1`, `opus` or a MIME type.
      */
     public var codec: String
     /**
@@ -2333,7 +2333,7 @@ public struct ReceivedFrame: Equatable, Hashable {
          * Audio or video.
          */media: MediaType, 
         /**
-         * The codec: `h264`, `vp8`, `opus` or a MIME type.
+         * The codec: `h264`, `h265`, `vp8`, `vp9`, `av1`, `opus` or a MIME type.
          */codec: String, 
         /**
          * The encoded frame (H.264: Annex B with SPS/PPS before each IDR).

@@ -3715,7 +3715,7 @@ data class ReceivedFrame (
     var `media`: MediaType
     , 
     /**
-     * The codec: `h264`, `vp8`, `opus` or a MIME type.
+     * The codec: `h264`, `h265`, `vp8`, `vp9`, `av1`, `opus` or a MIME type.
      */
     var `codec`: kotlin.String
     , 

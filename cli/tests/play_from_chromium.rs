@@ -1,0 +1,302 @@
+//! `streamhub play` against Chromium's libwebrtc as the sender: a page in Debian's
+//! chromium sends a canvas (a frame counter drawn as blocks) and a WebAudio tone,
+//! behind a small WHEP relay (`tests/peers/chromium_whep_sender.mjs`). Both run on a
+//! host of the test's own whose only network is loopback, where Chromium gathers no
+//! candidate at all: its answer carries none and the pair is found peer-reflexively.
+//! Judged by ffmpeg: a clean decode and contiguous counters.
+
+mod common;
+#[path = "../../tests/support/netlab.rs"]
+mod netlab;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{assert_counters_complete, decoded_frame_counters, free_port, tempdir};
+use netlab::LoopbackHost;
+
+/// Chromium and the player share 2 cores: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A loopback-only host running the Chromium WHEP sender with `args`; its port.
+fn chromium_sender(host: &mut LoopbackHost, tmp: &Path, args: &[&str]) -> u16 {
+    common::require::program("node");
+    common::require::file(Path::new("/usr/bin/chromium"), "Debian's chromium");
+    let port = free_port();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/chromium_whep_sender.mjs");
+    host.spawn(
+        "Chromium WHEP sender",
+        host.command("node")
+            // Its profile and playwright's files go to the test's own folder, removed
+            // with it even when the sender is killed.
+            .env("TMPDIR", tmp)
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    host.wait_listen(port);
+    port
+}
+
+/// Plays `seconds` from the sender on `port`, recording to `dir/file`; the `--json`
+/// report, or the stderr of a failed run.
+fn play(
+    host: &mut LoopbackHost,
+    port: u16,
+    seconds: u32,
+    dir: &Path,
+    file: &str,
+) -> Result<serde_json::Value, String> {
+    let play = host.spawn(
+        "streamhub play",
+        host.command(common::STREAMHUB)
+            .arg("play")
+            .arg(format!("http://127.0.0.1:{port}/whep/test"))
+            .args(["--duration", &seconds.to_string(), "--json", "--record"])
+            .arg(dir.join(file))
+            .stdout(std::fs::File::create(dir.join("report.json")).expect("report"))
+            .stderr(std::fs::File::create(dir.join("play.log")).expect("log")),
+    );
+    let status = host
+        .wait(play, Duration::from_secs(40))
+        .expect("streamhub play ended within 40 s");
+    let log = std::fs::read_to_string(dir.join("play.log")).unwrap_or_default();
+    if !status.success() {
+        return Err(log);
+    }
+    let report = std::fs::read_to_string(dir.join("report.json")).expect("report");
+    Ok(serde_json::from_str(&report)
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {report}; log: {log}")))
+}
+
+fn check_codec(codec: &str, file: &str) {
+    let _serial = serial();
+    let dir = tempdir();
+    let mut host = LoopbackHost::new();
+    let port = chromium_sender(&mut host, dir.path(), &["--codec", codec]);
+    let report = play(&mut host, port, 6, dir.path(), file).unwrap_or_else(|log| panic!("{log}"));
+    let counters = decoded_frame_counters(&dir.path().join(file), 320, 240);
+    eprintln!(
+        "from Chromium, {codec}: {} frames decoded, counters {}..{}, first frame {} ms, {} \
+         keyframe requests, {} NACKs, {} retransmissions, {} lost",
+        counters.len(),
+        counters.first().copied().unwrap_or(0),
+        counters.last().copied().unwrap_or(0),
+        report["first_frame_ms"],
+        report["keyframe_requests"],
+        report["nacks_sent"],
+        report["retransmissions"],
+        report["packets_lost"],
+    );
+    assert_eq!(report["video_codec"], codec, "{report}");
+    assert_eq!(report["audio_codec"], "opus", "{report}");
+    assert!(report["audio_frames"].as_u64() >= Some(250), "{report}");
+    assert_eq!(
+        Some(counters.len() as u64),
+        report["frames_recorded"].as_u64()
+    );
+    if matches!(codec, "vp9" | "av1") {
+        assert_counters_complete_allowing_repeats(&counters);
+    } else {
+        assert_counters_complete(&first_picture_once(counters.clone()));
+    }
+    assert!(
+        counters.len() >= 171,
+        "{} of 180 frames: {report}",
+        counters.len()
+    );
+    assert!(
+        report["first_frame_ms"].as_u64() < Some(1000),
+        "within 1 s of watch(): {report}"
+    );
+}
+
+/// `counters` with the first picture once: Chromium may encode the captured canvas
+/// again as the keyframe the player asks for at the start (seen: 11, 11, 12, ...).
+/// After it, every counter must be new and none missing.
+fn first_picture_once(mut counters: Vec<u16>) -> Vec<u16> {
+    while counters.len() > 1 && counters[1] == counters[0] {
+        counters.remove(0);
+    }
+    counters
+}
+
+/// As [`assert_counters_complete`], but a picture may repeat the one before: Chromium's
+/// VP9 and AV1 encoders now and then show the previous picture again instead of a new
+/// one (seen here: 29, 29, 31 with every block a clean 0 or 255), which the decoder
+/// outputs as a repeat; under load they are also slow to redraw a block of the counter
+/// (seen in CI, before the counter was Gray code: 39, 36, 37, 38, 43 — bits 2 and 3
+/// still as in 39), which now reads as the previous counter. Every frame the player
+/// received decoded; the repeats are the sender's. One picture whose counter reads out
+/// of place between two neighbours in order is taken as a misread of a blurred block,
+/// not a frame out of order (seen in CI from AV1 at its start-up bitrate: 19, 22, 21,
+/// 22, where 20 was due: two bits of the Gray code misread): it is left out, at most one
+/// per run.
+fn assert_counters_complete_allowing_repeats(counters: &[u16]) {
+    // In one pass, so that the picture after a misread is judged against the one
+    // before the misread (19, 22, 21, 22: only the first 22 is out of place).
+    let mut misreads = Vec::new();
+    let mut kept: Vec<u16> = Vec::with_capacity(counters.len());
+    for (i, &now) in counters.iter().enumerate() {
+        let before = kept.last().copied();
+        let after = counters.get(i + 1).copied();
+        if let (Some(before), Some(after)) = (before, after)
+            && before <= after
+            && !(before..=after).contains(&now)
+        {
+            misreads.push(i);
+            continue;
+        }
+        kept.push(now);
+    }
+    assert!(
+        misreads.len() <= 1,
+        "{} pictures out of place at {misreads:?}: {counters:?}",
+        misreads.len()
+    );
+    if let Some(&i) = misreads.first() {
+        eprintln!("picture {i} misread as {} (left out)", counters[i]);
+    }
+    let counters = kept;
+    assert!(
+        counters.windows(2).all(|w| w[1] >= w[0]),
+        "counters out of order: {counters:?}"
+    );
+    let mut distinct = counters.to_vec();
+    distinct.dedup();
+    let span = usize::from(counters[counters.len() - 1] - counters[0]) + 1;
+    assert!(
+        distinct.len() * 100 >= span * 95,
+        "{} distinct of {span} frames: {counters:?}",
+        distinct.len()
+    );
+}
+
+#[test]
+fn h264_from_chromium_decodes_cleanly_and_arrives_complete() {
+    check_codec("h264", "video.h264");
+}
+
+#[test]
+fn vp8_from_chromium_decodes_cleanly_and_arrives_complete() {
+    check_codec("vp8", "video.ivf");
+}
+
+/// libwebrtc sends the first of the offer's codecs that its answer lists, which need not
+/// be the answer's first: the player follows the payload type that arrives.
+#[test]
+fn a_sender_that_sends_another_listed_codec_than_the_answers_first_is_played() {
+    let _serial = serial();
+    let dir = tempdir();
+    let mut host = LoopbackHost::new();
+    let port = chromium_sender(
+        &mut host,
+        dir.path(),
+        &["--codec", "h264", "--send-codec", "vp8"],
+    );
+    let report =
+        play(&mut host, port, 4, dir.path(), "video.ivf").unwrap_or_else(|log| panic!("{log}"));
+    assert_eq!(report["video_codec"], "vp8", "{report}");
+    let counters = decoded_frame_counters(&dir.path().join("video.ivf"), 320, 240);
+    assert_counters_complete(&first_picture_once(counters));
+}
+
+/// Handed our offer as it is (H.264 first) with VP8 preferred, Chromium answers VP8
+/// only and sends H.264: a codec it did not answer. No track can take it: a non-zero
+/// exit within the stall timeout, with an error that says so.
+#[test]
+fn a_sender_that_sends_a_codec_it_did_not_answer_is_a_clear_error() {
+    let _serial = serial();
+    let dir = tempdir();
+    let mut host = LoopbackHost::new();
+    let port = chromium_sender(
+        &mut host,
+        dir.path(),
+        &["--codec", "vp8", "--keep-offer-order"],
+    );
+    let log =
+        play(&mut host, port, 10, dir.path(), "video.ivf").expect_err("no video can be played");
+    assert!(
+        log.contains("no video frame for 5s")
+            && log.contains("is H264 in our offer but not in the answer"),
+        "{log}"
+    );
+}
+
+/// The relay answers at once, without waiting for Chromium's candidates (there are none
+/// on this host): the pair is found from Chromium's checks (peer-reflexive). Before the
+/// player took such a pair at once, this took 1.8 s.
+#[test]
+fn an_answer_without_candidates_plays_its_first_frame_within_300_ms() {
+    let _serial = serial();
+    let dir = tempdir();
+    let mut host = LoopbackHost::new();
+    let port = chromium_sender(
+        &mut host,
+        dir.path(),
+        &["--codec", "h264", "--no-candidates"],
+    );
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        let report = play(&mut host, port, 2, dir.path(), "video.h264")
+            .unwrap_or_else(|log| panic!("{log}"));
+        firsts.push(report["first_frame_ms"].as_u64().expect("a first frame"));
+    }
+    firsts.sort_unstable();
+    eprintln!("from Chromium, no candidates: first frames {firsts:?} ms");
+    assert!(firsts[1] <= 300, "median first frame {firsts:?} ms");
+}
+
+/// 2 % of every UDP packet dropped on the host (media, RTCP and handshakes, both ways):
+/// libwebrtc retransmits over RTX what the player NACKs, so at least 99 % of the
+/// frames are delivered intact, the counters are contiguous and nothing fails to decode.
+#[test]
+fn two_percent_loss_from_chromium_is_repaired_by_retransmission() {
+    let _serial = serial();
+    let dir = tempdir();
+    let mut host = LoopbackHost::new();
+    let port = chromium_sender(&mut host, dir.path(), &["--codec", "h264"]);
+    host.drop_udp(2);
+    let report =
+        play(&mut host, port, 10, dir.path(), "video.h264").unwrap_or_else(|log| panic!("{log}"));
+    let counters = first_picture_once(decoded_frame_counters(
+        &dir.path().join("video.h264"),
+        320,
+        240,
+    ));
+    let span = counters
+        .last()
+        .zip(counters.first())
+        .map_or(0, |(last, first)| usize::from(last - first) + 1);
+    eprintln!(
+        "{}",
+        common::loss_summary("from Chromium at 2 % loss", &report, &counters)
+    );
+    assert_counters_complete(&counters);
+    assert!(span >= 200, "{span} frames in 10 s: {report}");
+    assert!(
+        counters.len() * 100 >= span * 99,
+        "{} of {span} frames: {report}",
+        counters.len()
+    );
+    assert!(report["retransmissions"].as_u64() > Some(0), "{report}");
+    assert!(report["packets_recovered"].as_u64() > Some(0), "{report}");
+}
+
+#[test]
+fn vp9_from_chromium_decodes_cleanly_and_arrives_complete() {
+    check_codec("vp9", "video.ivf");
+}
+
+#[test]
+fn av1_from_chromium_decodes_cleanly_and_arrives_complete() {
+    check_codec("av1", "video.ivf");
+}

@@ -1,0 +1,110 @@
+//! Playing from a server on the same machine must never need a route to the internet:
+//! on a host whose only network is loopback (a namespace of the test's own with `lo`
+//! and no route), a hub on 127.0.0.1 plays, and the pictures are the published ones.
+
+mod common;
+mod hub_harness;
+#[path = "../../tests/support/netlab.rs"]
+mod netlab;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{STREAMHUB, free_port, tempdir, wait_until};
+use hub_harness::{assert_contiguous_run, baseline_clip, picture_hashes};
+use netlab::LoopbackHost;
+
+#[test]
+fn a_host_with_only_loopback_and_no_route_plays_from_a_local_hub() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 10);
+    let mut host = LoopbackHost::new();
+    let routes = host
+        .command("ip")
+        .args(["route", "show"])
+        .output()
+        .expect("ip route");
+    assert!(routes.stdout.is_empty(), "the host has a route: {routes:?}");
+
+    let (http, rtmp) = (free_port(), free_port());
+    host.spawn(
+        "streamhub hub",
+        host.command(STREAMHUB)
+            .args(["hub", "--http", &format!("127.0.0.1:{http}")])
+            .args(["--rtmp", &format!("127.0.0.1:{rtmp}"), "--secret", "s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    host.wait_listen(http);
+    host.wait_listen(rtmp);
+    host.spawn(
+        "streamhub publish",
+        host.command(STREAMHUB)
+            .arg("publish")
+            .arg(&clip)
+            .arg(format!("rtmp://127.0.0.1:{rtmp}/live/cam"))
+            .arg("--realtime")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let streams = format!("http://127.0.0.1:{http}/api/streams");
+    wait_until(
+        "the stream is live on the hub",
+        Duration::from_secs(10),
+        || {
+            let out = host
+                .command("curl")
+                .args(["-s", "--max-time", "2", &streams])
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).contains("\"video\":{")
+        },
+    );
+
+    let recording = dir.path().join("played.h264");
+    let play = host.spawn(
+        "streamhub play",
+        host.command(STREAMHUB)
+            .arg("play")
+            .arg(format!("http://127.0.0.1:{http}/whep/cam"))
+            .args(["--duration", "4", "--json", "--record"])
+            .arg(&recording)
+            .stdout(std::fs::File::create(dir.path().join("report.json")).expect("report"))
+            .stderr(std::fs::File::create(dir.path().join("play.log")).expect("log")),
+    );
+    let status = host
+        .wait(play, Duration::from_secs(30))
+        .expect("streamhub play ended within 30 s");
+    let log = std::fs::read_to_string(dir.path().join("play.log")).unwrap_or_default();
+    assert!(status.success(), "streamhub play failed: {log}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report.json")).expect("report"),
+    )
+    .unwrap_or_else(|e| panic!("the report is not JSON ({e}); log: {log}"));
+
+    let source = picture_hashes(&clip);
+    let played = picture_hashes(&recording);
+    assert!(played.len() >= 90, "{} pictures: {report}", played.len());
+    let start = assert_contiguous_run(&source, &played);
+    assert_eq!(start % 30, 0, "the first picture played is a keyframe");
+    // Every picture recorded decodes; the player may have assembled a frame or two more
+    // that were still queued when `--duration` ended the recording.
+    assert_eq!(
+        report["frames_recorded"].as_u64(),
+        Some(played.len() as u64)
+    );
+    let assembled = report["video_frames"].as_u64().unwrap_or(0);
+    assert!(
+        (played.len() as u64..=played.len() as u64 + 3).contains(&assembled),
+        "{assembled} frames assembled, {} recorded: {report}",
+        played.len()
+    );
+    assert_eq!(report["packets_lost"], 0, "{report}");
+    assert_eq!(report["audio_codec"], "opus", "{report}");
+    eprintln!(
+        "loopback-only host: {} pictures bit-identical from picture {start}, first frame {} ms",
+        played.len(),
+        report["first_frame_ms"]
+    );
+}
