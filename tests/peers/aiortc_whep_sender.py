@@ -11,7 +11,7 @@ frame by the mean of each block's centre against 128, then undo the Gray code.
 
 Usage: aiortc_whep_sender.py --port P --codec {h264,vp8} [--token T]
            [--mode {normal,401,404,500,bad-sdp,hang,redirect,busy-once}]
-           [--drop-first-frames N]
+           [--drop-first-frames N] [--change-ssrc-after N]
 Prints "READY <port>" when listening. GET /stats returns counters as JSON.
 """
 
@@ -33,6 +33,7 @@ from aiortc import (
 from aiortc.codecs import h264, vpx
 from aiortc.contrib.media import MediaPlayer
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.utils import random32
 from av import VideoFrame
 
 # aioice skips loopback when gathering; loopback is all these tests may use.
@@ -76,11 +77,16 @@ def drop_first_encoded_frames(count):
 
 
 class CounterTrack(VideoStreamTrack):
-    """Frames of a moving gradient with the frame counter in the top row."""
+    """Frames of a moving gradient with the frame counter in the top row. With
+    `change_ssrc_after`, the video sender takes new SSRCs (media and RTX) after that many
+    frames and starts again at a keyframe, as a sender whose encoder restarts does: its
+    answer still names the old SSRCs."""
 
-    def __init__(self):
+    def __init__(self, change_ssrc_after=0):
         super().__init__()
         self.counter = 0
+        self.change_ssrc_after = change_ssrc_after
+        self.sender = None
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
@@ -93,6 +99,15 @@ class CounterTrack(VideoStreamTrack):
         frame = VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = pts
         frame.time_base = time_base
+        if self.sender is not None and self.counter == self.change_ssrc_after:
+            self.sender._ssrc = random32()
+            self.sender._rtx_ssrc = random32()
+            # Feedback (NACK, PLI) for the new SSRC reaches this sender too.
+            self.sender.transport._rtp_router.register_sender(self.sender, self.sender._ssrc)
+            # The encoder restarts at a keyframe (set directly: not a keyframe request).
+            self.sender._RTCRtpSender__force_keyframe = True
+            STATS["ssrc_changed_at"] = self.counter
+            STATS["new_ssrc"] = self.sender._ssrc
         self.counter = (self.counter + 1) & 0xFFFF
         STATS["video_frames_sent"] += 1
         return frame
@@ -128,7 +143,10 @@ def make_app(args):
             return web.Response(status=201, text="this is not SDP\n", headers={
                 "Location": location, "Content-Type": "application/sdp"})
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        video = pc.addTransceiver(CounterTrack(), direction="sendonly")
+        track = CounterTrack(args.change_ssrc_after)
+        video = pc.addTransceiver(track, direction="sendonly")
+        if args.change_ssrc_after:
+            track.sender = video.sender
         capabilities = RTCRtpSender.getCapabilities("video").codecs
         # The codec under test, and RTX so that NACKs are answered by retransmission
         # on its own stream (RFC 4588), as libwebrtc does.
@@ -202,6 +220,7 @@ def main():
                         choices=["normal", "401", "404", "500", "bad-sdp", "hang",
                                  "redirect", "busy-once"])
     parser.add_argument("--drop-first-frames", type=int, default=0)
+    parser.add_argument("--change-ssrc-after", type=int, default=0)
     args = parser.parse_args()
     count_keyframe_requests()
     if args.drop_first_frames:

@@ -121,9 +121,12 @@ pub fn wait_listen(port: u16) {
 }
 
 /// A fresh temporary directory, removed on drop.
+/// A test's own directory, removed when dropped unless `STREAMHUB_KEEP_TEST_DIRS` is
+/// set (to read a run's logs and recordings afterwards).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("streamhub-test-")
+        .disable_cleanup(std::env::var_os("STREAMHUB_KEEP_TEST_DIRS").is_some())
         .tempdir()
         .expect("tempdir")
 }

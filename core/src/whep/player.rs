@@ -1279,6 +1279,7 @@ async fn track_loop(
     let mut fir_seq: u8 = 0;
     let mut pending_discontinuity = false;
     let mut jitter_meter = JitterMeter::default();
+    let mut track_packets: u64 = 0;
     let (jitter_counter, kind_packets) = match kind {
         MediaKind::Video => (&counters.video_jitter_us, &counters.video_packets),
         MediaKind::Audio => (&counters.audio_jitter_us, &counters.audio_packets),
@@ -1292,6 +1293,7 @@ async fn track_loop(
             // FIR with the first request (some senders ignore PLI), PLI every time.
             let fir = (fir_seq == 0).then_some(fir_seq);
             fir_seq = fir_seq.wrapping_add(1);
+            debug!(ssrc, fir = fir.is_some(), "keyframe request");
             request_keyframe(&track, ssrc, fir).await;
             counters.pli_sent.fetch_add(1, Ordering::Relaxed);
             next_keyframe_request = Instant::now() + KEYFRAME_REQUEST_INTERVAL;
@@ -1307,6 +1309,7 @@ async fn track_loop(
         tokio::select! {
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    track_packets += 1;
                     counters.packets_received.fetch_add(1, Ordering::Relaxed);
                     kind_packets.fetch_add(1, Ordering::Relaxed);
                     counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
@@ -1380,6 +1383,12 @@ async fn track_loop(
             let Some(frame) = assembler.push(&packet) else {
                 continue;
             };
+            tracing::trace!(
+                ssrc,
+                ts = frame.timestamp,
+                keyframe = frame.keyframe,
+                "frame assembled"
+            );
             let timestamp_us = clock.to_player_us(frame.timestamp, player_now_us());
             let media = MediaFrame {
                 kind,
@@ -1397,7 +1406,7 @@ async fn track_loop(
             break;
         }
     }
-    debug!(?kind, "track ended");
+    debug!(?kind, ssrc, packets = track_packets, "track ended");
 }
 
 /// RFC 3550 interarrival jitter: the smoothed difference between how far apart packets
