@@ -289,20 +289,16 @@ fn a_throttled_link_keeps_the_delay_bounded_drops_only_video_and_recommends_a_bi
     eprintln!("live: publisher {}; viewer {}", live.report, live.viewer);
     let cap_end = CAPPED_FOR.as_millis() as u64;
 
-    // Bounded delay, and back under 300 ms within 5 s of the lift. The target is every
-    // frame within 1.5 s; most runs meet it (worst 1.0–1.3 s), but about one run in
-    // three has a 1–3 s episode with many whole-GOP drops (worst seen 2.3 s, with a
-    // peak wait of 3.8 s at the publisher), which issue 13 still has open. What is
-    // held here: 90 % of the frames within 1.5 s and none past 3 s, where
-    // back-pressure reaches 13 s.
+    // Every frame within 1.5 s, and back under 300 ms within 5 s of the lift. (Before
+    // the link's capacity was kept between backlogged windows, about one run in three
+    // had a 1.9–2.3 s episode: see congestion/capacity.rs.)
     let worst = live.latencies.iter().map(|l| l.1).fold(0.0, f64::max);
     let mut sorted: Vec<f64> = live.latencies.iter().map(|l| l.1).collect();
     sorted.sort_by(f64::total_cmp);
     let p99 = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
-    let p90 = sorted[(sorted.len() * 90 / 100).min(sorted.len() - 1)];
     assert!(
-        p90 <= 1500.0 && worst <= 3000.0,
-        "glass-to-glass p90 {p90} ms, worst {worst} ms: {seconds:?}"
+        worst <= 1500.0,
+        "glass-to-glass reached {worst} ms: {seconds:?}"
     );
     let late_after_lift = live
         .latencies

@@ -71,6 +71,10 @@ pub struct TcpInfo {
     pub notsent_bytes: u32,
     /// Segments sent and not acknowledged yet.
     pub unacked: u32,
+    /// Segments retransmitted over the connection's life.
+    pub total_retrans: u32,
+    /// The retransmission timeout now.
+    pub rto: Duration,
 }
 
 /// A TCP socket's descriptor, for [`read_tcp_info_fd`] after the stream was split.
@@ -132,6 +136,8 @@ pub fn read_tcp_info_fd(fd: &SocketFd) -> Option<TcpInfo> {
             rtt: Duration::from_micros(u64::from(info.tcpi_rtt)),
             notsent_bytes: info.tcpi_notsent_bytes,
             unacked: info.tcpi_unacked,
+            total_retrans: info.tcpi_total_retrans,
+            rto: Duration::from_micros(u64::from(info.tcpi_rto)),
         })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]

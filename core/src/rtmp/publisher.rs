@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, trace, warn};
 
 use super::congestion::{
     BitrateEstimator, CapacityFilter, CongestionPolicy, CongestionReport, EstimatorConfig,
@@ -502,6 +502,18 @@ async fn poll_link(
         let link_capacity = capacity.estimate();
         queue.set_link_capacity(link_capacity);
         let waiting = queue.waiting();
+        trace!(
+            acked,
+            unacked_segments = info.unacked,
+            notsent = info.notsent_bytes,
+            rtt_ms = info.rtt.as_millis() as u64,
+            rto_ms = info.rto.as_millis() as u64,
+            retransmitted = info.total_retrans,
+            pending = queue.pending_bytes(),
+            capacity_bps = link_capacity,
+            waiting_ms = waiting.as_millis() as u64,
+            "link"
+        );
         let mut state = lock_link(&state);
         let estimate = state.estimator.sample(LinkSample {
             at: Instant::now(),

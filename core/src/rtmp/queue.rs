@@ -176,6 +176,16 @@ impl MediaQueue {
                 .dropper
                 .decide(&self.policy, class, u64::from(waiting))
         };
+        if class == MessageClass::Keyframe || verdict == Verdict::DropQueuedVideo {
+            tracing::trace!(
+                ts = message.timestamp,
+                ?class,
+                waiting,
+                ?verdict,
+                bytes = message.len(),
+                "video decision"
+            );
+        }
         match verdict {
             Verdict::Send => {
                 inner.admit(message);
