@@ -28,7 +28,8 @@ pub enum JoinOutcome {
     Recovered,
     /// The server could not replay these; the app may load them with `history`.
     Missed(RangeInclusive<u64>),
-    /// The server lost the room's history (a new epoch): counting starts again.
+    /// The server lost the room's history (a new epoch, or a server behind this
+    /// cursor in the same epoch): counting starts again.
     EpochChanged,
 }
 
@@ -54,9 +55,14 @@ impl RoomCursor {
         let outcome = match &self.position {
             None => JoinOutcome::Fresh,
             Some(pos) if pos.epoch != join.epoch => JoinOutcome::EpochChanged,
+            // The server is behind what it already gave us, in the same epoch: it lost
+            // its tail (a restart without fencing) and will number new messages with
+            // seqs we hold. Kept, the cursor would drop them as duplicates, silently;
+            // so this is a new count, as a new epoch is.
+            Some(pos) if join.seq < pos.seq => JoinOutcome::EpochChanged,
             Some(_) if join.recovered => JoinOutcome::Recovered,
             Some(pos) if join.seq > pos.seq => JoinOutcome::Missed(pos.seq + 1..=join.seq),
-            // Nothing was missed (or the server is behind us): nothing to replay.
+            // Nothing was missed: nothing to replay.
             Some(_) => JoinOutcome::Recovered,
         };
         match outcome {
@@ -163,6 +169,27 @@ mod tests {
         );
         assert_eq!(cursor.on_message("e2", 1), Arrival::Deliver);
         assert_eq!(cursor.on_message("e1", 501), Arrival::Deliver);
+    }
+
+    #[test]
+    fn a_server_behind_the_cursor_in_the_same_epoch_restarts_the_count() {
+        let mut cursor = RoomCursor::new();
+        cursor.on_join(&join("e1", 0, false));
+        for seq in 1..=10 {
+            cursor.on_message("e1", seq);
+        }
+        // The server lost 8..=10 and says it recovered us at 7.
+        for recovered in [true, false] {
+            let mut cursor = cursor.clone();
+            assert_eq!(
+                cursor.on_join(&join("e1", 7, recovered)),
+                JoinOutcome::EpochChanged
+            );
+            // Its next messages reuse 8, 9, 10: new messages, delivered.
+            for seq in 8..=10 {
+                assert_eq!(cursor.on_message("e1", seq), Arrival::Deliver, "{seq}");
+            }
+        }
     }
 
     #[test]
