@@ -3,10 +3,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use super::process::{Proc, free_port, wait_listen};
+use super::process::{Proc, free_port};
+use super::whep_peer;
 
 /// The venv python with aiortc: `$CARGO_TARGET_DIR/peers-venv` when the tests run with
 /// a target directory of their own, else the workspace's `target/peers-venv` (made by
@@ -37,18 +36,13 @@ impl AiortcWhep {
 
     /// On a given port (to come back where a killed sender was).
     pub fn start_on(port: u16, args: &[&str]) -> AiortcWhep {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/aiortc_whep_sender.py");
-        let proc = Proc::spawn(
+        let proc = whep_peer::start(
             "aiortc WHEP server",
-            Command::new(peers_python())
-                .arg(script)
-                .args(["--port", &port.to_string()])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+            &peers_python(),
+            "aiortc_whep_sender.py",
+            port,
+            args,
         );
-        wait_listen(port);
         AiortcWhep { proc, port }
     }
 
@@ -58,17 +52,6 @@ impl AiortcWhep {
 
     /// The server's counters (GET /stats).
     pub fn stats(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stats");
-        socket.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        socket
-            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("stats request");
-        let mut response = String::new();
-        socket
-            .read_to_string(&mut response)
-            .expect("stats response");
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats {body:?}: {e}"))
+        whep_peer::stats(self.port)
     }
 }

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use super::process::{Proc, free_port, wait_listen};
+use super::process::{Proc, free_port};
+use super::whep_peer;
 
 /// Debian's python3, which has GStreamer's introspection bindings (python3-gi).
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -45,18 +45,13 @@ impl GstWhep {
     pub fn start(args: &[&str]) -> GstWhep {
         require_gstreamer();
         let port = free_port();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/gst_whep_sender.py");
-        let proc = Proc::spawn(
+        let proc = whep_peer::start(
             "GStreamer WHEP server",
-            Command::new(SYSTEM_PYTHON)
-                .arg(script)
-                .args(["--port", &port.to_string()])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+            Path::new(SYSTEM_PYTHON),
+            "gst_whep_sender.py",
+            port,
+            args,
         );
-        wait_listen(port);
         GstWhep { proc, port }
     }
 
@@ -66,17 +61,6 @@ impl GstWhep {
 
     /// The server's counters (GET /stats).
     pub fn stats(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stats");
-        socket.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        socket
-            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("stats request");
-        let mut response = String::new();
-        socket
-            .read_to_string(&mut response)
-            .expect("stats response");
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats {body:?}: {e}"))
+        whep_peer::stats(self.port)
     }
 }

@@ -19,6 +19,8 @@ pub mod require;
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 #[path = "../../../tests/support/aiortc.rs"]
 mod aiortc;
+#[path = "../../../tests/support/whep_peer.rs"]
+mod whep_peer;
 #[allow(unused_imports)]
 pub use aiortc::{AiortcWhep, peers_python};
 #[path = "../../../tests/support/gstreamer.rs"]

@@ -12,6 +12,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::gate::KeyframeGate;
 use super::{AssembledFrame, RtpPayload};
 
 /// OBU type of a temporal delimiter (dropped by senders, added back here).
@@ -29,8 +30,7 @@ pub struct Av1Depacketizer {
     timestamp: Option<u32>,
     keyframe: bool,
     broken: bool,
-    awaiting_keyframe: bool,
-    delivered: bool,
+    gate: KeyframeGate,
 }
 
 impl Default for Av1Depacketizer {
@@ -48,14 +48,13 @@ impl Av1Depacketizer {
             timestamp: None,
             keyframe: false,
             broken: false,
-            awaiting_keyframe: true,
-            delivered: false,
+            gate: KeyframeGate::default(),
         }
     }
 
     /// Whether the depacketizer is waiting for a keyframe.
     pub fn needs_keyframe(&self) -> bool {
-        self.awaiting_keyframe
+        self.gate.awaiting_keyframe()
     }
 
     /// Tells the depacketizer that packets were lost just before the next one.
@@ -69,7 +68,7 @@ impl Av1Depacketizer {
         if self.timestamp.is_some_and(|ts| ts != packet.timestamp) {
             // The previous temporal unit's marker never came.
             self.reset();
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
         }
         if self.timestamp.is_none() {
             self.timestamp = Some(packet.timestamp);
@@ -87,20 +86,14 @@ impl Av1Depacketizer {
         let keyframe = self.keyframe;
         self.reset();
         if broken {
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
             return None;
         }
-        if obus.is_empty() || (self.awaiting_keyframe && !keyframe) {
+        if obus.is_empty() || !self.gate.admits(keyframe) {
             return None;
         }
-        let discontinuity = std::mem::replace(&mut self.awaiting_keyframe, false) && self.delivered;
-        self.delivered = true;
-        Some(AssembledFrame {
-            data: low_overhead(&obus),
-            timestamp: packet.timestamp,
-            keyframe,
-            discontinuity,
-        })
+        self.gate
+            .pass(low_overhead(&obus), packet.timestamp, keyframe)
     }
 
     fn reset(&mut self) {

@@ -8,6 +8,7 @@
 //! `discontinuity` flag then tells the app that frames are missing before it.
 
 mod av1;
+mod gate;
 mod h264;
 mod h265;
 mod nal;

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::gate::KeyframeGate;
 use super::{AssembledFrame, RtpPayload};
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
@@ -68,12 +69,10 @@ pub struct NalDepacketizer<S> {
     fragment: Option<BytesMut>,
     /// The current access unit lost a packet: drop it.
     broken: bool,
-    /// Frames were lost: deliver nothing until the next keyframe, then flag it.
-    awaiting_keyframe: bool,
+    /// Frames were lost (or none came yet): deliver nothing until the next keyframe.
+    gate: KeyframeGate,
     /// The last parameter set of each of `S::PARAMETER_SETS`.
     parameter_sets: Vec<Option<Bytes>>,
-    /// At least one frame went out.
-    delivered: bool,
     syntax: PhantomData<S>,
 }
 
@@ -91,9 +90,8 @@ impl<S: NalSyntax> NalDepacketizer<S> {
             timestamp: None,
             fragment: None,
             broken: false,
-            awaiting_keyframe: true,
+            gate: KeyframeGate::default(),
             parameter_sets: vec![None; S::PARAMETER_SETS.len()],
-            delivered: false,
             syntax: PhantomData,
         }
     }
@@ -126,7 +124,7 @@ impl<S: NalSyntax> NalDepacketizer<S> {
 
     /// Whether the depacketizer is waiting for a keyframe (the caller should ask for one).
     pub fn needs_keyframe(&self) -> bool {
-        self.awaiting_keyframe
+        self.gate.awaiting_keyframe()
     }
 
     /// Tells the depacketizer that packets were lost just before the next one.
@@ -205,7 +203,7 @@ impl<S: NalSyntax> NalDepacketizer<S> {
             }
         }
         if broken {
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
             return None;
         }
         let types = || nals.iter().filter_map(|n| S::nal_type(n));
@@ -213,7 +211,7 @@ impl<S: NalSyntax> NalDepacketizer<S> {
         if !types().any(S::is_slice) {
             return None; // parameter sets or SEI alone
         }
-        if self.awaiting_keyframe && !keyframe {
+        if !self.gate.admits(keyframe) {
             return None;
         }
         // A keyframe whose parameter sets never arrived, in it, before it or in the SDP
@@ -221,18 +219,11 @@ impl<S: NalSyntax> NalDepacketizer<S> {
         // showed), cannot be decoded: wait for the next keyframe rather than hand the
         // decoder a picture it must refuse.
         if keyframe && self.parameter_sets.iter().any(Option::is_none) {
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
             return None;
         }
-        // Only a gap after delivered frames is a discontinuity for the app.
-        let discontinuity = std::mem::replace(&mut self.awaiting_keyframe, false) && self.delivered;
-        self.delivered = true;
-        Some(AssembledFrame {
-            data: self.annex_b(&nals, keyframe),
-            timestamp,
-            keyframe,
-            discontinuity,
-        })
+        let data = self.annex_b(&nals, keyframe);
+        self.gate.pass(data, timestamp, keyframe)
     }
 
     fn parameter_set_slot(&self, nal: &[u8]) -> Option<usize> {

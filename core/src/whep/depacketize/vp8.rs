@@ -4,6 +4,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::gate::KeyframeGate;
 use super::{AssembledFrame, RtpPayload};
 
 /// Assembles whole VP8 frames.
@@ -12,8 +13,7 @@ pub struct Vp8Depacketizer {
     frame: Option<BytesMut>,
     timestamp: Option<u32>,
     broken: bool,
-    awaiting_keyframe: bool,
-    delivered: bool,
+    gate: KeyframeGate,
 }
 
 impl Default for Vp8Depacketizer {
@@ -29,14 +29,13 @@ impl Vp8Depacketizer {
             frame: None,
             timestamp: None,
             broken: false,
-            awaiting_keyframe: true,
-            delivered: false,
+            gate: KeyframeGate::default(),
         }
     }
 
     /// Whether the depacketizer is waiting for a keyframe.
     pub fn needs_keyframe(&self) -> bool {
-        self.awaiting_keyframe
+        self.gate.awaiting_keyframe()
     }
 
     /// Tells the depacketizer that packets were lost just before the next one.
@@ -50,7 +49,7 @@ impl Vp8Depacketizer {
             // The previous frame's last packet never came.
             self.frame = None;
             self.broken = false;
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
         }
         let Some((start, body)) = parse_descriptor(&packet.payload) else {
             self.broken = true;
@@ -62,7 +61,7 @@ impl Vp8Depacketizer {
             self.broken = false;
         } else if self.broken || self.frame.is_none() {
             self.frame = None;
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
             return None;
         }
         let frame = self.frame.as_mut()?;
@@ -73,18 +72,7 @@ impl Vp8Depacketizer {
         let data = self.frame.take()?.freeze();
         self.timestamp = None;
         let keyframe = data.first().is_some_and(|b| b & 0x01 == 0);
-        if self.awaiting_keyframe && !keyframe {
-            return None;
-        }
-        // Only a gap after delivered frames is a discontinuity for the app.
-        let discontinuity = std::mem::replace(&mut self.awaiting_keyframe, false) && self.delivered;
-        self.delivered = true;
-        Some(AssembledFrame {
-            data,
-            timestamp: packet.timestamp,
-            keyframe,
-            discontinuity,
-        })
+        self.gate.pass(data, packet.timestamp, keyframe)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::gate::KeyframeGate;
 use super::{AssembledFrame, RtpPayload};
 
 /// Assembles whole VP9 pictures.
@@ -15,8 +16,7 @@ pub struct Vp9Depacketizer {
     timestamp: Option<u32>,
     keyframe: bool,
     broken: bool,
-    awaiting_keyframe: bool,
-    delivered: bool,
+    gate: KeyframeGate,
 }
 
 impl Default for Vp9Depacketizer {
@@ -46,14 +46,13 @@ impl Vp9Depacketizer {
             timestamp: None,
             keyframe: false,
             broken: false,
-            awaiting_keyframe: true,
-            delivered: false,
+            gate: KeyframeGate::default(),
         }
     }
 
     /// Whether the depacketizer is waiting for a keyframe.
     pub fn needs_keyframe(&self) -> bool {
-        self.awaiting_keyframe
+        self.gate.awaiting_keyframe()
     }
 
     /// Tells the depacketizer that packets were lost just before the next one.
@@ -66,7 +65,7 @@ impl Vp9Depacketizer {
         if self.timestamp.is_some_and(|ts| ts != packet.timestamp) && self.frame.is_some() {
             // The previous picture's marker never came.
             self.frame = None;
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
         }
         let Some(descriptor) = parse_descriptor(&packet.payload) else {
             self.broken = true;
@@ -83,7 +82,7 @@ impl Vp9Depacketizer {
             // Joined mid-picture, or a packet of this one was lost.
             self.frame = None;
             self.broken = false;
-            self.awaiting_keyframe = true;
+            self.gate.frame_lost();
             return None;
         }
         self.frame.as_mut()?.put_slice(body);
@@ -92,17 +91,7 @@ impl Vp9Depacketizer {
         }
         let data = self.frame.take()?.freeze();
         self.timestamp = None;
-        if self.awaiting_keyframe && !self.keyframe {
-            return None;
-        }
-        let discontinuity = std::mem::replace(&mut self.awaiting_keyframe, false) && self.delivered;
-        self.delivered = true;
-        Some(AssembledFrame {
-            data,
-            timestamp: packet.timestamp,
-            keyframe: self.keyframe,
-            discontinuity,
-        })
+        self.gate.pass(data, packet.timestamp, self.keyframe)
     }
 }
 
