@@ -57,26 +57,15 @@ fn two_percent_loss_from_the_hub_is_repaired_bit_exact() {
         streams().contains("\"demo\"")
     });
     host.drop_udp(2);
-    let recording = dir.path().join("played.h264");
-    let play = host.spawn(
-        "streamhub play",
-        host.command(STREAMHUB)
-            .arg("play")
-            .arg(format!("http://127.0.0.1:{http}/whep/demo"))
-            .args(["--duration", "10", "--json", "--record"])
-            .arg(&recording)
-            .stdout(std::fs::File::create(dir.path().join("report.json")).expect("report"))
-            .stderr(std::fs::File::create(dir.path().join("play.log")).expect("log")),
+    let play = host.start_play(
+        STREAMHUB,
+        &format!("http://127.0.0.1:{http}/whep/demo"),
+        10,
+        dir.path(),
+        &[],
     );
-    let status = host
-        .wait(play, Duration::from_secs(40))
-        .expect("streamhub play ended within 40 s");
-    let log = std::fs::read_to_string(dir.path().join("play.log")).unwrap_or_default();
-    assert!(status.success(), "streamhub play failed: {log}");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("report.json")).expect("report"),
-    )
-    .unwrap_or_else(|e| panic!("the report is not JSON ({e}); log: {log}"));
+    let report = host.finish_play(play, dir.path(), Duration::from_secs(40));
+    let recording = dir.path().join("played.h264");
     let source = picture_hashes(&clip);
     let played = picture_hashes(&recording);
     let start = assert_contiguous_run(&source, &played);

@@ -39,31 +39,20 @@ fn host_with_sender(percent: u32) -> (LoopbackHost, u16) {
 /// Starts `streamhub play` for `seconds` on `host`, recording to `dir/played.h264` and
 /// logging each video frame's arrival to `dir/frames.jsonl`; its PID.
 fn start_play(host: &mut LoopbackHost, port: u16, seconds: u32, dir: &Path) -> u32 {
-    host.spawn(
-        "streamhub play",
-        host.command(common::STREAMHUB)
-            .arg("play")
-            .arg(format!("http://127.0.0.1:{port}/whep/test"))
-            .args(["--duration", &seconds.to_string(), "--json", "--record"])
-            .arg(dir.join("played.h264"))
-            .arg("--latency")
-            .arg(dir.join("frames.jsonl"))
-            .stdout(std::fs::File::create(dir.join("report.json")).expect("report"))
-            .stderr(std::fs::File::create(dir.join("play.log")).expect("log")),
+    let frames = dir.join("frames.jsonl");
+    host.start_play(
+        common::STREAMHUB,
+        &format!("http://127.0.0.1:{port}/whep/test"),
+        seconds,
+        dir,
+        &["--latency".as_ref(), frames.as_os_str()],
     )
 }
 
 /// Waits for `play` to end; its `--json` report and the decoded frame counters (ffmpeg
 /// with every decoder message fatal: a corrupt picture fails here).
 fn finish_play(host: &mut LoopbackHost, play: u32, dir: &Path) -> (serde_json::Value, Vec<u16>) {
-    let status = host
-        .wait(play, Duration::from_secs(40))
-        .expect("streamhub play ended within 40 s");
-    let log = std::fs::read_to_string(dir.join("play.log")).unwrap_or_default();
-    assert!(status.success(), "streamhub play failed: {log}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report"))
-            .unwrap_or_else(|e| panic!("the report is not JSON ({e}); log: {log}"));
+    let report = host.finish_play(play, dir, Duration::from_secs(40));
     let counters = decoded_frame_counters(&dir.join("played.h264"), 320, 240);
     (report, counters)
 }

@@ -62,26 +62,15 @@ fn a_host_with_only_loopback_and_no_route_plays_from_a_local_hub() {
         },
     );
 
-    let recording = dir.path().join("played.h264");
-    let play = host.spawn(
-        "streamhub play",
-        host.command(STREAMHUB)
-            .arg("play")
-            .arg(format!("http://127.0.0.1:{http}/whep/cam"))
-            .args(["--duration", "4", "--json", "--record"])
-            .arg(&recording)
-            .stdout(std::fs::File::create(dir.path().join("report.json")).expect("report"))
-            .stderr(std::fs::File::create(dir.path().join("play.log")).expect("log")),
+    let play = host.start_play(
+        STREAMHUB,
+        &format!("http://127.0.0.1:{http}/whep/cam"),
+        4,
+        dir.path(),
+        &[],
     );
-    let status = host
-        .wait(play, Duration::from_secs(30))
-        .expect("streamhub play ended within 30 s");
-    let log = std::fs::read_to_string(dir.path().join("play.log")).unwrap_or_default();
-    assert!(status.success(), "streamhub play failed: {log}");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("report.json")).expect("report"),
-    )
-    .unwrap_or_else(|e| panic!("the report is not JSON ({e}); log: {log}"));
+    let report = host.finish_play(play, dir.path(), Duration::from_secs(30));
+    let recording = dir.path().join("played.h264");
 
     let source = picture_hashes(&clip);
     let played = picture_hashes(&recording);

@@ -145,6 +145,47 @@ impl LoopbackHost {
         self.children.wait(pid, within)
     }
 
+    /// Starts `program play URL --duration SECONDS --json --record DIR/played.h264`, then
+    /// `extra`, on this host: its report goes to `DIR/report.json`, its log to
+    /// `DIR/play.log`. Its PID, for [`Self::finish_play`].
+    pub fn start_play(
+        &mut self,
+        program: &str,
+        url: &str,
+        seconds: u32,
+        dir: &std::path::Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> u32 {
+        self.spawn(
+            "streamhub play",
+            self.command(program)
+                .arg("play")
+                .arg(url)
+                .args(["--duration", &seconds.to_string(), "--json", "--record"])
+                .arg(dir.join("played.h264"))
+                .args(extra)
+                .stdout(std::fs::File::create(dir.join("report.json")).expect("report"))
+                .stderr(std::fs::File::create(dir.join("play.log")).expect("log")),
+        )
+    }
+
+    /// Waits (within `limit`) for a [`Self::start_play`] to end; its `--json` report.
+    /// Fails the test, with the player's log, when it did not succeed.
+    pub fn finish_play(
+        &mut self,
+        pid: u32,
+        dir: &std::path::Path,
+        limit: Duration,
+    ) -> serde_json::Value {
+        let status = self
+            .wait(pid, limit)
+            .unwrap_or_else(|| panic!("streamhub play did not end within {limit:?}"));
+        let log = std::fs::read_to_string(dir.join("play.log")).unwrap_or_default();
+        assert!(status.success(), "streamhub play failed: {log}");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report"))
+            .unwrap_or_else(|e| panic!("the report is not JSON ({e}); log: {log}"))
+    }
+
     /// Gives the host a second interface, a dummy one with `address` (e.g.
     /// `10.213.250.1/24`), for peers that gather no loopback candidates.
     pub fn add_dummy(&self, address: &str) {
