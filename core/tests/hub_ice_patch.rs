@@ -5,26 +5,19 @@
 
 use std::time::Duration;
 
-use streamhub::hub::{Hub, HubConfig};
+use streamhub::hub::Hub;
 use streamhub::media::{AudioFormat, AudioFrame};
 use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::whep::{MediaKind, PlayConfig, Player};
-use tokio::net::TcpListener;
 
+#[path = "../../tests/support/loopback_hub.rs"]
+mod loopback_hub;
 #[path = "../../tests/support/opus.rs"]
 mod opus;
 
 /// A hub on loopback with `name` published (Opus, in real time, for a minute).
 async fn hub_with_stream(name: &'static str) -> (Hub, std::net::SocketAddr) {
-    let hub = Hub::new(HubConfig::with_secret(b"test secret"));
-    let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rtmp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (http, rtmp) = (
-        http_listener.local_addr().expect("addr"),
-        rtmp_listener.local_addr().expect("addr"),
-    );
-    let serving = hub.clone();
-    tokio::spawn(async move { serving.serve(http_listener, rtmp_listener).await });
+    let loopback_hub::TestHub { hub, http, rtmp } = loopback_hub::start().await;
     tokio::spawn(async move {
         let publisher = Publisher::connect(
             &format!("rtmp://{rtmp}/live/{name}"),

@@ -4,36 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use streamhub::hub::{Hub, HubConfig};
 use streamhub::media::{AudioFormat, AudioFrame};
 use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::session::{OnStreamEnd, SessionEvent, SessionState, StreamSession, WatchConfig};
-use tokio::net::TcpListener;
 
+#[path = "../../tests/support/loopback_hub.rs"]
+mod loopback_hub;
 #[path = "../../tests/support/opus.rs"]
 mod opus;
 
+use loopback_hub::TestHub;
+
 use opus::tone_packets as opus_packets;
-
-#[derive(Clone)]
-struct TestHub {
-    hub: Hub,
-    http: std::net::SocketAddr,
-    rtmp: std::net::SocketAddr,
-}
-
-async fn hub() -> TestHub {
-    let hub = Hub::new(HubConfig::with_secret(b"test secret"));
-    let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rtmp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (http, rtmp) = (
-        http_listener.local_addr().expect("addr"),
-        rtmp_listener.local_addr().expect("addr"),
-    );
-    let serving = hub.clone();
-    tokio::spawn(async move { serving.serve(http_listener, rtmp_listener).await });
-    TestHub { hub, http, rtmp }
-}
 
 /// Publishes `seconds` of Opus in real time to `name`, then ends the stream cleanly.
 async fn publish(hub: &TestHub, name: &str, seconds: u64) {
@@ -94,7 +76,7 @@ fn record(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_waits_for_an_ended_stream_and_plays_it_again() {
-    let hub = hub().await;
+    let hub = loopback_hub::start().await;
     let first = spawn_publish(&hub, "show");
     wait_live_on_hub(&hub, "show").await;
     let mut config = WatchConfig::new(format!("http://{}/whep/show", hub.http));
@@ -168,7 +150,7 @@ async fn a_watcher_waits_for_an_ended_stream_and_plays_it_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_can_end_with_the_stream() {
-    let hub = hub().await;
+    let hub = loopback_hub::start().await;
     let publishing = spawn_publish(&hub, "once");
     wait_live_on_hub(&hub, "once").await;
     let mut config = WatchConfig::new(format!("http://{}/whep/once", hub.http));
