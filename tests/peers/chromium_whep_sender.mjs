@@ -8,8 +8,9 @@
 // blocks of 16x16 holding the counter's Gray code, bit 15 first; white is 1, black is 0. One canvas frame is drawn and
 // captured (requestFrame) per counter value, every 1/30 s.
 //
-// Usage: node chromium_whep_sender.mjs --port P --codec {h264,vp8,vp9,av1}
+// Usage: node chromium_whep_sender.mjs --port P [--host A] --codec {h264,vp8,vp9,av1}
 //            [--no-candidates] [--send-codec C]
+//   --host A          listen on A (default 127.0.0.1)
 //   --no-candidates   strip every a=candidate from the answer (the sender is then only
 //                     reachable peer-reflexively)
 //   --send-codec C    answer with the --codec first but send C (libwebrtc follows the
@@ -18,7 +19,8 @@
 //   --keep-offer-order  hand the page the offer as it came: Chromium then answers
 //                     --codec only but sends the offer's first codec (a codec it did not
 //                     answer)
-// Prints "READY <port>" when listening. GET /stats returns counters as JSON.
+// Prints "READY <port>" when listening. GET /stats returns counters as JSON (with
+// answer_candidates: the a=candidate lines of the last answer).
 // Run with NODE_PATH pointing at tests/browser/node_modules (the tests do).
 
 import { createServer } from 'node:http';
@@ -36,6 +38,7 @@ const { chromium } = require(require.resolve('playwright-core', {
 const { values: opts } = parseArgs({
   options: {
     port: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
     codec: { type: 'string', default: 'h264' },
     'send-codec': { type: 'string' },
     'no-candidates': { type: 'boolean', default: false },
@@ -43,7 +46,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-const stats = { posts: 0, deletes: 0, connections: 0 };
+const stats = { posts: 0, deletes: 0, connections: 0, answer_candidates: 0 };
 const profile = mkdtempSync(join(tmpdir(), 'streamhub-chromium-sender-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
@@ -177,8 +180,12 @@ const server = createServer(async (request, response) => {
         answer = answer.split('\r\n').filter((l) => !l.startsWith('a=candidate')).join('\r\n');
       }
       stats.connections += 1;
+      stats.answer_candidates = 0;
       for (const line of answer.split('\r\n')) {
-        if (line.startsWith('a=candidate')) console.error(`answer ${line}`);
+        if (line.startsWith('a=candidate')) {
+          stats.answer_candidates += 1;
+          console.error(`answer ${line}`);
+        }
       }
       return reply(201, answer, {
         'Content-Type': 'application/sdp',
@@ -209,4 +216,4 @@ const shutdown = async () => {
 };
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
-server.listen(Number(opts.port), '127.0.0.1', () => console.log(`READY ${opts.port}`));
+server.listen(Number(opts.port), opts.host, () => console.log(`READY ${opts.port}`));

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod depacketize;
+mod early_answer;
 mod early_checks;
 mod error;
 mod frame;

@@ -56,6 +56,7 @@ use super::depacketize::{
     AssembledFrame, Av1Depacketizer, H264Depacketizer, H265Depacketizer, RtpPayload,
     Vp8Depacketizer, Vp9Depacketizer,
 };
+use super::early_answer::LocalCredentials;
 use super::early_checks::EarlyChecks;
 use super::frame::{Codec, MediaFrame, MediaKind};
 use super::freeze::FreezeMeter;
@@ -288,7 +289,8 @@ struct Handler {
     frames: mpsc::Sender<MediaFrame>,
     gathered: mpsc::UnboundedSender<()>,
     states: mpsc::UnboundedSender<RTCPeerConnectionState>,
-    /// Checks that came before the answer, replayed once ICE can take them.
+    /// Checks that came before the answer, replayed once ICE can take them, and DTLS
+    /// that came before ICE was connected.
     early: EarlyChecks,
 }
 
@@ -311,6 +313,7 @@ impl PeerConnectionEventHandler for Handler {
                 )
             }
             RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
+                self.early.release_dtls();
                 self.shared
                     .step(Step::Ice, StepState::Done("a candidate pair works".into()));
                 self.shared
@@ -628,6 +631,10 @@ impl Player {
             .map_err(webrtc_error)?;
         }
         let offer = pc.create_offer(None).await.map_err(webrtc_error)?;
+        match LocalCredentials::from_sdp(&offer.sdp) {
+            Some(local) => early.answer_as(local),
+            None => debug!("the offer has no ICE credentials: early checks wait for the agent"),
+        }
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error)?;
