@@ -71,9 +71,11 @@ fn two_percent_loss_from_the_hub_is_repaired_bit_exact() {
     let start = assert_contiguous_run(&source, &played);
     eprintln!(
         "from the hub at 2 % loss: {} pictures bit-identical from source picture {start}; \
-         {} NACKs sent, {} packets recovered, {} lost, {} keyframe requests, {} freezes",
+         {} NACKs sent, {} retransmissions (RTX), {} packets recovered, {} lost, {} keyframe \
+         requests, {} freezes",
         played.len(),
         report["nacks_sent"],
+        report["retransmissions"],
         report["packets_recovered"],
         report["packets_lost"],
         report["keyframe_requests"],
@@ -95,4 +97,7 @@ fn two_percent_loss_from_the_hub_is_repaired_bit_exact() {
     );
     assert!(report["nacks_sent"].as_u64() > Some(0), "{report}");
     assert!(report["packets_recovered"].as_u64() > Some(0), "{report}");
+    // The player offers RTX, so the hub repairs over it: every retransmission the
+    // player counts came on the RTX stream.
+    assert!(report["retransmissions"].as_u64() > Some(0), "{report}");
 }

@@ -41,7 +41,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 use url::Url;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -343,8 +343,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// The video codecs of the player's offer (`player`: with RTX, VP9, AV1 and H.265) or of the
-/// hub's answers (H.264 four ways and VP8).
+/// The video codecs of the player's offer (`player`: VP9, AV1 and H.265 too) or of the
+/// hub's answers (H.264 four ways and VP8), each with its RTX payload type.
 fn video_codecs(player: bool) -> Vec<RTCRtpCodecParameters> {
     let feedback = || {
         [
@@ -407,8 +407,7 @@ fn video_codecs(player: bool) -> Vec<RTCRtpCodecParameters> {
         rtx(97, 96),
     ];
     if !player {
-        // The hub does not retransmit yet, and sends only what it ingests (H.264).
-        codecs.retain(|codec| codec.rtp_codec.mime_type != MIME_TYPE_RTX);
+        // The hub sends only what it ingests (H.264), and repairs it over RTX.
         return codecs;
     }
     let other = |mime: &str, fmtp: &str, pt: u8| RTCRtpCodecParameters {
@@ -665,6 +664,7 @@ impl Player {
         )
         .await
         .inspect_err(|e| shared.step(Step::Http, StepState::Failed(e.to_string())))?;
+        trace!(sdp = %answer.sdp, "answer");
         shared.step(
             Step::Http,
             StepState::Done(format!(

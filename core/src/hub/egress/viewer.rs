@@ -16,7 +16,8 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info};
@@ -101,6 +102,13 @@ fn track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32, stream: &str) -> Tra
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                // Video is repaired over RTX (RFC 4588) when the viewer offers it (the
+                // stack drops this otherwise and resends on the media SSRC): libwebrtc
+                // counts a plain resend as a duplicate of the media stream, and RTX keeps
+                // the media stream's own loss and jitter figures true.
+                rtx: (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters {
+                    ssrc: rand::random(),
+                }),
                 ..Default::default()
             },
             codec,
