@@ -665,6 +665,7 @@ impl Player {
         .await
         .inspect_err(|e| shared.step(Step::Http, StepState::Failed(e.to_string())))?;
         trace!(sdp = %answer.sdp, "answer");
+        shared.wire.read_stream_ids(&answer.sdp);
         shared.step(
             Step::Http,
             StepState::Done(format!(
@@ -1113,7 +1114,8 @@ async fn route_unsignalled(
             if !routed.insert(stream.ssrc) {
                 continue;
             }
-            match routing::route(&answer, stream.ssrc, stream.payload_type) {
+            let repairs = wire.repaired_by_rid(stream.ssrc);
+            match routing::route(&answer, stream.ssrc, stream.payload_type, repairs) {
                 Routing::Apply(routed_answer) => {
                     info!(
                         ssrc = stream.ssrc,

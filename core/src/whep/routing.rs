@@ -191,9 +191,11 @@ pub enum Routing {
 }
 
 /// Routes SSRC `ssrc`, seen with payload type `payload_type`, by the answer's payload
-/// types (RFC 8843 §9.2): declares it in its section (an RTX stream grouped with the
-/// section's media SSRC) unless it is already there.
-pub fn route(answer: &str, ssrc: u32, payload_type: u8) -> Routing {
+/// types (RFC 8843 §9.2): declares it in its section unless it is already there. An RTX
+/// stream is grouped with the media SSRC `repairs` names (found by its
+/// repaired-rtp-stream-id) when that SSRC is the section's, else with the section's
+/// first media SSRC.
+pub fn route(answer: &str, ssrc: u32, payload_type: u8, repairs: Option<u32>) -> Routing {
     let answered = sections(answer);
     let declared = match route_by_payload_type(&answered, payload_type) {
         None => return Routing::Unroutable,
@@ -204,10 +206,13 @@ pub fn route(answer: &str, ssrc: u32, payload_type: u8) -> Routing {
         }
         Some(Route::Media { section }) => declare_ssrc(answer, section, ssrc, None),
         // Grouped with the section's media SSRC once that one is known.
-        Some(Route::Repair { section, .. }) => answered[section]
-            .ssrcs
-            .first()
-            .and_then(|&media| declare_ssrc(answer, section, ssrc, Some(media))),
+        Some(Route::Repair { section, .. }) => {
+            let ssrcs = &answered[section].ssrcs;
+            repairs
+                .filter(|media| ssrcs.contains(media))
+                .or_else(|| ssrcs.first().copied())
+                .and_then(|media| declare_ssrc(answer, section, ssrc, Some(media)))
+        }
     };
     declared.map_or(Routing::Unroutable, Routing::Apply)
 }
@@ -344,13 +349,13 @@ mod tests {
 
     #[test]
     fn routing_declares_once_and_a_codec_the_answer_left_out_is_explained() {
-        let Routing::Apply(answer) = route(GSTREAMER_ANSWER, 77, 102) else {
+        let Routing::Apply(answer) = route(GSTREAMER_ANSWER, 77, 102, None) else {
             panic!("routable");
         };
         assert_eq!(sections(&answer)[1].ssrcs, vec![77]);
-        assert_eq!(route(&answer, 77, 102), Routing::Nothing);
+        assert_eq!(route(&answer, 77, 102, None), Routing::Nothing);
         assert_eq!(
-            route(CHROMIUM_VP8_ANSWER, 3989134079, 102),
+            route(CHROMIUM_VP8_ANSWER, 3989134079, 102, None),
             Routing::Unroutable
         );
         assert_eq!(
@@ -361,6 +366,25 @@ mod tests {
         assert_eq!(
             explain(CHROMIUM_VP8_ANSWER, OUR_OFFER, 1, 120),
             "payload type 120 is in neither offer nor answer"
+        );
+    }
+
+    /// A section with two media streams (simulcast layers, SSRCs 10 and 20): an RTX
+    /// stream joins the one its repaired-rtp-stream-id names, else the first.
+    #[test]
+    fn an_rtx_stream_joins_the_media_stream_its_repaired_rid_names() {
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\n\
+                      a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=sendonly\r\n\
+                      a=ssrc:10 cname:x\r\na=ssrc:20 cname:x\r\n";
+        let grouped = |repairs| match route(answer, 30, 97, repairs) {
+            Routing::Apply(routed) => routed,
+            other => panic!("routable: {other:?}"),
+        };
+        assert!(grouped(Some(20)).contains("a=ssrc-group:FID 20 30"));
+        assert!(grouped(None).contains("a=ssrc-group:FID 10 30"));
+        assert!(
+            grouped(Some(99)).contains("a=ssrc-group:FID 10 30"),
+            "99 is not this section's"
         );
     }
 }
