@@ -18,6 +18,7 @@ mod connection;
 pub mod dedup;
 pub mod outbound;
 pub mod rate;
+pub mod redis_engine;
 pub mod room;
 pub mod store;
 pub mod token;

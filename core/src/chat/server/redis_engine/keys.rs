@@ -1,0 +1,81 @@
+//! The Redis keys of one room. They share one hash tag (`{r:ROOM}`), so a room lives on
+//! one Redis Cluster slot and its scripts may touch all of them.
+
+/// The keys of one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomKeys {
+    tag: String,
+}
+
+impl RoomKeys {
+    /// The keys of `room`.
+    pub fn new(room: &str) -> Self {
+        // `{` and `}` would end the hash tag early: they are escaped, and so is the
+        // escape, so that two rooms never share a key.
+        let escaped = room
+            .replace('%', "%25")
+            .replace('{', "%7B")
+            .replace('}', "%7D");
+        RoomKeys {
+            tag: format!("{{r:{escaped}}}"),
+        }
+    }
+
+    /// Epoch, generation, top seq and slow mode (a hash).
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.tag)
+    }
+
+    /// The messages (a stream; entry ids `generation-seq`).
+    pub fn stream(&self) -> String {
+        format!("{}:stream", self.tag)
+    }
+
+    /// Where the room's messages are published.
+    pub fn channel(&self) -> String {
+        format!("{}:pub", self.tag)
+    }
+
+    /// Banned user ids (a set).
+    pub fn bans(&self) -> String {
+        format!("{}:bans", self.tag)
+    }
+
+    /// Timed-out user ids, with the end of their timeout in ms (a hash).
+    pub fn timeouts(&self) -> String {
+        format!("{}:timeouts", self.tag)
+    }
+
+    /// The first reply to `user`'s `client_msg_id`.
+    pub fn dedup(&self, user: &str, client_msg_id: &str) -> String {
+        // The user id's length keeps ("a:b", "c") and ("a", "b:c") apart.
+        format!("{}:d:{}:{user}:{client_msg_id}", self.tag, user.len())
+    }
+
+    /// `user`'s rate bucket (a hash).
+    pub fn bucket(&self, user: &str) -> String {
+        format!("{}:b:{user}", self.tag)
+    }
+
+    /// When `user` last sent (for slow mode).
+    pub fn last_send(&self, user: &str) -> String {
+        format!("{}:l:{user}", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag_that_no_room_name_can_break() {
+        let keys = RoomKeys::new("cam}{1");
+        assert_eq!(keys.meta(), "{r:cam%7D%7B1}:meta");
+        assert!(keys.stream().starts_with("{r:cam%7D%7B1}"));
+        assert_ne!(RoomKeys::new("a%7Db"), RoomKeys::new("a}b"));
+        assert_ne!(
+            RoomKeys::new("r").dedup("a:b", "c"),
+            RoomKeys::new("r").dedup("a", "b:c")
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! The decide step of a chat room on Redis, shared by every chat node (issue 15).
+//!
+//! One Lua script per send (`send.lua`) deduplicates by `client_msg_id`, applies bans,
+//! timeouts, slow mode and the rate limit on Redis's clock (one clock for every node),
+//! numbers the message (`HINCRBY`), appends it to the room's stream (entry id
+//! `generation-seq`, trimmed to the history size), records the reply for deduplication
+//! and publishes the message, all atomically. A second script (`fence.lua`) rotates the
+//! room's epoch when a client holds a position Redis cannot vouch for, so that no
+//! `(epoch, seq)` is ever handed out twice; a third (`after.lua`) reads what a client
+//! missed, whole or not at all.
+//!
+//! Durability depends on Redis's: with `appendfsync always` an acknowledged send is
+//! never lost; with `everysec` a crash may lose the last second of acknowledged sends,
+//! and fencing (a rotation after every reconnect) makes clients see a new epoch instead
+//! of numbers handed out again.
+//!
+//! A node follows a room through [`mirror::RoomMirror`], which delivers what the room
+//! publishes strictly in seq order. Not wired into the rooms yet: they still decide in
+//! memory.
+
+mod follow;
+mod keys;
+pub mod mirror;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script, Value};
+use serde::Deserialize;
+
+pub use follow::Followed;
+pub use keys::RoomKeys;
+
+use super::store::new_epoch;
+use crate::chat::protocol::{
+    ChatMessage, ErrorBody, ErrorCode, Position, RateInfo, SendResult, UserInfo,
+};
+
+/// How long a Redis command may take, connecting included.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What went wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The connection or a command failed (Redis down, timed out, refused the script).
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis answered something the scripts never return.
+    #[error("unexpected reply from Redis to {what}: {detail}")]
+    Reply {
+        /// The operation.
+        what: &'static str,
+        /// What came back.
+        detail: String,
+    },
+}
+
+/// The rules the scripts apply.
+#[derive(Debug, Clone)]
+pub struct SequencerConfig {
+    /// Messages kept in each room's stream.
+    pub history: usize,
+    /// How long a `client_msg_id` is remembered.
+    pub dedup_ttl: Duration,
+    /// Sends allowed per user per window.
+    pub rate: RateInfo,
+}
+
+/// A send to decide.
+#[derive(Debug, Clone)]
+pub struct SendRequest<'a> {
+    /// The room.
+    pub room: &'a str,
+    /// The author.
+    pub user: &'a UserInfo,
+    /// The text, already validated by the node.
+    pub text: &'a str,
+    /// The client's id for this message.
+    pub client_msg_id: &'a str,
+    /// Whether the author moderates the room (not held to slow mode).
+    pub moderator: bool,
+}
+
+/// Where a message went: its epoch, number and time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Numbered {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The message's number in it.
+    pub seq: u64,
+    /// Redis's time, ms since the Unix epoch.
+    pub ts: u64,
+}
+
+impl Numbered {
+    /// The reply to the send.
+    pub fn result(&self) -> SendResult {
+        SendResult {
+            id: format!("{}-{}", self.epoch, self.seq),
+            seq: self.seq,
+            ts: self.ts,
+        }
+    }
+}
+
+/// What Redis decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Numbered, stored and published.
+    Sent(Numbered),
+    /// This `client_msg_id` was sent before: its first reply, nothing stored again.
+    Duplicate(Numbered),
+    /// Refused by a ban, a timeout, slow mode or the rate limit.
+    Refused(ErrorBody),
+}
+
+/// A room's position as Redis holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fenced {
+    /// The epoch and top seq in force.
+    pub top: Position,
+    /// Whether the epoch was rotated by this call.
+    pub rotated: bool,
+}
+
+/// The chat rooms' decide step on one Redis.
+#[derive(Clone)]
+pub struct RedisSequencer {
+    client: Client,
+    conn: ConnectionManager,
+    config: SequencerConfig,
+    send: Script,
+    fence: Script,
+    after: Script,
+}
+
+impl std::fmt::Debug for RedisSequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never shown.
+        f.debug_struct("RedisSequencer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSequencer {
+    /// Connects to the Redis at `url` (`redis://host:port/db`); reconnects by itself.
+    pub async fn connect(url: &str, config: SequencerConfig) -> Result<Self, EngineError> {
+        let client = Client::open(url)?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        Ok(RedisSequencer {
+            client,
+            conn,
+            config,
+            send: Script::new(include_str!("send.lua")),
+            fence: Script::new(include_str!("fence.lua")),
+            after: Script::new(include_str!("after.lua")),
+        })
+    }
+
+    /// Decides one send (see the module's documentation).
+    pub async fn send(&self, request: &SendRequest<'_>) -> Result<SendOutcome, EngineError> {
+        let keys = RoomKeys::new(request.room);
+        let user_id = request.user.id.as_str();
+        let user = serde_json::to_string(request.user).map_err(|e| EngineError::Reply {
+            what: "send",
+            detail: format!("the author does not serialize: {e}"),
+        })?;
+        let rate = self.config.rate;
+        let reply: Vec<Value> = self
+            .send
+            .key(keys.meta())
+            .key(keys.stream())
+            .key(keys.dedup(user_id, request.client_msg_id))
+            .key(keys.bucket(user_id))
+            .key(keys.last_send(user_id))
+            .key(keys.bans())
+            .key(keys.timeouts())
+            .arg(user_id)
+            .arg(user)
+            .arg(request.text)
+            .arg(request.client_msg_id)
+            .arg(new_epoch())
+            .arg(self.config.history.max(1))
+            .arg(self.config.dedup_ttl.as_millis().max(1) as u64)
+            .arg(rate.messages.max(1))
+            .arg(rate.per_ms.max(1))
+            .arg(if request.moderator { "1" } else { "0" })
+            .arg(keys.channel())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let bad = |detail: String| EngineError::Reply {
+            what: "send",
+            detail,
+        };
+        let numbered = |value: Option<&Value>| -> Result<Numbered, EngineError> {
+            let text = value
+                .and_then(text)
+                .ok_or_else(|| bad(format!("{reply:?}")))?;
+            serde_json::from_str(&text).map_err(|e| bad(format!("{e}: {text}")))
+        };
+        match reply.first().and_then(text).as_deref() {
+            Some("ok") => Ok(SendOutcome::Sent(numbered(reply.get(1))?)),
+            Some("dup") => Ok(SendOutcome::Duplicate(numbered(reply.get(1))?)),
+            Some("err") => {
+                let code = reply.get(1).and_then(text).unwrap_or_default();
+                let wait = reply.get(2).and_then(int).unwrap_or(0);
+                Ok(SendOutcome::Refused(refusal(&code, wait, rate)))
+            }
+            _ => Err(bad(format!("{reply:?}"))),
+        }
+    }
+
+    /// The room's position; its epoch is rotated first when `claim` is
+    /// [`Claim::Reconnected`], or a position ahead of the room's top in its own epoch.
+    pub async fn fence(&self, room: &str, claim: Claim<'_>) -> Result<Fenced, EngineError> {
+        let keys = RoomKeys::new(room);
+        let (mode, seq) = match claim {
+            Claim::Reconnected => ("always", 0),
+            Claim::Holds(position) => (position.epoch.as_str(), position.seq),
+            Claim::Nothing => ("", 0),
+        };
+        let reply: Vec<Value> = self
+            .fence
+            .key(keys.meta())
+            .arg(new_epoch())
+            .arg(mode)
+            .arg(seq)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match (
+            reply.first().and_then(text),
+            reply.get(1).and_then(int),
+            reply.get(2).and_then(int),
+        ) {
+            (Some(epoch), Some(seq), Some(rotated)) => Ok(Fenced {
+                top: Position { epoch, seq },
+                rotated: rotated == 1,
+            }),
+            _ => Err(EngineError::Reply {
+                what: "fence",
+                detail: format!("{reply:?}"),
+            }),
+        }
+    }
+
+    /// Every message of `room` after `since`, oldest first, with the room's top seq; `None`
+    /// when `since` is of another epoch, ahead of the top, or older than the stream holds.
+    pub async fn after(
+        &self,
+        room: &str,
+        since: &Position,
+    ) -> Result<Option<(u64, Vec<ChatMessage>)>, EngineError> {
+        let keys = RoomKeys::new(room);
+        let reply: Vec<Value> = self
+            .after
+            .key(keys.meta())
+            .key(keys.stream())
+            .arg(&since.epoch)
+            .arg(since.seq)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let bad = |detail: String| EngineError::Reply {
+            what: "after",
+            detail,
+        };
+        match reply.first().and_then(text).as_deref() {
+            Some("none") => Ok(None),
+            Some("ok") => {
+                let top = reply
+                    .get(1)
+                    .and_then(int)
+                    .ok_or_else(|| bad(format!("{reply:?}")))?;
+                let messages = reply[2..]
+                    .iter()
+                    .map(|entry| stream_entry(room, entry).ok_or_else(|| bad(format!("{entry:?}"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some((top, messages)))
+            }
+            _ => Err(bad(format!("{reply:?}"))),
+        }
+    }
+
+    /// Bans `user` from `room` (or lifts the ban).
+    pub async fn set_banned(
+        &self,
+        room: &str,
+        user: &str,
+        banned: bool,
+    ) -> Result<(), EngineError> {
+        let keys = RoomKeys::new(room);
+        let command = if banned { "SADD" } else { "SREM" };
+        let _: i64 = redis::cmd(command)
+            .arg(keys.bans())
+            .arg(user)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Times `user` out of `room` for `duration` from now, on Redis's clock.
+    pub async fn time_out(
+        &self,
+        room: &str,
+        user: &str,
+        duration: Duration,
+    ) -> Result<(), EngineError> {
+        let keys = RoomKeys::new(room);
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let until = seconds * 1000 + micros / 1000 + duration.as_millis() as u64;
+        let _: i64 = redis::cmd("HSET")
+            .arg(keys.timeouts())
+            .arg(user)
+            .arg(until)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets `room`'s slow mode (zero turns it off).
+    pub async fn set_slow_mode(&self, room: &str, interval: Duration) -> Result<(), EngineError> {
+        let keys = RoomKeys::new(room);
+        let _: i64 = redis::cmd("HSET")
+            .arg(keys.meta())
+            .arg("slow_ms")
+            .arg(interval.as_millis() as u64)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+/// What a caller of [`RedisSequencer::fence`] knows.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim<'a> {
+    /// The connection to Redis was just made again: Redis may have lost its tail.
+    Reconnected,
+    /// A client joins from this position.
+    Holds(&'a Position),
+    /// Nothing: just read the position.
+    Nothing,
+}
+
+/// A published message (the payload on the room's channel).
+pub fn decode_publication(room: &str, payload: &[u8]) -> Option<ChatMessage> {
+    #[derive(Deserialize)]
+    struct Published {
+        e: String,
+        s: u64,
+        ts: u64,
+        u: String,
+        x: String,
+        c: String,
+    }
+    let p: Published = serde_json::from_slice(payload).ok()?;
+    message(room, p.e, p.s, p.ts, &p.u, p.x, p.c)
+}
+
+fn message(
+    room: &str,
+    epoch: String,
+    seq: u64,
+    ts: u64,
+    user: &str,
+    text: String,
+    client_msg_id: String,
+) -> Option<ChatMessage> {
+    let user: UserInfo = serde_json::from_str(user).ok()?;
+    Some(ChatMessage {
+        room: room.to_string(),
+        id: format!("{epoch}-{seq}"),
+        epoch,
+        seq,
+        ts,
+        user,
+        text,
+        client_msg_id: Some(client_msg_id),
+        deleted: false,
+    })
+}
+
+/// A stream entry (`[id, [field, value, …]]`) as a message.
+fn stream_entry(room: &str, entry: &Value) -> Option<ChatMessage> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let Value::Array(fields) = parts.get(1)? else {
+        return None;
+    };
+    let field = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|pair| pair.first().and_then(text).as_deref() == Some(name))
+            .and_then(|pair| pair.get(1))
+            .and_then(text)
+    };
+    message(
+        room,
+        field("e")?,
+        field("s")?.parse().ok()?,
+        field("ts")?.parse().ok()?,
+        &field("u")?,
+        field("x")?,
+        field("c")?,
+    )
+}
+
+/// The refusal the script named, as the protocol's error.
+fn refusal(code: &str, retry_after_ms: u64, rate: RateInfo) -> ErrorBody {
+    match code {
+        "banned" => ErrorBody::new(ErrorCode::Banned, "banned from this room"),
+        "timed_out" => ErrorBody::new(ErrorCode::TimedOut, "timed out by a moderator")
+            .retry_after(retry_after_ms),
+        "slow_mode" => ErrorBody::new(ErrorCode::SlowMode, "slow mode").retry_after(retry_after_ms),
+        "rate_limited" => ErrorBody::new(
+            ErrorCode::RateLimited,
+            format!("at most {} messages per {} ms", rate.messages, rate.per_ms),
+        )
+        .retry_after(retry_after_ms),
+        other => ErrorBody::new(ErrorCode::Internal, format!("refused: {other}")),
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn int(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}
