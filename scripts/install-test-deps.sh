@@ -6,7 +6,8 @@
 #   Debian:  nginx + RTMP and stream modules, ffmpeg/ffprobe, openssl, iproute2 (ss), nftables,
 #            python3-venv, curl, chromium, JNA and JUnit (Kotlin tests), nodejs/npm
 #            when the machine has no Node, GStreamer webrtcbin with python3-gi,
-#            redis-server (the chat engine's tests start their own, on free ports).
+#            redis-server and PostgreSQL (the chat engine's tests start their own, on
+#            free ports).
 #   PyPI:    aiortc, aiohttp, tree-sitter(-swift) in target/peers-venv (setup-peers.sh).
 #   npm:     playwright-core (tests/browser, drives /usr/bin/chromium; never downloads
 #            a browser) and the Kotlin compiler (bindings/kotlin/install-kotlinc.sh).
@@ -29,6 +30,7 @@ have_cmd nft || need+=(nftables)
 have_cmd curl || need+=(curl ca-certificates)
 have_cmd make || need+=(make)
 { have_cmd redis-server && have_cmd redis-cli; } || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 have_cmd chromium || need+=(chromium fonts-dejavu-core)
 have_cmd npm || need+=(nodejs npm)
@@ -54,6 +56,7 @@ ffmpeg -version | head -1
 chromium --version
 java -version 2>&1 | head -1
 redis-server --version
+ls /usr/lib/postgresql/*/bin/postgres
 
 step "WebRTC test peers and the Swift parser (Python venv)"
 bash scripts/setup-peers.sh

@@ -23,6 +23,7 @@ fn config(history: usize, rate: RateInfo) -> SequencerConfig {
         history,
         dedup_ttl: Duration::from_secs(600),
         rate,
+        archived: false,
     }
 }
 

@@ -14,10 +14,13 @@
 //! and fencing (a rotation after every reconnect) makes clients see a new epoch instead
 //! of numbers handed out again.
 //!
-//! A node follows a room through [`mirror::RoomMirror`], which delivers what the room
+//! Every message also goes to PostgreSQL ([`archive::Archive`]), copied from the stream by
+//! [`RedisSequencer::archive_room`]. A node follows a room through [`mirror::RoomMirror`], which delivers what the room
 //! publishes strictly in seq order. Not wired into the rooms yet: they still decide in
 //! memory.
 
+pub mod archive;
+mod archiver;
 mod follow;
 mod keys;
 pub mod mirror;
@@ -45,6 +48,9 @@ pub enum EngineError {
     /// The connection or a command failed (Redis down, timed out, refused the script).
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The archive (PostgreSQL) failed.
+    #[error("archive: {0}")]
+    Archive(#[from] tokio_postgres::Error),
     /// Redis answered something the scripts never return.
     #[error("unexpected reply from Redis to {what}: {detail}")]
     Reply {
@@ -64,7 +70,15 @@ pub struct SequencerConfig {
     pub dedup_ttl: Duration,
     /// Sends allowed per user per window.
     pub rate: RateInfo,
+    /// Whether archivers copy the streams ([`RedisSequencer::archive_room`]): they then
+    /// trim the streams as they go, and a send trims only at
+    /// [`ARCHIVE_SLACK`] times the history (a bound on Redis's memory should every
+    /// archiver stop: past it the oldest entries are lost to the archive).
+    pub archived: bool,
 }
+
+/// How many histories a stream may hold while archivers are behind.
+pub const ARCHIVE_SLACK: usize = 100;
 
 /// A send to decide.
 #[derive(Debug, Clone)]
@@ -132,6 +146,7 @@ pub struct RedisSequencer {
     send: Script,
     fence: Script,
     after: Script,
+    trim: Script,
 }
 
 impl std::fmt::Debug for RedisSequencer {
@@ -159,6 +174,7 @@ impl RedisSequencer {
             send: Script::new(include_str!("send.lua")),
             fence: Script::new(include_str!("fence.lua")),
             after: Script::new(include_str!("after.lua")),
+            trim: Script::new(include_str!("trim.lua")),
         })
     }
 
@@ -185,7 +201,7 @@ impl RedisSequencer {
             .arg(request.text)
             .arg(request.client_msg_id)
             .arg(new_epoch())
-            .arg(self.config.history.max(1))
+            .arg(self.stream_cap())
             .arg(self.config.dedup_ttl.as_millis().max(1) as u64)
             .arg(rate.messages.max(1))
             .arg(rate.per_ms.max(1))
@@ -212,6 +228,16 @@ impl RedisSequencer {
                 Ok(SendOutcome::Refused(refusal(&code, wait, rate)))
             }
             _ => Err(bad(format!("{reply:?}"))),
+        }
+    }
+
+    /// The most entries a send leaves in a stream.
+    fn stream_cap(&self) -> usize {
+        let history = self.config.history.max(1);
+        if self.config.archived {
+            history.saturating_mul(ARCHIVE_SLACK)
+        } else {
+            history
         }
     }
 
