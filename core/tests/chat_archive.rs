@@ -32,6 +32,7 @@ async fn connect(redis: &RedisServer) -> RedisSequencer {
             per_ms: 1000,
         },
         archived: true,
+        lossless_redis: false,
     };
     tokio::time::timeout(
         Duration::from_secs(5),

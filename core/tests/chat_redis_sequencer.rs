@@ -24,6 +24,7 @@ fn config(history: usize, rate: RateInfo) -> SequencerConfig {
         dedup_ttl: Duration::from_secs(600),
         rate,
         archived: false,
+        lossless_redis: false,
     }
 }
 
@@ -359,15 +360,16 @@ async fn with_appendfsync_always_a_killed_redis_keeps_every_acknowledged_send() 
     assert_eq!(messages[199].client_msg_id.as_deref(), Some("k199"));
 }
 
-/// The stream keeps the history size: a position older than it gets nothing (never a
-/// partial replay), a recent one gets exactly what followed it.
+/// The stream keeps about the history size (trimmed whole nodes at a time): a position
+/// far older than it gets nothing (never a partial replay), a recent one gets exactly
+/// what followed it.
 #[tokio::test]
 async fn a_position_older_than_the_history_gets_no_partial_replay() {
     let redis = RedisServer::start(Durability::None);
     let a = node(&redis, config(50, UNLIMITED)).await;
     let alice = user("alice");
     let mut epoch = String::new();
-    for i in 0..120 {
+    for i in 0..300 {
         epoch = sent(send(&a, "r", &alice, &format!("h{i}")).await).epoch;
     }
     let old = Position {
@@ -377,18 +379,18 @@ async fn a_position_older_than_the_history_gets_no_partial_replay() {
     assert_eq!(a.after("r", &old).await.expect("read"), None);
     let recent = Position {
         epoch: epoch.clone(),
-        seq: 110,
+        seq: 290,
     };
     let (top, messages) = a.after("r", &recent).await.expect("read").expect("held");
-    assert_eq!(top, 120);
+    assert_eq!(top, 300);
     assert_eq!(
         messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (111..=120).collect::<Vec<_>>()
+        (291..=300).collect::<Vec<_>>()
     );
-    let at_top = Position { epoch, seq: 120 };
+    let at_top = Position { epoch, seq: 300 };
     assert_eq!(
         a.after("r", &at_top).await.expect("read"),
-        Some((120, Vec::new()))
+        Some((300, Vec::new()))
     );
 }
 
@@ -499,4 +501,107 @@ async fn a_follower_joining_mid_burst_gets_every_later_message_once_in_order() {
         .expect("the follower ends when its receiver is gone")
         .expect("task")
         .expect("followed");
+}
+
+/// The case fencing is for: Redis crashed before its AOF reached the disk and came back
+/// without the tail of the room (here 300 sends acknowledged, the AOF cut to 60 %).
+/// Numbering on would hand out numbers clients hold; the scripts see another Redis
+/// process and rotate the epoch first. A node that declares the Redis lossless does not.
+#[tokio::test]
+async fn a_redis_that_lost_its_tail_never_hands_out_a_number_twice() {
+    let mut redis = RedisServer::start(Durability::Lossy);
+    let a = node(&redis, config(1000, UNLIMITED)).await;
+    let alice = user("alice");
+    let mut last = None;
+    for i in 0..300 {
+        last = Some(sent(send(&a, "r", &alice, &format!("t{i}")).await));
+    }
+    let last = last.expect("sent");
+    assert_eq!(last.seq, 300);
+    redis.kill();
+    redis.cut_aof(0.6);
+    redis.start_again();
+
+    // What Redis holds now, read without the check: the same epoch, behind what was
+    // acknowledged.
+    let mut trusting = config(1000, UNLIMITED);
+    trusting.lossless_redis = true;
+    let trusting = node(&redis, trusting).await;
+    let held = trusting.fence("r", Claim::Nothing).await.expect("position");
+    assert_eq!(held.top.epoch, last.epoch);
+    assert!(held.top.seq < 300, "the tail was lost: {:?}", held.top);
+    assert!(!held.rotated);
+
+    // The checking node: a new epoch before any number.
+    let mut after = None;
+    for _ in 0..20 {
+        let request = SendRequest {
+            room: "r",
+            user: &alice,
+            text: "after the crash",
+            client_msg_id: "t-after",
+            moderator: false,
+        };
+        if let Ok(outcome) = a.send(&request).await {
+            after = Some(sent(outcome));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = after.expect("sends again after the crash");
+    assert_ne!(after.epoch, last.epoch, "{after:?}");
+    assert_eq!(after.seq, 1);
+    // A client holding (old epoch, 300) is not vouched for: its join sees the new epoch.
+    let holds = Position {
+        epoch: last.epoch.clone(),
+        seq: 300,
+    };
+    let fenced = a.fence("r", Claim::Holds(&holds)).await.expect("fence");
+    assert_eq!(
+        fenced.top,
+        Position {
+            epoch: after.epoch.clone(),
+            seq: 1
+        }
+    );
+    assert_eq!(a.after("r", &holds).await.expect("read"), None);
+
+    // Restarted again: once more a new epoch for the checking node...
+    redis.restart();
+    let mut again = None;
+    for _ in 0..20 {
+        if let Ok(f) = a.fence("r", Claim::Nothing).await {
+            again = Some(f);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = again.expect("position after the restart");
+    assert!(again.rotated);
+    assert_ne!(again.top.epoch, after.epoch);
+    // ...and none for a node that trusts a lossless Redis, on another room (its first
+    // command after the restart may meet the old connection broken).
+    for _ in 0..20 {
+        if trusting.fence("lossless", Claim::Nothing).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sent(send(&trusting, "lossless", &alice, "l1").await);
+    let before = trusting
+        .fence("lossless", Claim::Nothing)
+        .await
+        .expect("position");
+    redis.restart();
+    let mut kept = None;
+    for _ in 0..20 {
+        if let Ok(f) = trusting.fence("lossless", Claim::Nothing).await {
+            kept = Some(f);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = kept.expect("position after the restart");
+    assert!(!kept.rotated);
+    assert_eq!(kept.top, before.top);
 }

@@ -17,6 +17,9 @@ pub enum Durability {
     None,
     /// AOF with `appendfsync always`: every acknowledged write survives a kill.
     Always,
+    /// AOF never fsynced by Redis (`appendfsync no`): a kill keeps what the kernel has,
+    /// a cut AOF ([`RedisServer::cut_aof`]) stands for what a power cut loses.
+    Lossy,
 }
 
 /// A running redis-server.
@@ -64,6 +67,7 @@ impl RedisServer {
         match self.durability {
             Durability::None => command.args(["--appendonly", "no"]),
             Durability::Always => command.args(["--appendonly", "yes", "--appendfsync", "always"]),
+            Durability::Lossy => command.args(["--appendonly", "yes", "--appendfsync", "no"]),
         };
         self.proc = Some(Proc::spawn("redis-server", &mut command));
         let port = self.port.to_string();
@@ -86,6 +90,32 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.run();
+    }
+
+    /// Starts it again after [`Self::kill`].
+    pub fn start_again(&mut self) {
+        assert!(self.proc.is_none(), "still running");
+        self.run();
+    }
+
+    /// While it is stopped: drops the newest part of its append-only file, keeping
+    /// `keep` (0..1) of the writes since its last rewrite, as a crash before fsync
+    /// would. Redis loads a cut file up to its last whole command.
+    pub fn cut_aof(&self, keep: f64) {
+        assert!(self.proc.is_none(), "stop it first");
+        let dir = self.dir.path().join("appendonlydir");
+        let incr = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.to_string_lossy().ends_with(".incr.aof"))
+            .expect("an incremental AOF file");
+        let len = std::fs::metadata(&incr).expect("AOF size").len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&incr)
+            .expect("the AOF file");
+        file.set_len((len as f64 * keep) as u64).expect("cut");
     }
 }
 

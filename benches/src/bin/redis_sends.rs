@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             per_ms: 1000,
         },
         archived: false,
+        lossless_redis: false,
     };
     let mut nodes = Vec::new();
     for _ in 0..args.nodes.max(1) {

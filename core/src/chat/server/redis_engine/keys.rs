@@ -36,14 +36,10 @@ impl RoomKeys {
         format!("{}:pub", self.tag)
     }
 
-    /// Banned user ids (a set).
-    pub fn bans(&self) -> String {
-        format!("{}:bans", self.tag)
-    }
-
-    /// Timed-out user ids, with the end of their timeout in ms (a hash).
-    pub fn timeouts(&self) -> String {
-        format!("{}:timeouts", self.tag)
+    /// Bans and timeouts: field `b:USER` when banned, `t:USER` the end of a timeout in
+    /// ms (a hash).
+    pub fn moderation(&self) -> String {
+        format!("{}:mod", self.tag)
     }
 
     /// The first reply to `user`'s `client_msg_id`.
@@ -52,14 +48,9 @@ impl RoomKeys {
         format!("{}:d:{}:{user}:{client_msg_id}", self.tag, user.len())
     }
 
-    /// `user`'s rate bucket (a hash).
-    pub fn bucket(&self, user: &str) -> String {
-        format!("{}:b:{user}", self.tag)
-    }
-
-    /// When `user` last sent (for slow mode).
-    pub fn last_send(&self, user: &str) -> String {
-        format!("{}:l:{user}", self.tag)
+    /// `user`'s state in the room: rate bucket and last send (a hash).
+    pub fn sender(&self, user: &str) -> String {
+        format!("{}:s:{}:{user}", self.tag, user.len())
     }
 }
 

@@ -10,9 +10,11 @@
 //! missed, whole or not at all.
 //!
 //! Durability depends on Redis's: with `appendfsync always` an acknowledged send is
-//! never lost; with `everysec` a crash may lose the last second of acknowledged sends,
-//! and fencing (a rotation after every reconnect) makes clients see a new epoch instead
-//! of numbers handed out again.
+//! never lost ([`SequencerConfig::lossless_redis`]); with `everysec` a crash may lose the
+//! last second of acknowledged sends, and fencing makes clients see a new epoch instead
+//! of numbers handed out again: the scripts compare the Redis process that numbered a
+//! room last (its `run_id`) with the one running them, and rotate the epoch when they
+//! differ (`boot.lua`), before any number is handed out.
 //!
 //! Every message also goes to PostgreSQL ([`archive::Archive`]), copied from the stream by
 //! [`RedisSequencer::archive_room`]. A node follows a room through [`mirror::RoomMirror`], which delivers what the room
@@ -75,6 +77,11 @@ pub struct SequencerConfig {
     /// [`ARCHIVE_SLACK`] times the history (a bound on Redis's memory should every
     /// archiver stop: past it the oldest entries are lost to the archive).
     pub archived: bool,
+    /// Whether Redis loses nothing it acknowledged (`appendfsync always`, or `WAITAOF`
+    /// before each reply): then a restart of Redis keeps the rooms' epochs. Otherwise
+    /// (false, the safe default) the first send or join after a restart or failover
+    /// rotates the room's epoch, since the restart may have lost its tail.
+    pub lossless_redis: bool,
 }
 
 /// How many histories a stream may hold while archivers are behind.
@@ -171,8 +178,8 @@ impl RedisSequencer {
             client,
             conn,
             config,
-            send: Script::new(include_str!("send.lua")),
-            fence: Script::new(include_str!("fence.lua")),
+            send: Script::new(concat!(include_str!("boot.lua"), include_str!("send.lua"))),
+            fence: Script::new(concat!(include_str!("boot.lua"), include_str!("fence.lua"))),
             after: Script::new(include_str!("after.lua")),
             trim: Script::new(include_str!("trim.lua")),
         })
@@ -192,10 +199,8 @@ impl RedisSequencer {
             .key(keys.meta())
             .key(keys.stream())
             .key(keys.dedup(user_id, request.client_msg_id))
-            .key(keys.bucket(user_id))
-            .key(keys.last_send(user_id))
-            .key(keys.bans())
-            .key(keys.timeouts())
+            .key(keys.sender(user_id))
+            .key(keys.moderation())
             .arg(user_id)
             .arg(user)
             .arg(request.text)
@@ -207,6 +212,7 @@ impl RedisSequencer {
             .arg(rate.per_ms.max(1))
             .arg(if request.moderator { "1" } else { "0" })
             .arg(keys.channel())
+            .arg(self.boot_check())
             .invoke_async(&mut self.conn.clone())
             .await?;
         let bad = |detail: String| EngineError::Reply {
@@ -229,6 +235,11 @@ impl RedisSequencer {
             }
             _ => Err(bad(format!("{reply:?}"))),
         }
+    }
+
+    /// The scripts' flag: "1" to rotate epochs after a restart of Redis.
+    fn boot_check(&self) -> &'static str {
+        if self.config.lossless_redis { "0" } else { "1" }
     }
 
     /// The most entries a send leaves in a stream.
@@ -256,6 +267,7 @@ impl RedisSequencer {
             .arg(new_epoch())
             .arg(mode)
             .arg(seq)
+            .arg(self.boot_check())
             .invoke_async(&mut self.conn.clone())
             .await?;
         match (
@@ -319,12 +331,13 @@ impl RedisSequencer {
         banned: bool,
     ) -> Result<(), EngineError> {
         let keys = RoomKeys::new(room);
-        let command = if banned { "SADD" } else { "SREM" };
-        let _: i64 = redis::cmd(command)
-            .arg(keys.bans())
-            .arg(user)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let field = format!("b:{user}");
+        let mut command = redis::cmd(if banned { "HSET" } else { "HDEL" });
+        command.arg(keys.moderation()).arg(field);
+        if banned {
+            command.arg(1);
+        }
+        let _: i64 = command.query_async(&mut self.conn.clone()).await?;
         Ok(())
     }
 
@@ -341,8 +354,8 @@ impl RedisSequencer {
             .await?;
         let until = seconds * 1000 + micros / 1000 + duration.as_millis() as u64;
         let _: i64 = redis::cmd("HSET")
-            .arg(keys.timeouts())
-            .arg(user)
+            .arg(keys.moderation())
+            .arg(format!("t:{user}"))
             .arg(until)
             .query_async(&mut self.conn.clone())
             .await?;
