@@ -605,3 +605,50 @@ async fn a_redis_that_lost_its_tail_never_hands_out_a_number_twice() {
     assert!(!kept.rotated);
     assert_eq!(kept.top, before.top);
 }
+
+/// Each node reports its audience with a time to live: the room's total sums the
+/// nodes, and a node that stops reporting (killed) drops out once its report expires.
+#[tokio::test]
+async fn the_audience_sums_the_nodes_and_forgets_a_silent_one() {
+    let redis = RedisServer::start(Durability::None);
+    let a = node(&redis, config(100, UNLIMITED)).await;
+    let b = node(&redis, config(100, UNLIMITED)).await;
+    let ttl = Duration::from_millis(600);
+    assert_eq!(
+        a.report_audience("r", "node-a", 100, ttl).await.expect("a"),
+        100
+    );
+    assert_eq!(
+        b.report_audience("r", "node-b", 20, ttl).await.expect("b"),
+        120
+    );
+    assert_eq!(
+        b.report_audience("r", "node-b", 25, ttl).await.expect("b"),
+        125
+    );
+    // Node a goes silent; node b keeps reporting until a's report has expired.
+    let started = tokio::time::Instant::now();
+    loop {
+        let total = b.report_audience("r", "node-b", 25, ttl).await.expect("b");
+        if total == 25 {
+            break;
+        }
+        assert_eq!(total, 125);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "node a was not forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.report_audience("other", "node-a", 7, ttl)
+            .await
+            .expect("a"),
+        7
+    );
+}

@@ -42,6 +42,16 @@ impl RoomKeys {
         format!("{}:mod", self.tag)
     }
 
+    /// Each node's count of the room's audience (a hash).
+    pub fn audience(&self) -> String {
+        format!("{}:aud", self.tag)
+    }
+
+    /// When each node's count expires (a sorted set).
+    pub fn audience_expiry(&self) -> String {
+        format!("{}:aud-exp", self.tag)
+    }
+
     /// The first reply to `user`'s `client_msg_id`.
     pub fn dedup(&self, user: &str, client_msg_id: &str) -> String {
         // The user id's length keeps ("a:b", "c") and ("a", "b:c") apart.

@@ -154,6 +154,7 @@ pub struct RedisSequencer {
     fence: Script,
     after: Script,
     trim: Script,
+    audience: Script,
 }
 
 impl std::fmt::Debug for RedisSequencer {
@@ -182,6 +183,7 @@ impl RedisSequencer {
             fence: Script::new(concat!(include_str!("boot.lua"), include_str!("fence.lua"))),
             after: Script::new(include_str!("after.lua")),
             trim: Script::new(include_str!("trim.lua")),
+            audience: Script::new(include_str!("audience.lua")),
         })
     }
 
@@ -321,6 +323,29 @@ impl RedisSequencer {
             }
             _ => Err(bad(format!("{reply:?}"))),
         }
+    }
+
+    /// Reports this node's audience of `room` (`count` people, valid for `ttl`: report
+    /// again well within it); the room's audience across the nodes whose reports are
+    /// still valid. A person connected to two nodes counts on each.
+    pub async fn report_audience(
+        &self,
+        room: &str,
+        node: &str,
+        count: u64,
+        ttl: Duration,
+    ) -> Result<u64, EngineError> {
+        let keys = RoomKeys::new(room);
+        let total: u64 = self
+            .audience
+            .key(keys.audience())
+            .key(keys.audience_expiry())
+            .arg(node)
+            .arg(count)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(total)
     }
 
     /// Bans `user` from `room` (or lifts the ban).
