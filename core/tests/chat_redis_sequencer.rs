@@ -18,6 +18,25 @@ use streamhub::chat::server::redis_engine::{
     Claim, Numbered, RedisSequencer, SendOutcome, SendRequest, SequencerConfig, decode_publication,
 };
 
+/// The value of `$call` (a future of a `Result`) once Redis is back after a restart:
+/// the connection manager reconnects by itself, and the first commands may meet the old
+/// connection broken. Thirty tries, 100 ms apart.
+macro_rules! once_back {
+    ($what:expr, $call:expr) => {{
+        let mut value = None;
+        for _ in 0..30 {
+            match $call.await {
+                Ok(v) => {
+                    value = Some(v);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        value.unwrap_or_else(|| panic!("{} failed after the restart", $what))
+    }};
+}
+
 fn config(history: usize, rate: RateInfo) -> SequencerConfig {
     SequencerConfig {
         history,
@@ -273,24 +292,14 @@ async fn positions_redis_cannot_vouch_for_rotate_the_epoch() {
     let first = sent(send(&a, "r", &alice, "x1").await);
     sent(send(&a, "r", &alice, "x2").await);
     redis.restart();
-    // The connection manager reconnects by itself; the first command may see the old
-    // connection fail.
-    let mut after = None;
-    for _ in 0..20 {
-        let request = SendRequest {
-            room: "r",
-            user: &alice,
-            text: "after the restart",
-            client_msg_id: "x3",
-            moderator: false,
-        };
-        if let Ok(SendOutcome::Sent(numbered)) = a.send(&request).await {
-            after = Some(numbered);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let after = after.expect("sends again after the restart");
+    let request = SendRequest {
+        room: "r",
+        user: &alice,
+        text: "after the restart",
+        client_msg_id: "x3",
+        moderator: false,
+    };
+    let after = sent(once_back!("a send", a.send(&request)));
     assert_ne!(
         after.epoch, first.epoch,
         "a new epoch after the data was lost"
@@ -337,23 +346,11 @@ async fn with_appendfsync_always_a_killed_redis_keeps_every_acknowledged_send() 
     }
     let last = last.expect("sent");
     redis.restart();
-    let mut held = None;
-    for _ in 0..20 {
-        if let Ok(read) = a
-            .after(
-                "r",
-                &Position {
-                    epoch: last.epoch.clone(),
-                    seq: 0,
-                },
-            )
-            .await
-        {
-            held = read;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let since = Position {
+        epoch: last.epoch.clone(),
+        seq: 0,
+    };
+    let held = once_back!("a read", a.after("r", &since));
     let (top, messages) = held.expect("the room survived the kill");
     assert_eq!(top, 200);
     assert_eq!(messages.len(), 200);
@@ -456,22 +453,14 @@ async fn a_follower_joining_mid_burst_gets_every_later_message_once_in_order() {
 
     redis.restart();
     let alice = user("alice");
-    let mut after = None;
-    for _ in 0..30 {
-        let request = SendRequest {
-            room: "live",
-            user: &alice,
-            text: "after the restart",
-            client_msg_id: "n1",
-            moderator: false,
-        };
-        if let Ok(SendOutcome::Sent(numbered)) = b.send(&request).await {
-            after = Some(numbered);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let after = after.expect("sends again after the restart");
+    let request = SendRequest {
+        room: "live",
+        user: &alice,
+        text: "after the restart",
+        client_msg_id: "n1",
+        moderator: false,
+    };
+    let after = sent(once_back!("a send", b.send(&request)));
     sent(send(&b, "live", &alice, "n2").await);
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -533,22 +522,14 @@ async fn a_redis_that_lost_its_tail_never_hands_out_a_number_twice() {
     assert!(!held.rotated);
 
     // The checking node: a new epoch before any number.
-    let mut after = None;
-    for _ in 0..20 {
-        let request = SendRequest {
-            room: "r",
-            user: &alice,
-            text: "after the crash",
-            client_msg_id: "t-after",
-            moderator: false,
-        };
-        if let Ok(outcome) = a.send(&request).await {
-            after = Some(sent(outcome));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let after = after.expect("sends again after the crash");
+    let request = SendRequest {
+        room: "r",
+        user: &alice,
+        text: "after the crash",
+        client_msg_id: "t-after",
+        moderator: false,
+    };
+    let after = sent(once_back!("a send", a.send(&request)));
     assert_ne!(after.epoch, last.epoch, "{after:?}");
     assert_eq!(after.seq, 1);
     // A client holding (old epoch, 300) is not vouched for: its join sees the new epoch.
@@ -568,40 +549,18 @@ async fn a_redis_that_lost_its_tail_never_hands_out_a_number_twice() {
 
     // Restarted again: once more a new epoch for the checking node...
     redis.restart();
-    let mut again = None;
-    for _ in 0..20 {
-        if let Ok(f) = a.fence("r", Claim::Nothing).await {
-            again = Some(f);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let again = again.expect("position after the restart");
+    let again = once_back!("a fence", a.fence("r", Claim::Nothing));
     assert!(again.rotated);
     assert_ne!(again.top.epoch, after.epoch);
-    // ...and none for a node that trusts a lossless Redis, on another room (its first
-    // command after the restart may meet the old connection broken).
-    for _ in 0..20 {
-        if trusting.fence("lossless", Claim::Nothing).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // ...and none for a node that trusts a lossless Redis, on another room.
+    once_back!("a fence", trusting.fence("lossless", Claim::Nothing));
     sent(send(&trusting, "lossless", &alice, "l1").await);
     let before = trusting
         .fence("lossless", Claim::Nothing)
         .await
         .expect("position");
     redis.restart();
-    let mut kept = None;
-    for _ in 0..20 {
-        if let Ok(f) = trusting.fence("lossless", Claim::Nothing).await {
-            kept = Some(f);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let kept = kept.expect("position after the restart");
+    let kept = once_back!("a fence", trusting.fence("lossless", Claim::Nothing));
     assert!(!kept.rotated);
     assert_eq!(kept.top, before.top);
 }
