@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::Args;
+use streamhub::chat::server::redis_engine::{RedisEngine, RedisEngineConfig, SequencerConfig};
 use streamhub::hub::{Hub, HubConfig, StreamKeys};
 
 /// Arguments of `streamhub hub`.
@@ -48,6 +51,27 @@ pub struct HubArgs {
     /// Longest message text, in characters.
     #[arg(long, default_value_t = 500)]
     max_text_chars: usize,
+    /// Decide chat rooms in this Redis (redis://HOST:PORT[/DB]), shared with every other
+    /// hub given the same one: several processes then serve one set of rooms.
+    #[arg(long, value_name = "URL")]
+    chat_engine: Option<String>,
+    /// Copy every chat message to this PostgreSQL (postgres://USER@HOST:PORT/DB);
+    /// `history` pages past Redis from it. Needs --chat-engine.
+    #[arg(long, value_name = "URL", requires = "chat_engine")]
+    archive: Option<String>,
+    /// This node's name among the hubs sharing the chat engine (its audience reports and
+    /// archiver); keep it across restarts. Default: chat-PORT of --http.
+    #[arg(long, value_name = "NAME", requires = "chat_engine")]
+    node: Option<String>,
+    /// Declare the chat engine's Redis lossless (appendfsync always, or WAITAOF): its
+    /// restarts then keep the rooms' epochs. Without it a restarted Redis starts new
+    /// epochs, since it may have lost acknowledged messages.
+    #[arg(long, requires = "chat_engine")]
+    lossless_redis: bool,
+    /// How long a node's audience report counts, in ms: a dead node's viewers leave the
+    /// counts after it.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    audience_ttl_ms: u64,
 }
 
 /// Runs the command; `Err` is the one-line error to print.
@@ -75,6 +99,27 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
     config.webrtc_ip = args.webrtc_ip;
     config.opus_bitrate = args.opus_bitrate.clamp(6_000, 510_000);
     config.dev_tokens = !args.no_dev_tokens;
+    if let Some(url) = &args.chat_engine {
+        let engine = RedisEngine::connect(RedisEngineConfig {
+            redis_url: url.clone(),
+            archive_url: args.archive.clone(),
+            node: args
+                .node
+                .clone()
+                .unwrap_or_else(|| format!("chat-{}", args.http.port())),
+            sequencer: SequencerConfig {
+                history: config.chat.history,
+                dedup_ttl: config.chat.dedup_ttl,
+                rate: config.chat.rate,
+                archived: args.archive.is_some(),
+                lossless_redis: args.lossless_redis,
+            },
+            audience_ttl: Duration::from_millis(args.audience_ttl_ms.max(100)),
+        })
+        .await
+        .map_err(|e| format!("connecting the chat engine: {e}"))?;
+        config.chat_engine = Some(Arc::new(engine));
+    }
     let hub = Hub::new(config);
     let http = listen(args.http).map_err(|e| format!("listening on {}: {e}", args.http))?;
     let rtmp = listen(args.rtmp).map_err(|e| format!("listening on {}: {e}", args.rtmp))?;

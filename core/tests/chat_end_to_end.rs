@@ -1,13 +1,14 @@
 //! Chat clients against a real chat server on loopback: bursts, connection cuts (real
 //! TCP resets), token refresh, rate limits and moderation.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{CutProxy, Log, Server, connect, connect_via, fast_config, wait_for};
+use common::{Backend, CutProxy, Engine, Log, connect, connect_via, fast_config, wait_for};
 use streamhub::chat::protocol::{ErrorCode, Role};
 use streamhub::chat::server::{ChatServerConfig, Claims};
 use streamhub::chat::{ChatError, ChatEvent, JoinOutcome, TokenRequest, TokenSource};
@@ -27,9 +28,9 @@ fn assert_room_sequence(log: &Log, n: usize) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_clients_exchange_1000_messages_once_and_in_order() {
-    let server = Server::start(fast_config()).await;
+async fn two_clients_exchange_1000_messages_once_and_in_order(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let (ada, ada_log) = connect(&server, "ada", Role::Viewer).await;
     let (bob, bob_log) = connect(&server, "bob", Role::Viewer).await;
     ada.join(ROOM).await.unwrap();
@@ -73,9 +74,9 @@ async fn two_clients_exchange_1000_messages_once_and_in_order() {
     bob.close(Duration::from_secs(5)).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cuts_during_a_burst_lose_and_duplicate_nothing() {
-    let server = Server::start(fast_config()).await;
+async fn cuts_during_a_burst_lose_and_duplicate_nothing(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut sender_proxy = CutProxy::start(server.addr).await;
     let mut receiver_proxy = CutProxy::start(server.addr).await;
     let token = |user: &str| TokenSource::fixed(server.token(user, Role::Viewer, 3600));
@@ -142,9 +143,9 @@ async fn cuts_during_a_burst_lose_and_duplicate_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expiring_token_is_refreshed_in_band_and_an_expired_one_replaced() {
-    let server = Server::start(fast_config()).await;
+async fn an_expiring_token_is_refreshed_in_band_and_an_expired_one_replaced(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let keys = server.chat.keys().clone();
     let asked: Arc<std::sync::Mutex<Vec<TokenRequest>>> = Arc::default();
     let calls = asked.clone();
@@ -182,12 +183,12 @@ async fn an_expiring_token_is_refreshed_in_band_and_an_expired_one_replaced() {
     assert_eq!(stats.connections, 1, "refreshed without reconnecting");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_queue_waits_for_retry_after() {
+async fn a_rate_limited_queue_waits_for_retry_after(engine: Engine) {
     let mut config = ChatServerConfig::with_secret(b"test secret");
     config.rate.messages = 2;
     config.rate.per_ms = 1000;
-    let server = Server::start(config).await;
+    let backend = Backend::start(engine);
+    let server = backend.server(config).await;
     let (client, log) = connect(&server, "ada", Role::Viewer).await;
     client.join(ROOM).await.unwrap();
     let start = Instant::now();
@@ -210,9 +211,9 @@ async fn a_rate_limited_queue_waits_for_retry_after() {
     assert_eq!(stats.sent, 6);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moderation_needs_the_role() {
-    let server = Server::start(fast_config()).await;
+async fn moderation_needs_the_role(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let (viewer, viewer_log) = connect(&server, "eve", Role::Viewer).await;
     let (moderator, _) = connect(&server, "mo", Role::Moderator).await;
     viewer.join(ROOM).await.unwrap();
@@ -247,9 +248,9 @@ async fn moderation_needs_the_role() {
     assert_eq!(refused.refusal().map(|e| e.code), Some(ErrorCode::Banned));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_and_invalid_texts_fail_alone() {
-    let server = Server::start(fast_config()).await;
+async fn oversize_and_invalid_texts_fail_alone(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let (client, log) = connect(&server, "ada", Role::Viewer).await;
     client.join(ROOM).await.unwrap();
     let long = "x".repeat(501);
@@ -275,9 +276,11 @@ async fn oversize_and_invalid_texts_fail_alone() {
     assert_eq!((stats.connections, stats.send_failures), (1, 2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch() {
-    let server = Server::start(fast_config()).await;
+/// With the memory engine a restarted server is a new epoch; with Redis the rooms live
+/// on in Redis and the clients recover.
+async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let (ada, ada_log) = connect(&server, "ada", Role::Viewer).await;
     let (bob, bob_log) = connect(&server, "bob", Role::Viewer).await;
     ada.join(ROOM).await.unwrap();
@@ -303,21 +306,18 @@ async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch() {
         })
     })
     .await;
-    // The same address, a new process's worth of state: history is gone.
+    // The same address, a new process's worth of state: in memory, history is gone.
     let addr = server.addr;
     drop(server);
-    let restarted = Server::start_on(addr, fast_config()).await;
+    let restarted = backend.server_on(addr, fast_config()).await;
+    let expected = match engine {
+        Engine::Memory => JoinOutcome::EpochChanged,
+        Engine::Redis => JoinOutcome::Recovered,
+    };
     wait_for("both re-joined", Duration::from_secs(15), || {
         [&ada_log, &bob_log].iter().all(|log| {
-            log.count(|e| {
-                matches!(
-                    e,
-                    ChatEvent::Joined {
-                        outcome: JoinOutcome::EpochChanged,
-                        ..
-                    }
-                )
-            }) == 1
+            log.count(|e| matches!(e, ChatEvent::Joined { outcome, .. } if *outcome == expected))
+                == 1
         })
     })
     .await;
@@ -328,9 +328,23 @@ async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch() {
         || bob_log.messages(ROOM).len() == 2,
     )
     .await;
+    let after_seq = match engine {
+        Engine::Memory => 1,
+        Engine::Redis => 2,
+    };
     assert_eq!(
         bob_log.messages(ROOM),
-        [(1, "before".to_string()), (1, "after".to_string())]
+        [(1, "before".to_string()), (after_seq, "after".to_string())]
     );
-    assert_eq!(restarted.chat.room(ROOM).unwrap().last_seq, 1);
+    assert_eq!(restarted.chat.room(ROOM).unwrap().last_seq, after_seq);
 }
+
+on_both_engines!(
+    two_clients_exchange_1000_messages_once_and_in_order,
+    cuts_during_a_burst_lose_and_duplicate_nothing,
+    an_expiring_token_is_refreshed_in_band_and_an_expired_one_replaced,
+    a_rate_limited_queue_waits_for_retry_after,
+    moderation_needs_the_role,
+    oversize_and_invalid_texts_fail_alone,
+    shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch,
+);

@@ -1,11 +1,12 @@
 //! The server's documented errors, driven by hand-written JSON frames over a plain
 //! WebSocket (tokio-tungstenite, not our client), as `docs/chat-protocol.md` gives them.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
-use common::{Server, fast_config};
+use common::{Backend, Engine, Server, fast_config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use streamhub::chat::protocol::{Role, SUBPROTOCOL};
@@ -91,9 +92,9 @@ fn code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().unwrap_or("<none>")
 }
 
-#[tokio::test]
-async fn bad_frames_get_documented_errors_and_the_connection_stays_usable() {
-    let server = Server::start(fast_config()).await;
+async fn bad_frames_get_documented_errors_and_the_connection_stays_usable(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut ws = open(&server).await;
 
     send(&mut ws, r#"{"id": 1, "type": "join", "room": "cam1"}"#).await;
@@ -191,9 +192,9 @@ async fn bad_frames_get_documented_errors_and_the_connection_stays_usable() {
     assert_eq!(server.chat.room("cam1").unwrap().last_seq, 1);
 }
 
-#[tokio::test]
-async fn a_frame_over_16_kib_closes_with_4004() {
-    let server = Server::start(fast_config()).await;
+async fn a_frame_over_16_kib_closes_with_4004(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut ws = connected(&server, "ada", Role::Viewer).await;
     let huge = json!({"id": 2, "type": "send", "room": "cam1", "client_msg_id": "a", "text": "x".repeat(17 * 1024)});
     send(&mut ws, &huge.to_string()).await;
@@ -207,9 +208,9 @@ async fn a_frame_over_16_kib_closes_with_4004() {
     assert_eq!(close_code(&mut ws).await, 4004);
 }
 
-#[tokio::test]
-async fn bad_tokens_close_with_4001_and_expired_ones_may_retry() {
-    let server = Server::start(fast_config()).await;
+async fn bad_tokens_close_with_4001_and_expired_ones_may_retry(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut ws = open(&server).await;
     let forged = streamhub::chat::server::TokenKeys::hs256(b"not the secret")
         .issue(&Claims::new("ada", Role::Moderator, vec!["*".into()], 60))
@@ -258,9 +259,9 @@ async fn bad_tokens_close_with_4001_and_expired_ones_may_retry() {
     assert_eq!(code(&reply(&mut ws, 3).await), "unauthorized");
 }
 
-#[tokio::test]
-async fn a_token_limited_to_rooms_is_forbidden_elsewhere() {
-    let server = Server::start(fast_config()).await;
+async fn a_token_limited_to_rooms_is_forbidden_elsewhere(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut ws = open(&server).await;
     let token = server
         .chat
@@ -289,12 +290,12 @@ async fn a_token_limited_to_rooms_is_forbidden_elsewhere() {
     assert_eq!(reply(&mut ws, 3).await["ok"], true);
 }
 
-#[tokio::test]
-async fn rate_limits_say_when_to_retry() {
+async fn rate_limits_say_when_to_retry(engine: Engine) {
     let mut config = fast_config();
     config.rate.messages = 5;
     config.rate.per_ms = 5000;
-    let server = Server::start(config).await;
+    let backend = Backend::start(engine);
+    let server = backend.server(config).await;
     let mut ws = connected(&server, "ada", Role::Viewer).await;
     send(&mut ws, r#"{"id": 2, "type": "join", "room": "cam1"}"#).await;
     reply(&mut ws, 2).await;
@@ -314,9 +315,9 @@ async fn rate_limits_say_when_to_retry() {
     assert!((1..=1000).contains(&wait), "{wait}");
 }
 
-#[tokio::test]
-async fn a_missing_subprotocol_is_refused() {
-    let server = Server::start(fast_config()).await;
+async fn a_missing_subprotocol_is_refused(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let err = tokio_tungstenite::client_async(server.url(), tcp)
         .await
@@ -329,9 +330,9 @@ async fn a_missing_subprotocol_is_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_recovering_join_replays_exactly_what_was_missed() {
-    let server = Server::start(fast_config()).await;
+async fn a_recovering_join_replays_exactly_what_was_missed(engine: Engine) {
+    let backend = Backend::start(engine);
+    let server = backend.server(fast_config()).await;
     let mut ada = connected(&server, "ada", Role::Viewer).await;
     send(&mut ada, r#"{"id": 2, "type": "join", "room": "cam1"}"#).await;
     let epoch = reply(&mut ada, 2).await["result"]["epoch"]
@@ -382,3 +383,13 @@ async fn a_recovering_join_replays_exactly_what_was_missed() {
         (vec![2, 3], Some(true))
     );
 }
+
+on_both_engines!(
+    bad_frames_get_documented_errors_and_the_connection_stays_usable,
+    a_frame_over_16_kib_closes_with_4004,
+    bad_tokens_close_with_4001_and_expired_ones_may_retry,
+    a_token_limited_to_rooms_is_forbidden_elsewhere,
+    rate_limits_say_when_to_retry,
+    a_missing_subprotocol_is_refused,
+    a_recovering_join_replays_exactly_what_was_missed,
+);

@@ -435,6 +435,10 @@ async fn a_follower_joining_mid_burst_gets_every_later_message_once_in_order() {
     };
     on_a.await.expect("node a");
     on_b.await.expect("node b");
+    let start = match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(Followed::Discontinuity(at))) => at.seq,
+        other => panic!("the follower first says where it starts: {other:?}"),
+    };
     let mut seqs = Vec::new();
     while seqs.last() != Some(&1200) {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
@@ -443,6 +447,11 @@ async fn a_follower_joining_mid_burst_gets_every_later_message_once_in_order() {
         }
     }
     let first = seqs[0];
+    assert_eq!(
+        first,
+        start + 1,
+        "delivery starts right after the start it gave"
+    );
     assert!(first > 200 && first < 1200, "joined mid-burst: {first}");
     assert_eq!(
         seqs,

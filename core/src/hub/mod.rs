@@ -41,7 +41,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::chat::server::{ChatServer, ChatServerConfig};
+use crate::chat::server::{ChatEngine, ChatServer, ChatServerConfig};
 pub use api::{StreamList, StreamSummary};
 pub use keys::{KeyRefusal, StreamKeys};
 use registry::Registry;
@@ -82,6 +82,10 @@ pub struct HubConfig {
     pub opus_bitrate: u32,
     /// Whether `POST /api/token` hands out viewer tokens (for the development page).
     pub dev_tokens: bool,
+    /// Where chat rooms are decided; `None`: in this process
+    /// ([`MemoryEngine`](crate::chat::server::MemoryEngine)). The
+    /// Redis engine lets several hubs serve one set of rooms.
+    pub chat_engine: Option<Arc<dyn ChatEngine>>,
 }
 
 impl HubConfig {
@@ -94,6 +98,7 @@ impl HubConfig {
             webrtc_ip: None,
             opus_bitrate: 64_000,
             dev_tokens: true,
+            chat_engine: None,
         }
     }
 }
@@ -149,7 +154,10 @@ impl Hub {
     /// A hub that is not serving yet.
     pub fn new(config: HubConfig) -> Self {
         Hub {
-            chat: ChatServer::new(config.chat.clone()),
+            chat: match &config.chat_engine {
+                Some(engine) => ChatServer::with_engine(config.chat.clone(), engine.clone()),
+                None => ChatServer::new(config.chat.clone()),
+            },
             config,
             stop: watch::Sender::new(false),
             shared: Arc::new(watch::Sender::new(None)),

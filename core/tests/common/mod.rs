@@ -8,11 +8,94 @@ use std::time::Duration;
 
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
+use streamhub::chat::server::redis_engine::{RedisEngine, RedisEngineConfig, SequencerConfig};
 use streamhub::chat::server::{ChatServer, ChatServerConfig, Claims};
 use streamhub::chat::{ChatClient, ChatConfig, ChatEvent, ChatEvents, TokenSource};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+#[path = "../../../tests/support/process.rs"]
+pub mod process;
+#[path = "../../../tests/support/redis.rs"]
+pub mod redis;
+#[path = "../../../tests/support/require.rs"]
+pub mod require;
+
+/// Runs each named `async fn(Engine)` as two tests, `memory::NAME` and `redis::NAME`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Memory).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where the server decides its rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// In the process (`MemoryEngine`).
+    Memory,
+    /// In a redis-server of the test's own (`RedisEngine`).
+    Redis,
+}
+
+/// What outlives a server: the test's Redis, if the engine is Redis.
+pub struct Backend {
+    pub engine: Engine,
+    pub redis: Option<redis::RedisServer>,
+}
+
+impl Backend {
+    pub fn start(engine: Engine) -> Backend {
+        let redis =
+            (engine == Engine::Redis).then(|| redis::RedisServer::start(redis::Durability::Always));
+        Backend { engine, redis }
+    }
+
+    pub async fn server(&self, config: ChatServerConfig) -> Server {
+        self.server_on("127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    pub async fn server_on(&self, addr: SocketAddr, config: ChatServerConfig) -> Server {
+        let chat = match &self.redis {
+            None => ChatServer::new(config),
+            Some(redis) => {
+                let engine = RedisEngine::connect(RedisEngineConfig {
+                    redis_url: redis.url(),
+                    archive_url: None,
+                    node: "test".into(),
+                    sequencer: SequencerConfig {
+                        history: config.history,
+                        dedup_ttl: config.dedup_ttl,
+                        rate: config.rate,
+                        archived: false,
+                        lossless_redis: true,
+                    },
+                    audience_ttl: Duration::from_secs(10),
+                })
+                .await
+                .expect("the Redis engine connects");
+                ChatServer::with_engine(config, Arc::new(engine))
+            }
+        };
+        Server::serve(addr, chat).await
+    }
+}
 
 /// A running server and its address.
 pub struct Server {
@@ -27,9 +110,12 @@ impl Server {
     }
 
     pub async fn start_on(addr: SocketAddr, config: ChatServerConfig) -> Server {
+        Server::serve(addr, ChatServer::new(config)).await
+    }
+
+    async fn serve(addr: SocketAddr, chat: ChatServer) -> Server {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let chat = ChatServer::new(config);
         let serving = chat.clone();
         let task = tokio::spawn(async move {
             serving.serve(listener).await.unwrap();

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[path = "../../../tests/support/process.rs"]
-mod process;
-#[path = "../../../tests/support/require.rs"]
-pub mod require;
+use super::process;
+pub use super::require;
 #[allow(unused_imports)]
 pub use process::{Proc, free_port, run_checked, tempdir, wait_listen, wait_until};
 #[path = "../../../tests/support/aiortc.rs"]

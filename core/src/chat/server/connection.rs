@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, debug, info_span};
 
+use super::engine::Moderation;
 use super::outbound::{Outbound, serialize};
 use super::room::{Caller, Room};
 use super::token::Claims;
@@ -118,7 +119,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, id: u64) {
                 last_seen = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(ending) = conn.handle_text(text.as_str()) {
+                        if let Some(ending) = conn.handle_text(text.as_str()).await {
                             break ending;
                         }
                     }
@@ -273,7 +274,7 @@ impl Conn {
     }
 
     /// Parses and runs one text frame; `Some` ends the connection.
-    fn handle_text(&mut self, text: &str) -> Option<Ending> {
+    async fn handle_text(&mut self, text: &str) -> Option<Ending> {
         let max = self.shared.config.max_frame_bytes;
         if text.len() > max {
             self.frame_error(ErrorBody::new(
@@ -330,7 +331,7 @@ impl Conn {
             return None;
         }
         match serde_json::from_value::<Command>(value) {
-            Ok(command) => self.dispatch(id, command),
+            Ok(command) => self.dispatch(id, command).await,
             Err(e) => {
                 self.out.reply_err(
                     id,
@@ -350,7 +351,7 @@ impl Conn {
         expires_ms
     }
 
-    fn dispatch(&mut self, id: u64, command: Command) -> Option<Ending> {
+    async fn dispatch(&mut self, id: u64, command: Command) -> Option<Ending> {
         let claims = match (&self.claims, &command) {
             (None, Command::Connect { token, .. }) => {
                 return match self.shared.keys.verify(token) {
@@ -483,12 +484,11 @@ impl Conn {
             return None;
         }
         let room = self.shared.room(&room_name);
-        let mut guard = lock(&room);
+        let engine = self.shared.engine.clone();
         match command {
             Command::Join { since, .. } => {
-                guard.join(&caller, since.as_ref(), now_ms);
-                if guard.has_member(self.id) {
-                    drop(guard);
+                engine.join(&room, &caller, since.as_ref(), now_ms).await;
+                if lock(&room).has_member(self.id) {
                     self.rooms.insert(room_name, room.clone());
                 }
             }
@@ -496,20 +496,39 @@ impl Conn {
                 client_msg_id,
                 text,
                 ..
-            } => guard.send(&caller, &client_msg_id, &text, now, now_ms),
+            } => {
+                engine
+                    .send(&room, &caller, &client_msg_id, &text, now, now_ms)
+                    .await
+            }
             Command::History {
                 before_seq, limit, ..
-            } => guard.history(&caller, before_seq, limit),
-            Command::Typing { .. } => guard.typing(&caller, now),
-            Command::Delete { seq, .. } => guard.delete(&caller, seq),
+            } => engine.history(&room, &caller, before_seq, limit).await,
+            Command::Typing { .. } => lock(&room).typing(&caller, now),
+            Command::Delete { seq, .. } => engine.delete(&room, &caller, seq).await,
             Command::Timeout {
                 user_id,
                 duration_ms,
                 ..
-            } => guard.timeout(&caller, &user_id, duration_ms, now_ms),
-            Command::Ban { user_id, .. } => guard.ban(&caller, &user_id),
-            Command::Unban { user_id, .. } => guard.unban(&caller, &user_id),
-            Command::SlowMode { interval_ms, .. } => guard.slow_mode(&caller, interval_ms, now_ms),
+            } => {
+                let action = Moderation::Timeout {
+                    user_id,
+                    duration_ms,
+                };
+                engine.moderate(&room, &caller, action, now_ms).await
+            }
+            Command::Ban { user_id, .. } => {
+                let action = Moderation::Ban { user_id };
+                engine.moderate(&room, &caller, action, now_ms).await
+            }
+            Command::Unban { user_id, .. } => {
+                let action = Moderation::Unban { user_id };
+                engine.moderate(&room, &caller, action, now_ms).await
+            }
+            Command::SlowMode { interval_ms, .. } => {
+                let action = Moderation::SlowMode { interval_ms };
+                engine.moderate(&room, &caller, action, now_ms).await
+            }
             Command::Connect { .. } | Command::Refresh { .. } | Command::Leave { .. } => {}
         }
         None

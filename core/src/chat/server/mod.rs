@@ -16,6 +16,7 @@
 
 mod connection;
 pub mod dedup;
+pub mod engine;
 pub mod outbound;
 pub mod rate;
 pub mod redis_engine;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 use crate::chat::protocol::{
     DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_CHARS, RateInfo, SUBPROTOCOL,
 };
+pub use engine::{ChatEngine, MemoryEngine, Moderation, RoomRef};
 pub use room::RoomSnapshot;
 use room::{Room, RoomRules};
 pub use store::{ChatStore, MemoryStore, RoomLog};
@@ -112,6 +114,7 @@ pub(crate) struct Shared {
     keys: TokenKeys,
     rules: Arc<RoomRules>,
     store: Arc<dyn ChatStore>,
+    engine: Arc<dyn ChatEngine>,
     rooms: Mutex<HashMap<String, Arc<Mutex<Room>>>>,
     next_conn: AtomicU64,
     active: AtomicUsize,
@@ -177,6 +180,21 @@ impl ChatServer {
 
     /// A server over another store.
     pub fn with_store(config: ChatServerConfig, store: Arc<dyn ChatStore>) -> Self {
+        ChatServer::with_engine_and_store(config, Arc::new(MemoryEngine), store)
+    }
+
+    /// A server whose rooms are decided by `engine` (the Redis engine, shared by several
+    /// nodes); the node's rings keep `config.history` messages.
+    pub fn with_engine(config: ChatServerConfig, engine: Arc<dyn ChatEngine>) -> Self {
+        let store = Arc::new(MemoryStore::new(config.history));
+        ChatServer::with_engine_and_store(config, engine, store)
+    }
+
+    fn with_engine_and_store(
+        config: ChatServerConfig,
+        engine: Arc<dyn ChatEngine>,
+        store: Arc<dyn ChatStore>,
+    ) -> Self {
         let rules = Arc::new(RoomRules {
             max_text_chars: config.max_text_chars,
             rate: config.rate,
@@ -191,6 +209,7 @@ impl ChatServer {
                 config: Arc::new(config),
                 rules,
                 store,
+                engine,
                 rooms: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(0),
                 active: AtomicUsize::new(0),
@@ -311,6 +330,7 @@ fn start_ticker(shared: &Arc<Shared>) {
             tick.tick().await;
             let Some(shared) = weak.upgrade() else { return };
             let rooms: Vec<_> = lock(&shared.rooms).values().cloned().collect();
+            shared.engine.count_audience(&rooms).await;
             for room in rooms {
                 lock(&room).flush_viewers();
             }

@@ -9,7 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::time::Instant;
+
+mod remote;
+
+pub use remote::Served;
 
 use super::dedup::SendDedup;
 use super::outbound::{Outbound, serialize};
@@ -55,6 +60,32 @@ pub struct Caller<'a> {
 struct Member {
     user: UserInfo,
     out: Outbound,
+    /// A send decided elsewhere (Redis) whose reply is not queued yet: its
+    /// `client_msg_id`. Its echo, should it come first, waits for the reply.
+    pending: Option<String>,
+    /// Frames held behind the reply of the pending send, in order.
+    held: Option<Vec<Utf8Bytes>>,
+}
+
+impl Member {
+    fn new(caller: &Caller<'_>) -> Self {
+        Member {
+            user: caller.user.clone(),
+            out: caller.out.clone(),
+            pending: None,
+            held: None,
+        }
+    }
+
+    /// Queues a frame, behind a pending reply if one holds the queue.
+    fn push_text(&mut self, text: Utf8Bytes) {
+        match &mut self.held {
+            Some(held) => held.push(text),
+            None => {
+                self.out.push_text(text);
+            }
+        }
+    }
 }
 
 /// A room's counters, for the hub's API and tests.
@@ -88,6 +119,8 @@ pub struct Room {
     /// Video viewers by user id (they may also be chat members: counted once).
     stream_viewer_ids: HashSet<String>,
     pushed_viewers: u64,
+    /// The node's side of a room decided elsewhere (Redis).
+    remote: remote::Remote,
 }
 
 impl Room {
@@ -109,6 +142,7 @@ impl Room {
             stream_viewers: 0,
             stream_viewer_ids: HashSet::new(),
             pushed_viewers: 0,
+            remote: remote::Remote::default(),
         }
     }
 
@@ -130,6 +164,11 @@ impl Room {
     /// The audience: distinct people among chat members and named video viewers, plus
     /// anonymous video viewers.
     fn viewers(&self) -> u64 {
+        self.remote.audience.unwrap_or_else(|| self.local_viewers())
+    }
+
+    /// The audience on this node alone.
+    pub fn local_viewers(&self) -> u64 {
         let mut people: HashSet<&str> = self.members.values().map(|m| m.user.id.as_str()).collect();
         people.extend(self.stream_viewer_ids.iter().map(String::as_str));
         people.len() as u64 + self.stream_viewers
@@ -145,16 +184,16 @@ impl Room {
         }
     }
 
-    fn broadcast(&self, frame: &ServerFrame, except: Option<u64>) {
+    fn broadcast(&mut self, frame: &ServerFrame, except: Option<u64>) {
         let text = serialize(frame);
-        for (conn, member) in &self.members {
+        for (conn, member) in &mut self.members {
             if Some(*conn) != except {
-                member.out.push_text(text.clone());
+                member.push_text(text.clone());
             }
         }
     }
 
-    fn member_event(&self, user: &UserInfo, event: MemberEvent, except: u64) {
+    fn member_event(&mut self, user: &UserInfo, event: MemberEvent, except: u64) {
         if self.members.len() <= self.rules.small_room {
             let frame = ServerFrame::Member {
                 room: self.name.clone(),
@@ -168,30 +207,48 @@ impl Room {
     /// `join`: adds the connection, replies, and replays what it missed when the log
     /// still holds all of it.
     pub fn join(&mut self, caller: &Caller<'_>, since: Option<&Position>, now_ms: u64) {
-        if self.banned.contains(&caller.user.id) {
-            caller.out.reply_err(
-                caller.command,
-                ErrorBody::new(ErrorCode::Banned, format!("banned from {}", self.name)),
-            );
+        if self.refuse_banned(caller) {
             return;
         }
         let replay = since
             .filter(|pos| pos.epoch == self.log.epoch())
             .and_then(|pos| self.log.after(pos.seq));
+        let top = Position {
+            epoch: self.log.epoch().to_string(),
+            seq: self.log.last_seq(),
+        };
+        self.admit(caller, top, replay, now_ms);
+    }
+
+    /// Replies `banned` if the caller is banned here.
+    fn refuse_banned(&self, caller: &Caller<'_>) -> bool {
+        if !self.banned.contains(&caller.user.id) {
+            return false;
+        }
+        caller.out.reply_err(
+            caller.command,
+            ErrorBody::new(ErrorCode::Banned, format!("banned from {}", self.name)),
+        );
+        true
+    }
+
+    /// Adds the connection and replies that it joined at `top`, then replays `replay`
+    /// (the messages up to `top` it missed; `None`: not recovered).
+    fn admit(
+        &mut self,
+        caller: &Caller<'_>,
+        top: Position,
+        replay: Option<Vec<ChatMessage>>,
+        now_ms: u64,
+    ) {
         let rejoin = self
             .members
-            .insert(
-                caller.conn,
-                Member {
-                    user: caller.user.clone(),
-                    out: caller.out.clone(),
-                },
-            )
+            .insert(caller.conn, Member::new(caller))
             .is_some();
         let result = JoinResult {
             room: self.name.clone(),
-            epoch: self.log.epoch().to_string(),
-            seq: self.log.last_seq(),
+            epoch: top.epoch,
+            seq: top.seq,
             viewers: self.viewers(),
             recovered: replay.is_some(),
             state: self.state_for(&caller.user.id, now_ms),
@@ -209,6 +266,10 @@ impl Room {
     pub fn remove(&mut self, conn: u64) -> bool {
         match self.members.remove(&conn) {
             Some(member) => {
+                // Frames held behind a reply that will not come now still go out.
+                for text in member.held.into_iter().flatten() {
+                    member.out.push_text(text);
+                }
                 self.member_event(&member.user, MemberEvent::Leave, conn);
                 true
             }
@@ -437,12 +498,13 @@ impl Room {
         self.broadcast(&frame, None);
     }
 
-    fn push_state_to(&self, user_id: &str, now_ms: u64) {
-        for member in self.members.values().filter(|m| m.user.id == user_id) {
-            member.out.push(&ServerFrame::RoomState {
-                room: self.name.clone(),
-                state: self.state_for(user_id, now_ms),
-            });
+    fn push_state_to(&mut self, user_id: &str, now_ms: u64) {
+        let text = serialize(&ServerFrame::RoomState {
+            room: self.name.clone(),
+            state: self.state_for(user_id, now_ms),
+        });
+        for member in self.members.values_mut().filter(|m| m.user.id == user_id) {
+            member.push_text(text.clone());
         }
     }
 
@@ -474,13 +536,14 @@ impl Room {
             .filter(|(_, m)| m.user.id == user_id)
             .map(|(conn, _)| *conn)
             .collect();
+        let text = serialize(&ServerFrame::Kicked {
+            room: self.name.clone(),
+            code: ErrorCode::Banned,
+            message: format!("banned from {}", self.name),
+        });
         for conn in kicked {
-            if let Some(member) = self.members.get(&conn) {
-                member.out.push(&ServerFrame::Kicked {
-                    room: self.name.clone(),
-                    code: ErrorCode::Banned,
-                    message: format!("banned from {}", self.name),
-                });
+            if let Some(member) = self.members.get_mut(&conn) {
+                member.push_text(text.clone());
             }
             self.remove(conn);
         }
@@ -502,11 +565,22 @@ impl Room {
         }
         self.slow_mode = Duration::from_millis(interval_ms);
         caller.out.reply_ok(caller.command, serde_json::json!({}));
-        for member in self.members.values() {
-            member.out.push(&ServerFrame::RoomState {
-                room: self.name.clone(),
-                state: self.state_for(&member.user.id, now_ms),
-            });
+        let frames: Vec<(u64, Utf8Bytes)> = self
+            .members
+            .iter()
+            .map(|(conn, member)| {
+                let state = self.state_for(&member.user.id, now_ms);
+                let frame = ServerFrame::RoomState {
+                    room: self.name.clone(),
+                    state,
+                };
+                (*conn, serialize(&frame))
+            })
+            .collect();
+        for (conn, text) in frames {
+            if let Some(member) = self.members.get_mut(&conn) {
+                member.push_text(text);
+            }
         }
     }
 

@@ -80,6 +80,15 @@ impl MemoryLog {
         }
     }
 
+    /// An empty log whose next message is numbered `last_seq + 1` (a node's mirror of
+    /// a room numbered elsewhere, starting where it joined the room).
+    pub fn starting_at(epoch: String, last_seq: u64, capacity: usize) -> Self {
+        MemoryLog {
+            last_seq,
+            ..MemoryLog::new(epoch, capacity)
+        }
+    }
+
     fn first_held(&self) -> u64 {
         self.ring.front().map_or(self.last_seq + 1, |m| m.seq)
     }

@@ -180,27 +180,34 @@ impl Archive {
         };
         let mut messages = rows
             .iter()
-            .map(|row| {
-                let author: String = row.try_get(3)?;
-                let user: UserInfo =
-                    serde_json::from_str(&author).map_err(|e| EngineError::Reply {
-                        what: "archive page",
-                        detail: format!("a stored author does not parse: {e}"),
-                    })?;
-                let epoch: String = row.try_get(0)?;
-                let seq = u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0);
-                Ok(ChatMessage {
-                    room: room.to_string(),
-                    id: format!("{epoch}-{seq}"),
-                    epoch,
-                    seq,
-                    ts: u64::try_from(row.try_get::<_, i64>(2)?).unwrap_or(0),
-                    user,
-                    text: row.try_get(4)?,
-                    client_msg_id: row.try_get(5)?,
-                    deleted: row.try_get(6)?,
-                })
-            })
+            .map(|row| archived_message(room, row))
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// Up to `limit` messages of `room`'s `epoch` numbered below `before_seq`, oldest
+    /// first.
+    pub async fn page_in_epoch(
+        &self,
+        room: &str,
+        epoch: &str,
+        before_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, EngineError> {
+        let before = i64::try_from(before_seq).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(
+                "SELECT epoch, seq, ts, author, text, client_msg_id, deleted
+                 FROM chat_messages WHERE room = $1 AND epoch = $2 AND seq < $3
+                 ORDER BY seq DESC LIMIT $4",
+                &[&room, &epoch, &before, &i64::from(limit)],
+            )
+            .await?;
+        let mut messages = rows
+            .iter()
+            .map(|row| archived_message(room, row))
             .collect::<Result<Vec<_>, EngineError>>()?;
         messages.reverse();
         Ok(messages)
@@ -223,6 +230,28 @@ impl Drop for Archive {
     fn drop(&mut self) {
         self.connection.abort();
     }
+}
+
+/// A row of the archive (epoch, seq, ts, author, text, client_msg_id, deleted).
+fn archived_message(room: &str, row: &tokio_postgres::Row) -> Result<ChatMessage, EngineError> {
+    let author: String = row.try_get(3)?;
+    let user: UserInfo = serde_json::from_str(&author).map_err(|e| EngineError::Reply {
+        what: "archive page",
+        detail: format!("a stored author does not parse: {e}"),
+    })?;
+    let epoch: String = row.try_get(0)?;
+    let seq = u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0);
+    Ok(ChatMessage {
+        room: room.to_string(),
+        id: format!("{epoch}-{seq}"),
+        epoch,
+        seq,
+        ts: u64::try_from(row.try_get::<_, i64>(2)?).unwrap_or(0),
+        user,
+        text: row.try_get(4)?,
+        client_msg_id: row.try_get(5)?,
+        deleted: row.try_get(6)?,
+    })
 }
 
 /// One batch, column by column (for `UNNEST`).

@@ -8,7 +8,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::mirror::{MirrorAction, RoomMirror};
-use super::{Claim, EngineError, REDIS_TIMEOUT, RedisSequencer, RoomKeys, decode_publication};
+use super::{
+    Claim, EngineError, REDIS_TIMEOUT, RedisSequencer, RoomKeys, decode_deletion,
+    decode_publication,
+};
 use crate::chat::protocol::{ChatMessage, Position};
 
 /// Waits between attempts to subscribe again after the subscription was lost.
@@ -19,9 +22,11 @@ const RESUBSCRIBE_WAIT: Duration = Duration::from_millis(200);
 pub enum Followed {
     /// The next message of the room.
     Message(ChatMessage),
-    /// Continuity broke (see [`MirrorAction::Discontinuity`]): members must rejoin;
-    /// messages continue after this position.
+    /// Where delivery starts (first), or continuity broke (see
+    /// [`MirrorAction::Discontinuity`]): messages continue after this position.
     Discontinuity(Position),
+    /// A message was hidden (by any node).
+    Deleted(Position),
 }
 
 impl RedisSequencer {
@@ -59,6 +64,14 @@ impl RedisSequencer {
                         }
                     },
                     MirrorAction::Locate => match self.fence(room, Claim::Nothing).await {
+                        Ok(fenced) if mirror.position().is_none() => {
+                            // The first position: where delivery starts.
+                            let start = Followed::Discontinuity(fenced.top.clone());
+                            if out.send(start).await.is_err() {
+                                return Ok(());
+                            }
+                            mirror.on_position(fenced.top)
+                        }
                         Ok(fenced) => mirror.on_position(fenced.top),
                         Err(e) => {
                             debug!(
@@ -76,10 +89,19 @@ impl RedisSequencer {
             tokio::select! {
                 () = out.closed() => return Ok(()),
                 message = stream.next() => match message {
-                    Some(message) => match decode_publication(room, message.get_payload_bytes()) {
-                        Some(message) => pending.extend(mirror.on_published(message).into_iter().rev()),
-                        None => warn!(room, "a publication that is no chat message: ignored"),
-                    },
+                    Some(message) => {
+                        let payload = message.get_payload_bytes();
+                        if let Some(message) = decode_publication(room, payload) {
+                            pending.extend(mirror.on_published(message).into_iter().rev());
+                        } else if let Some(deleted) = decode_deletion(payload) {
+                            // Not numbered: handed on as it comes.
+                            if out.send(Followed::Deleted(deleted)).await.is_err() {
+                                return Ok(());
+                            }
+                        } else {
+                            warn!(room, "a publication that is no chat message: ignored");
+                        }
+                    }
                     None => {
                         debug!(room, "the subscription was lost: subscribing again");
                         stream = loop {

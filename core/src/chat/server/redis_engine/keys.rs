@@ -31,6 +31,11 @@ impl RoomKeys {
         format!("{}:stream", self.tag)
     }
 
+    /// The ids of deleted entries (a set).
+    pub fn deleted(&self) -> String {
+        format!("{}:del", self.tag)
+    }
+
     /// Where the room's messages are published.
     pub fn channel(&self) -> String {
         format!("{}:pub", self.tag)

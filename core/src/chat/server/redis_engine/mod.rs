@@ -17,12 +17,13 @@
 //! differ (`boot.lua`), before any number is handed out.
 //!
 //! Every message also goes to PostgreSQL ([`archive::Archive`]), copied from the stream by
-//! [`RedisSequencer::archive_room`]. A node follows a room through [`mirror::RoomMirror`], which delivers what the room
-//! publishes strictly in seq order. Not wired into the rooms yet: they still decide in
-//! memory.
+//! [`RedisSequencer::archive_room`]. A node follows a room through [`mirror::RoomMirror`],
+//! which delivers what the room publishes strictly in seq order. [`RedisEngine`] puts
+//! all of it behind the server's [`super::ChatEngine`].
 
 pub mod archive;
 mod archiver;
+mod engine;
 mod follow;
 mod keys;
 pub mod mirror;
@@ -33,6 +34,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script, Value};
 use serde::Deserialize;
 
+pub use engine::{RedisEngine, RedisEngineConfig};
 pub use follow::Followed;
 pub use keys::RoomKeys;
 
@@ -153,6 +155,8 @@ pub struct RedisSequencer {
     send: Script,
     fence: Script,
     after: Script,
+    before: Script,
+    delete: Script,
     trim: Script,
     audience: Script,
 }
@@ -182,6 +186,8 @@ impl RedisSequencer {
             send: Script::new(concat!(include_str!("boot.lua"), include_str!("send.lua"))),
             fence: Script::new(concat!(include_str!("boot.lua"), include_str!("fence.lua"))),
             after: Script::new(include_str!("after.lua")),
+            before: Script::new(include_str!("before.lua")),
+            delete: Script::new(include_str!("delete.lua")),
             trim: Script::new(include_str!("trim.lua")),
             audience: Script::new(include_str!("audience.lua")),
         })
@@ -300,6 +306,7 @@ impl RedisSequencer {
             .after
             .key(keys.meta())
             .key(keys.stream())
+            .key(keys.deleted())
             .arg(&since.epoch)
             .arg(since.seq)
             .invoke_async(&mut self.conn.clone())
@@ -323,6 +330,91 @@ impl RedisSequencer {
             }
             _ => Err(bad(format!("{reply:?}"))),
         }
+    }
+
+    /// Up to `limit` messages of `room`'s epoch before `before_seq` that its stream still
+    /// holds, oldest first, with the epoch.
+    pub async fn before(
+        &self,
+        room: &str,
+        before_seq: u64,
+        limit: u32,
+    ) -> Result<(String, Vec<ChatMessage>), EngineError> {
+        let keys = RoomKeys::new(room);
+        let reply: Vec<Value> = self
+            .before
+            .key(keys.meta())
+            .key(keys.stream())
+            .key(keys.deleted())
+            .arg(before_seq)
+            .arg(limit.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let bad = |detail: String| EngineError::Reply {
+            what: "before",
+            detail,
+        };
+        let epoch = reply
+            .first()
+            .and_then(text)
+            .ok_or_else(|| bad(format!("{reply:?}")))?;
+        let mut messages = reply
+            .iter()
+            .skip(2)
+            .map(|entry| stream_entry(room, entry).ok_or_else(|| bad(format!("{entry:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok((epoch, messages))
+    }
+
+    /// The author of message `seq` of `room`'s `epoch`, and, when `hide`, hides it for
+    /// every node (recorded, then published); `None` when the stream no longer holds it.
+    pub async fn delete(
+        &self,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+        hide: bool,
+    ) -> Result<Option<UserInfo>, EngineError> {
+        let keys = RoomKeys::new(room);
+        let reply: Vec<Value> = self
+            .delete
+            .key(keys.meta())
+            .key(keys.stream())
+            .key(keys.deleted())
+            .arg(epoch)
+            .arg(seq)
+            .arg(keys.channel())
+            .arg(if hide { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match reply.first().and_then(text).as_deref() {
+            Some("gone") => Ok(None),
+            Some("ok") => {
+                let author = reply.get(1).and_then(text).unwrap_or_default();
+                serde_json::from_str(&author)
+                    .map(Some)
+                    .map_err(|e| EngineError::Reply {
+                        what: "delete",
+                        detail: format!("the author does not parse: {e}"),
+                    })
+            }
+            _ => Err(EngineError::Reply {
+                what: "delete",
+                detail: format!("{reply:?}"),
+            }),
+        }
+    }
+
+    /// Whether `user` is banned from `room`.
+    pub async fn is_banned(&self, room: &str, user: &str) -> Result<bool, EngineError> {
+        let keys = RoomKeys::new(room);
+        let banned: bool = redis::cmd("HEXISTS")
+            .arg(keys.moderation())
+            .arg(format!("b:{user}"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(banned)
     }
 
     /// Reports this node's audience of `room` (`count` people, valid for `ttl`: report
@@ -411,6 +503,22 @@ pub enum Claim<'a> {
     Nothing,
 }
 
+/// A published deletion (the payload on the room's channel): the message's epoch and
+/// seq.
+pub fn decode_deletion(payload: &[u8]) -> Option<Position> {
+    #[derive(Deserialize)]
+    struct Deleted {
+        k: String,
+        e: String,
+        s: u64,
+    }
+    let d: Deleted = serde_json::from_slice(payload).ok()?;
+    (d.k == "d").then_some(Position {
+        epoch: d.e,
+        seq: d.s,
+    })
+}
+
 /// A published message (the payload on the room's channel).
 pub fn decode_publication(room: &str, payload: &[u8]) -> Option<ChatMessage> {
     #[derive(Deserialize)]
@@ -464,7 +572,7 @@ fn stream_entry(room: &str, entry: &Value) -> Option<ChatMessage> {
             .and_then(|pair| pair.get(1))
             .and_then(text)
     };
-    message(
+    let mut message = message(
         room,
         field("e")?,
         field("s")?.parse().ok()?,
@@ -472,7 +580,12 @@ fn stream_entry(room: &str, entry: &Value) -> Option<ChatMessage> {
         &field("u")?,
         field("x")?,
         field("c")?,
-    )
+    )?;
+    if field("del").is_some() {
+        message.deleted = true;
+        message.text.clear();
+    }
+    Some(message)
 }
 
 /// The refusal the script named, as the protocol's error.
