@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 /// The `streamhub` binary under test.
 pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 
+#[path = "../../../tests/support/postgres.rs"]
+pub mod postgres;
 #[path = "../../../tests/support/process.rs"]
-mod process;
+pub mod process;
+#[path = "../../../tests/support/redis.rs"]
+pub mod redis;
 #[path = "../../../tests/support/require.rs"]
 pub mod require;
 #[allow(unused_imports)]

@@ -1,0 +1,337 @@
+//! Several chat nodes (`streamhub hub --chat-engine redis://…`) on one redis-server,
+//! behind nginx's stream module (round robin), each process of the test's own and
+//! killed by PID on drop; chat clients (our `ChatClient`) whose events are collected.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streamhub::chat::client::BackoffConfig;
+use streamhub::chat::protocol::{ChatMessage, Role};
+use streamhub::chat::server::{Claims, TokenKeys};
+use streamhub::chat::{ChatClient, ChatConfig, ChatEvent, ChatEvents, TokenSource};
+
+use crate::common::process::{Proc, free_port, tempdir, wait_listen};
+use crate::common::redis::{Durability, RedisServer};
+use crate::common::{STREAMHUB, require};
+
+/// The nodes' token secret.
+pub const SECRET: &str = "cluster test secret";
+
+/// One chat node: a `streamhub hub` process.
+pub struct Node {
+    pub name: String,
+    pub port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Node {
+    fn start(name: &str, redis_url: &str, dir: &std::path::Path, extra: &[String]) -> Node {
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "hub",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--rtmp",
+            "127.0.0.1:0",
+            "--secret",
+            SECRET,
+            "--chat-engine",
+            redis_url,
+            "--node",
+            name,
+            "--rate-messages",
+            "1000000",
+            "--rate-per-ms",
+            "1000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
+        let mut node = Node {
+            name: name.to_string(),
+            port,
+            args,
+            log: dir.join(format!("{name}.log")),
+            proc: None,
+        };
+        node.run();
+        node
+    }
+
+    fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("node log");
+        let proc = Proc::spawn(
+            &self.name,
+            Command::new(STREAMHUB)
+                .args(&self.args)
+                .env("RUST_LOG", "streamhub=info")
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.proc = Some(proc);
+        wait_listen(self.port);
+    }
+
+    /// SIGKILL: no goodbye to its clients, nothing flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+        }
+    }
+
+    /// Starts it again with the same name, port and arguments.
+    pub fn start_again(&mut self) {
+        assert!(self.proc.is_none(), "still running");
+        self.run();
+    }
+
+    /// `ws://127.0.0.1:PORT/chat`, this node alone.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/chat", self.port)
+    }
+}
+
+/// nginx with its stream module: TCP round robin over the nodes.
+pub struct Balancer {
+    pub port: u16,
+    dir: PathBuf,
+    upstreams: Vec<u16>,
+    proc: Option<Proc>,
+}
+
+impl Balancer {
+    fn start(dir: PathBuf, upstreams: Vec<u16>) -> Balancer {
+        let mut balancer = Balancer {
+            port: free_port(),
+            dir,
+            upstreams,
+            proc: None,
+        };
+        balancer.run();
+        balancer
+    }
+
+    fn run(&mut self) {
+        require::program("nginx");
+        let modules = "/usr/lib/nginx/modules/ngx_stream_module.so";
+        assert!(
+            std::path::Path::new(modules).exists(),
+            "nginx's stream module is not installed: run scripts/test.sh"
+        );
+        let d = self.dir.display();
+        let servers: String = self
+            .upstreams
+            .iter()
+            .map(|port| format!("server 127.0.0.1:{port} max_fails=1 fail_timeout=30s; "))
+            .collect();
+        let conf = format!(
+            "load_module {modules};\n\
+             daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             worker_rlimit_nofile 16384;\n\
+             error_log {d}/error.log notice;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 8192; }}\n\
+             stream {{ upstream chat {{ {servers}}} \
+             server {{ listen 127.0.0.1:{port} backlog=4096; proxy_pass chat; \
+             proxy_connect_timeout 1s; proxy_timeout 1h; }} }}\n",
+            port = self.port
+        );
+        std::fs::create_dir_all(&self.dir).expect("nginx dir");
+        std::fs::write(self.dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let proc = Proc::spawn(
+            "nginx",
+            Command::new("nginx")
+                .arg("-c")
+                .arg(self.dir.join("nginx.conf"))
+                .arg("-p")
+                .arg(&self.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        self.proc = Some(proc);
+        wait_listen(self.port);
+    }
+
+    /// Kills it (every client connection through it is cut) and starts it again on
+    /// the same port.
+    pub fn restart(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+        }
+        self.run();
+    }
+
+    /// `ws://127.0.0.1:PORT/chat` through the balancer.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/chat", self.port)
+    }
+}
+
+/// Redis, the nodes and the balancer.
+pub struct Cluster {
+    pub balancer: Balancer,
+    pub nodes: Vec<Node>,
+    pub redis: RedisServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `nodes` nodes on a new Redis of `durability`, each given `extra` arguments.
+    pub fn start(nodes: usize, durability: Durability, extra: &[&str]) -> Cluster {
+        let redis = RedisServer::start(durability);
+        Cluster::start_on(redis, nodes, extra)
+    }
+
+    /// `nodes` nodes on `redis`.
+    pub fn start_on(redis: RedisServer, nodes: usize, extra: &[&str]) -> Cluster {
+        let dir = tempdir();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let nodes: Vec<Node> = (1..=nodes)
+            .map(|i| Node::start(&format!("n{i}"), &redis.url(), dir.path(), &extra))
+            .collect();
+        let balancer = Balancer::start(
+            dir.path().join("nginx"),
+            nodes.iter().map(|n| n.port).collect(),
+        );
+        Cluster {
+            balancer,
+            nodes,
+            redis,
+            dir,
+        }
+    }
+
+    /// The room's epoch and top seq as Redis holds them.
+    pub fn top(&self, room: &str) -> (String, u64) {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.redis.port.to_string(), "HMGET"])
+            .arg(format!("{{r:{room}}}:meta"))
+            .args(["epoch", "seq"])
+            .output()
+            .expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut lines = text.lines();
+        let epoch = lines.next().unwrap_or_default().to_string();
+        let seq = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        (epoch, seq)
+    }
+
+    /// Redis's total of `commands` since the last `CONFIG RESETSTAT`.
+    pub fn redis_commands(&self) -> u64 {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.redis.port.to_string(), "INFO", "stats"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A token for `user`, valid for an hour in every room.
+pub fn token(user: &str, role: Role) -> String {
+    TokenKeys::hs256(SECRET.as_bytes())
+        .issue(&Claims::new(user, role, vec!["*".into()], 3600))
+        .expect("a token")
+}
+
+/// Client settings for tests: quick reconnects.
+pub fn client_config() -> ChatConfig {
+    ChatConfig {
+        backoff: BackoffConfig {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(500),
+            reset_after: Duration::from_secs(60),
+        },
+        command_timeout: Duration::from_secs(5),
+        ..ChatConfig::default()
+    }
+}
+
+/// Every event a client produced, collected by a task.
+#[derive(Clone, Default)]
+pub struct Log(pub Arc<Mutex<Vec<ChatEvent>>>);
+
+impl Log {
+    fn collect(mut events: ChatEvents) -> Log {
+        let log = Log::default();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                sink.0.lock().unwrap().push(event);
+            }
+        });
+        log
+    }
+
+    pub fn count(&self, pred: impl Fn(&ChatEvent) -> bool) -> usize {
+        self.0.lock().unwrap().iter().filter(|e| pred(e)).count()
+    }
+
+    /// Every delivered message of `room`, in delivery order.
+    pub fn messages(&self, room: &str) -> Vec<ChatMessage> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Message(m) if m.room == room => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last audience count pushed for `room`.
+    pub fn viewers(&self, room: &str) -> Option<u64> {
+        self.0.lock().unwrap().iter().rev().find_map(|e| match e {
+            ChatEvent::Viewers { room: r, count } if r == room => Some(*count),
+            ChatEvent::Joined {
+                room: r, viewers, ..
+            } if r == room => Some(*viewers),
+            _ => None,
+        })
+    }
+}
+
+/// A client of `user` at `url`.
+pub async fn connect(url: &str, user: &str) -> (ChatClient, Log) {
+    let (client, events) = ChatClient::connect(
+        url,
+        TokenSource::fixed(token(user, Role::Viewer)),
+        client_config(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{user} connects to {url}: {e}"));
+    (client, Log::collect(events))
+}
+
+/// Polls `condition` every 10 ms until it holds or `within` passes.
+pub async fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `(seq, text)` of messages.
+pub fn seq_texts(messages: &[ChatMessage]) -> Vec<(u64, String)> {
+    messages.iter().map(|m| (m.seq, m.text.clone())).collect()
+}
