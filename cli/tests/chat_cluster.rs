@@ -311,3 +311,198 @@ async fn a_redis_that_lost_its_tail_starts_a_new_epoch_and_reuses_no_number() {
         3 * PER
     );
 }
+
+/// A node SIGKILLed with 100 viewers in the room: the audience the other nodes report
+/// drops within the reports' TTL (10 s; the criterion is 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_viewers_leave_the_count_within_the_ttl() {
+    let mut cluster = Cluster::start(3, Durability::None, &[]);
+    let (observer, observer_log) = connect(&cluster.nodes[0].url(), "observer").await;
+    observer.join(ROOM).await.unwrap();
+    let mut viewers = Vec::new();
+    for i in 0..100 {
+        let (client, _log) = connect(&cluster.nodes[2].url(), &format!("viewer{i}")).await;
+        client.join(ROOM).await.unwrap();
+        viewers.push(client);
+    }
+    wait_for(
+        "101 viewers counted on node 1",
+        Duration::from_secs(15),
+        || observer_log.viewers(ROOM) == Some(101),
+    )
+    .await;
+    let killed = std::time::Instant::now();
+    cluster.nodes[2].kill();
+    wait_for(
+        "the dead node's viewers gone",
+        Duration::from_secs(30),
+        || observer_log.viewers(ROOM) == Some(1),
+    )
+    .await;
+    let gone = killed.elapsed();
+    assert!(gone <= Duration::from_secs(30));
+    eprintln!("100 viewers of a SIGKILLed node left the count after {gone:?} (TTL 10 s)");
+    drop(viewers);
+}
+
+/// Redis and all three nodes restarted: the last 5000 messages come back through
+/// `history`, from the stream and the PostgreSQL archive, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart_of_everything() {
+    let postgres = common::postgres::PostgresServer::start();
+    let archive = postgres.url();
+    let mut cluster = Cluster::start(
+        3,
+        Durability::Always,
+        &["--lossless-redis", "--archive", &archive],
+    );
+    let url = cluster.balancer.url();
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(connect(&url, &format!("user{i}")).await);
+    }
+    for (client, _) in &clients {
+        client.join(ROOM).await.unwrap();
+    }
+    const PER: usize = 2000;
+    let senders: Vec<ChatClient> = clients.iter().map(|c| c.0.clone()).collect();
+    for task in burst(&senders, PER) {
+        task.await.unwrap();
+    }
+    let logs: Vec<&Log> = clients.iter().map(|c| &c.1).collect();
+    wait_all(&logs, 3 * PER, Duration::from_secs(60)).await;
+    let sent = seq_texts(&clients[0].1.messages(ROOM));
+    let (epoch, top) = cluster.top(ROOM);
+    assert_eq!(top, (3 * PER) as u64);
+    for (client, _) in &clients {
+        client.close(Duration::from_secs(5)).await.unwrap();
+    }
+
+    for node in &mut cluster.nodes {
+        node.kill();
+    }
+    cluster.redis.restart();
+    for node in &mut cluster.nodes {
+        node.start_again();
+    }
+    let (reader, _) = connect(&url, "reader").await;
+    let joined = reader.join(ROOM).await.unwrap();
+    assert_eq!(joined.seq, top, "the room's top survived");
+    let mut pages = Vec::new();
+    let mut before = None;
+    let mut read = Vec::new();
+    while read.len() < 5000 {
+        let page = reader.history(ROOM, before, 100).await.unwrap();
+        assert_eq!(page.epoch, epoch);
+        assert!(page.has_more, "older messages are still there");
+        assert_eq!(page.messages.len(), 100, "full pages");
+        before = page.messages.first().map(|m| m.seq);
+        pages.push(page.messages.len());
+        let mut older = seq_texts(&page.messages);
+        older.extend(read);
+        read = older;
+    }
+    let expected: Vec<(u64, String)> = sent[sent.len() - 5000..].to_vec();
+    assert_eq!(
+        read, expected,
+        "the last 5000 messages, no gap, as delivered live"
+    );
+    eprintln!(
+        "after restarting Redis and 3 nodes: {} history pages gave seq {}..={} of epoch {epoch}",
+        pages.len(),
+        read[0].0,
+        read[read.len() - 1].0
+    );
+}
+
+/// The balancer restarted under 2000 joined clients while messages flow: each ends
+/// with one socket, rejoined from its position, with no gap at the join/live boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_of_2000_clients_rejoins_without_a_gap() {
+    let limit = cluster::raise_fd_limit();
+    assert!(
+        limit >= 5000,
+        "open-file limit {limit}: too low for 2000 clients"
+    );
+    let mut cluster = Cluster::start(3, Durability::None, &[]);
+    let url = cluster.balancer.url();
+    const CLIENTS: usize = 2000;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        clients.push(connect(&url, &format!("v{i}")).await);
+    }
+    let joins: Vec<_> = clients
+        .iter()
+        .map(|(client, _)| {
+            let client = client.clone();
+            tokio::spawn(async move { client.join(ROOM).await.map(|_| ()) })
+        })
+        .collect();
+    for join in joins {
+        join.await.unwrap().unwrap();
+    }
+    // The sender talks to node 1 directly: its messages flow through the storm.
+    let (sender, _) = connect(&cluster.nodes[0].url(), "sender").await;
+    sender.join(ROOM).await.unwrap();
+    const N: usize = 300;
+    for i in 0..50 {
+        sender.send(ROOM, &format!("m{i}")).await.unwrap();
+    }
+    let before = cluster.redis_commands();
+    let flowing = {
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            for i in 50..N {
+                sender.send(ROOM, &format!("m{i}")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let storm = std::time::Instant::now();
+    cluster.balancer.restart();
+    wait_for("every client rejoined", Duration::from_secs(60), || {
+        clients
+            .iter()
+            .all(|(_, log)| log.count(|e| matches!(e, ChatEvent::Joined { .. })) >= 2)
+    })
+    .await;
+    let rejoined = storm.elapsed();
+    flowing.await.unwrap();
+    let after = cluster.redis_commands();
+    let logs: Vec<&Log> = clients.iter().map(|c| &c.1).collect();
+    wait_all(&logs, N, Duration::from_secs(30)).await;
+    let expected: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    let mut recovered = 0;
+    for (i, (client, log)) in clients.iter().enumerate() {
+        let texts: Vec<String> = log.messages(ROOM).into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, expected, "client {i}: every message once, in order");
+        let seqs: Vec<u64> = log.messages(ROOM).iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=N as u64).collect::<Vec<_>>());
+        recovered += log.count(|e| {
+            matches!(
+                e,
+                ChatEvent::Joined {
+                    outcome: JoinOutcome::Recovered,
+                    ..
+                }
+            )
+        });
+        let stats = client.close(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            stats.connections, 2,
+            "client {i}: one reconnect, one socket"
+        );
+    }
+    assert_eq!(
+        recovered, CLIENTS,
+        "every rejoin recovered from its position"
+    );
+    let sends = (N - 50) as u64;
+    eprintln!(
+        "{CLIENTS} clients rejoined through a restarted balancer in {rejoined:?} while {sends} \
+         messages flowed; Redis commands meanwhile: {} ({:.2} per rejoin beyond the sends' \
+         own)",
+        after - before,
+        (after - before).saturating_sub(sends) as f64 / CLIENTS as f64
+    );
+}

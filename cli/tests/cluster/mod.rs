@@ -335,3 +335,20 @@ pub async fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() 
 pub fn seq_texts(messages: &[ChatMessage]) -> Vec<(u64, String)> {
     messages.iter().map(|m| (m.seq, m.text.clone())).collect()
 }
+
+/// Raises this process's open-file limit to its hard limit (thousands of clients).
+#[allow(unsafe_code)]
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
