@@ -99,6 +99,21 @@ struct Args {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Chat nodes (`streamhub hub` processes); receivers are spread over them in turn,
+    /// the senders are on the first. More than one needs --chat-engine.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    nodes: usize,
+    /// The multi-node mode: every node decides the room in this Redis
+    /// (`redis://HOST:PORT`, `streamhub hub --chat-engine`).
+    #[arg(long, value_name = "URL")]
+    chat_engine: Option<String>,
+    /// The Redis server's process id, to report its CPU and sends per Redis core.
+    #[arg(long, value_name = "PID")]
+    redis_pid: Option<u32>,
+    /// Senders sharing the rate, each on its own connection (each connection's sends are
+    /// decided one after the other).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    senders: usize,
 }
 
 /// Runs one measurement and prints its report; the exit status is described above.
@@ -179,8 +194,21 @@ struct Outcome {
 
 /// Runs one measurement; the hub child lives exactly as long as this future.
 async fn run(args: &Args) -> Result<Outcome, String> {
-    if args.receivers == 0 || args.rate == 0 || args.seconds == 0 || args.concurrency == 0 {
-        return Err("--receivers, --rate, --seconds and --concurrency must be at least 1".into());
+    if args.receivers == 0
+        || args.rate == 0
+        || args.seconds == 0
+        || args.concurrency == 0
+        || args.nodes == 0
+        || args.senders == 0
+    {
+        return Err(
+            "--receivers, --rate, --seconds, --concurrency, --nodes and --senders must be at \
+             least 1"
+                .into(),
+        );
+    }
+    if args.nodes > 1 && args.chat_engine.is_none() {
+        return Err("several nodes share rooms only through --chat-engine redis://…".into());
     }
     let n = args.receivers;
     let limit = open_file_limit()?;
@@ -201,11 +229,15 @@ async fn run(args: &Args) -> Result<Outcome, String> {
     let ticks = clock_ticks();
 
     let secret = format!("{:032x}", rand::random::<u128>());
-    let hub = Hub::start(&args.hub, &secret)?;
-    let pid = hub.pid();
-    progress(args, &format!("hub pid {pid} serving {}", hub.url));
+    let mut hubs = Vec::with_capacity(args.nodes);
+    for node in 0..args.nodes {
+        let hub = Hub::start(&args.hub, &secret, args.chat_engine.as_deref(), node)?;
+        progress(args, &format!("hub pid {} serving {}", hub.pid(), hub.url));
+        hubs.push(hub);
+    }
+    let pids: Vec<u32> = hubs.iter().map(Hub::pid).collect();
     tokio::time::sleep(SETTLE).await;
-    let rss_idle = rss_kib(pid)?;
+    let rss_idle = rss_kib_sum(&pids)?;
 
     let keys = TokenKeys::hs256(secret.as_bytes());
     let mut tokens = Vec::with_capacity(n);
@@ -216,14 +248,19 @@ async fn run(args: &Args) -> Result<Outcome, String> {
                 .map_err(|e| format!("issuing a token: {e}"))?,
         );
     }
-    let sender_token = keys
-        .issue(&Claims::new(
-            "sender",
+    let mut sender_tokens = Vec::with_capacity(args.senders);
+    for s in 0..args.senders {
+        let claims = Claims::new(
+            &format!("sender{s}"),
             Role::Broadcaster,
             vec![ROOM.into()],
             3600,
-        ))
-        .map_err(|e| format!("issuing the sender's token: {e}"))?;
+        );
+        sender_tokens.push(
+            keys.issue(&claims)
+                .map_err(|e| format!("issuing a sender's token: {e}"))?,
+        );
+    }
 
     let messages = u64::from(args.rate) * args.seconds;
     let shared = Arc::new(Shared {
@@ -243,15 +280,16 @@ async fn run(args: &Args) -> Result<Outcome, String> {
     );
     let permits = Arc::new(Semaphore::new(args.concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-    let url: Arc<str> = hub.url.as_str().into();
+    let urls: Vec<Arc<str>> = hubs.iter().map(|hub| hub.url.as_str().into()).collect();
     let overflows_before = listen_overflows();
     let connect_started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for (slot, token) in tokens.into_iter().enumerate() {
+        let node = slot % hubs.len();
         tasks.push(tokio::spawn(receiver(Receiver {
             slot,
-            addr: hub.addr,
-            url: url.clone(),
+            addr: hubs[node].addr,
+            url: urls[node].clone(),
             token,
             permits: permits.clone(),
             ready: ready_tx.clone(),
@@ -303,7 +341,7 @@ async fn run(args: &Args) -> Result<Outcome, String> {
         ),
     );
     tokio::time::sleep(SETTLE).await;
-    let rss_connected = rss_kib(pid)?;
+    let rss_connected = rss_kib_sum(&pids)?;
 
     // Send.
     progress(
@@ -313,24 +351,47 @@ async fn run(args: &Args) -> Result<Outcome, String> {
             args.rate, args.seconds
         ),
     );
+    let redis_pid = args.redis_pid.map(|pid| pid.to_string());
     let cpu_before = (
         cpu_seconds("self", ticks)?,
-        cpu_seconds(&pid.to_string(), ticks)?,
+        cpu_seconds_sum(&pids, ticks)?,
+        redis_pid
+            .as_deref()
+            .map(|pid| cpu_seconds(pid, ticks))
+            .transpose()?,
     );
     let cpu_started = Instant::now();
-    let sending = send_messages(
-        hub.addr,
-        &url,
-        &sender_token,
-        args.rate,
-        messages,
-        shared.clone(),
-        phase_rx.clone(),
-    )
-    .await?;
+    let window_before = shared.delivered();
+    let mut sends = Vec::with_capacity(args.senders);
+    for (first, token) in sender_tokens.iter().enumerate() {
+        sends.push(send_messages(
+            SenderPlan {
+                addr: hubs[0].addr,
+                url: &urls[0],
+                token,
+                first: first as u64,
+                step: args.senders as u64,
+                count: messages,
+                rate: f64::from(args.rate) / args.senders as f64,
+            },
+            shared.clone(),
+            phase_rx.clone(),
+        ));
+    }
+    let sendings = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
+    let window_deliveries = shared.delivered() - window_before;
     let cpu_wall = cpu_started.elapsed().as_secs_f64();
     let generator_cpu = (cpu_seconds("self", ticks)? - cpu_before.0) / cpu_wall * 100.0;
-    let hub_cpu = (cpu_seconds(&pid.to_string(), ticks)? - cpu_before.1) / cpu_wall * 100.0;
+    let hub_cpu_s = cpu_seconds_sum(&pids, ticks)? - cpu_before.1;
+    let hub_cpu = hub_cpu_s / cpu_wall * 100.0;
+    let redis_cpu_s = match (&redis_pid, cpu_before.2) {
+        (Some(pid), Some(before)) => Some(cpu_seconds(pid, ticks)? - before),
+        _ => None,
+    };
+    let sending = Sending::combine(sendings, window_deliveries);
 
     // Drain: wait until every receiver has seen every accepted message, or gave up.
     phase_tx.send_replace(Phase::Sent(sending.accepted));
@@ -347,18 +408,19 @@ async fn run(args: &Args) -> Result<Outcome, String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let drain_time = drain_started.elapsed();
-    let rss_end = rss_kib(pid)?;
+    let rss_end = rss_kib_sum(&pids)?;
 
     // Stop everyone and collect.
     drop(stop);
     let collect_deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
     let mut parts: [Vec<u32>; PARTS] = Default::default();
+    let mut other_node = Vec::new();
     let mut deliveries = 0u64;
     let mut out_of_order = 0u64;
     let mut foreign = 0u64;
     let mut incomplete = 0usize;
     let mut receiver_errors = Vec::new();
-    for task in tasks {
+    for (slot, task) in tasks.into_iter().enumerate() {
         match tokio::time::timeout_at(collect_deadline, task).await {
             Ok(Ok(mut stats)) => {
                 deliveries += stats.received;
@@ -371,6 +433,9 @@ async fn run(args: &Args) -> Result<Outcome, String> {
                     receiver_errors.push(e);
                 }
                 for (all, mine) in parts.iter_mut().zip(&mut stats.latencies_us) {
+                    if slot % hubs.len() != 0 {
+                        other_node.extend_from_slice(mine);
+                    }
                     all.append(mine);
                 }
             }
@@ -378,12 +443,20 @@ async fn run(args: &Args) -> Result<Outcome, String> {
             Err(_) => return Err("receivers did not stop within 10 s".into()),
         }
     }
-    let sender_error = match tokio::time::timeout_at(collect_deadline, sending.reader).await {
-        Ok(Ok(error)) => error,
-        Ok(Err(e)) => Some(format!("the sender's reader task failed: {e}")),
-        Err(_) => Some("the sender's reader did not stop within 10 s".into()),
-    };
-    drop(hub);
+    let mut sender_error = None;
+    for reader in sending.readers {
+        let error = match tokio::time::timeout_at(collect_deadline, reader).await {
+            Ok(Ok(error)) => error,
+            Ok(Err(e)) => Some(format!("a sender's reader task failed: {e}")),
+            Err(_) => Some("a sender's reader did not stop within 10 s".into()),
+        };
+        sender_error = sender_error.or(error);
+    }
+    let nodes = hubs.len();
+    drop(hubs);
+    other_node.sort_unstable();
+    let mut acks_us = sending.acks_us;
+    acks_us.sort_unstable();
 
     let mut latencies_us = parts.concat();
     latencies_us.sort_unstable();
@@ -394,6 +467,8 @@ async fn run(args: &Args) -> Result<Outcome, String> {
     connect_us.sort_unstable();
     let expected = sending.sent * n as u64;
     let report = Report {
+        nodes,
+        senders: args.senders,
         receivers: n,
         rate_per_s: args.rate,
         seconds: args.seconds,
@@ -411,6 +486,8 @@ async fn run(args: &Args) -> Result<Outcome, String> {
             None
         },
         latency_ms: Spread::of(&latencies_us),
+        latency_other_node_ms: (nodes > 1).then(|| Spread::of(&other_node)),
+        ack_ms: Spread::of(&acks_us),
         latency_p50_ms_by_quarter: p50_by_part,
         out_of_order,
         receivers_incomplete: incomplete,
@@ -426,6 +503,9 @@ async fn run(args: &Args) -> Result<Outcome, String> {
         },
         server_rss_per_connection_kib: rss_connected.saturating_sub(rss_idle) as f64 / n as f64,
         hub_cpu_percent: hub_cpu,
+        deliveries_per_hub_cpu_s: sending.deliveries_in_window as f64 / hub_cpu_s.max(1e-9),
+        redis_cpu_percent: redis_cpu_s.map(|s| s / cpu_wall * 100.0),
+        sends_per_redis_cpu_s: redis_cpu_s.map(|s| sending.accepted as f64 / s.max(1e-9)),
         generator_cpu_percent: generator_cpu,
     };
 
@@ -612,7 +692,7 @@ async fn read_pushes(
     delivered: &AtomicU64,
     stats: &mut ReceiverStats,
 ) -> Result<(), String> {
-    let mut next_index = 0u64;
+    let mut last_seq = None;
     let mut target = None;
     let mut complete = false;
     loop {
@@ -640,7 +720,7 @@ async fn read_pushes(
                     let at = shared.base.elapsed();
                     match frame {
                         Some(Ok(Message::Text(text))) => {
-                            on_push(text.as_str(), at, &mut next_index, delivered, stats)?;
+                            on_push(text.as_str(), at, &mut last_seq, delivered, stats)?;
                         }
                         Some(Ok(Message::Close(frame))) => return Err(closed_by_hub(frame)),
                         Some(Ok(_)) => {}
@@ -662,6 +742,9 @@ struct Push<'a> {
     /// The message text (`message` pushes).
     #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
+    /// The room's sequence number (`message` pushes).
+    #[serde(default)]
+    seq: Option<u64>,
     /// The reason code (`disconnect` pushes).
     #[serde(default, borrow)]
     code: Option<Cow<'a, str>>,
@@ -672,7 +755,7 @@ struct Push<'a> {
 fn on_push(
     text: &str,
     at: Duration,
-    next_index: &mut u64,
+    last_seq: &mut Option<u64>,
     delivered: &AtomicU64,
     stats: &mut ReceiverStats,
 ) -> Result<(), String> {
@@ -683,10 +766,13 @@ fn on_push(
             Some((index, sent_ns)) => {
                 stats.received += 1;
                 delivered.store(stats.received, Ordering::Relaxed);
-                if index != *next_index {
+                // The room's order (several senders interleave their indices).
+                if let (Some(last), Some(seq)) = (*last_seq, push.seq)
+                    && seq != last + 1
+                {
                     stats.out_of_order += 1;
                 }
-                *next_index = index + 1;
+                *last_seq = push.seq.or(*last_seq);
                 let latency_us = u64::try_from(at.as_nanos())
                     .unwrap_or(u64::MAX)
                     .saturating_sub(sent_ns)
@@ -733,8 +819,47 @@ struct Sending {
     window: Duration,
     /// Deliveries counted by all receivers within `window`.
     deliveries_in_window: u64,
-    /// The task reading the sender's replies; ends at [`Phase::Stop`] with its error.
-    reader: JoinHandle<Option<String>>,
+    /// The tasks reading the senders' replies; each ends at [`Phase::Stop`] with its
+    /// error.
+    readers: Vec<JoinHandle<Option<String>>>,
+    /// Send-to-reply time of each accepted send, in microseconds.
+    acks_us: Vec<u32>,
+}
+
+impl Sending {
+    /// The senders' figures as one, with the deliveries counted over their window.
+    fn combine(sendings: Vec<Sending>, deliveries_in_window: u64) -> Sending {
+        let mut all = Sending {
+            sent: 0,
+            accepted: 0,
+            first_refusal: None,
+            window: Duration::ZERO,
+            deliveries_in_window,
+            readers: Vec::new(),
+            acks_us: Vec::new(),
+        };
+        for one in sendings {
+            all.sent += one.sent;
+            all.accepted += one.accepted;
+            all.first_refusal = all.first_refusal.or(one.first_refusal);
+            all.window = all.window.max(one.window);
+            all.readers.extend(one.readers);
+            all.acks_us.extend(one.acks_us);
+        }
+        all
+    }
+}
+
+/// What one sender sends: messages `first`, `first + step`, … below `count`, at `rate`
+/// per second, on the node at `addr`.
+struct SenderPlan<'a> {
+    addr: SocketAddr,
+    url: &'a str,
+    token: &'a str,
+    first: u64,
+    step: u64,
+    count: u64,
+    rate: f64,
 }
 
 /// Replies counted by the sender's reader.
@@ -746,25 +871,26 @@ struct Acks {
     refused: AtomicU64,
     /// The first refusal's error object.
     first_refusal: Mutex<Option<String>>,
+    /// When each send was written (ns since [`Shared::base`]), by command id.
+    written_ns: Mutex<std::collections::HashMap<u64, u64>>,
+    /// Send-to-reply times of `ok` replies, in microseconds.
+    acks_us: Mutex<Vec<u32>>,
 }
 
-/// Connects the sender and sends `count` messages at `rate` per second.
+/// Connects a sender and sends its share of the messages at its rate.
 async fn send_messages(
-    addr: SocketAddr,
-    url: &str,
-    token: &str,
-    rate: u32,
-    count: u64,
+    plan: SenderPlan<'_>,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
 ) -> Result<Sending, String> {
-    let ws = open(addr, url, token)
+    let ws = open(plan.addr, plan.url, plan.token)
         .await
         .map_err(|e| format!("connecting the sender: {e}"))?;
     let (mut sink, mut stream) = ws.split();
     let acks = Arc::new(Acks::default());
     let reader = tokio::spawn({
         let acks = acks.clone();
+        let shared = shared.clone();
         async move {
             loop {
                 tokio::select! {
@@ -774,7 +900,10 @@ async fn send_messages(
                         }
                     }
                     frame = stream.next() => match frame {
-                        Some(Ok(Message::Text(text))) => note_reply(text.as_str(), &acks),
+                        Some(Ok(Message::Text(text))) => {
+                            let at = u64::try_from(shared.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                            note_reply(text.as_str(), at, &acks);
+                        }
                         Some(Ok(Message::Close(frame))) => return Some(closed_by_hub(frame)),
                         Some(Ok(_)) => {}
                         Some(Err(e)) => return Some(format!("reading replies: {e}")),
@@ -785,18 +914,25 @@ async fn send_messages(
         }
     });
 
-    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let period = Duration::from_secs_f64(1.0 / plan.rate.max(1e-3));
+    let indices: Vec<u64> = (plan.first..plan.count)
+        .step_by(usize::try_from(plan.step.max(1)).unwrap_or(1))
+        .collect();
+    let count = indices.len() as u64;
     // Burst on missed ticks: a late tick is caught up, so `count` messages take
     // `count / rate` seconds whenever the sender can keep up at all.
     let mut ticker = tokio::time::interval(period);
     ticker.tick().await;
     let started = Instant::now();
     let before = shared.delivered();
-    for index in 0..count {
-        if index > 0 {
+    for (n, &index) in indices.iter().enumerate() {
+        if n > 0 {
             ticker.tick().await;
         }
         let sent_ns = u64::try_from(shared.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Ok(mut written) = acks.written_ns.lock() {
+            written.insert(index + 3, sent_ns);
+        }
         let frame = format!(
             r#"{{"id":{},"type":"send","room":"{ROOM}","client_msg_id":"m{index}","text":"{}"}}"#,
             index + 3,
@@ -823,18 +959,25 @@ async fn send_messages(
         .lock()
         .map(|first| first.clone())
         .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+    let acks_us = acks
+        .acks_us
+        .lock()
+        .map(|acks| acks.clone())
+        .unwrap_or_default();
     Ok(Sending {
         sent: count,
         accepted: acks.ok.load(Ordering::Acquire),
         first_refusal,
         window,
         deliveries_in_window,
-        reader,
+        readers: vec![reader],
+        acks_us,
     })
 }
 
-/// Counts a reply to a `send`; pushes (including the sender's own messages) are ignored.
-fn note_reply(text: &str, acks: &Acks) {
+/// Counts a reply to a `send` read at `at_ns`; pushes (including the sender's own
+/// messages) are ignored.
+fn note_reply(text: &str, at_ns: u64, acks: &Acks) {
     let Ok(frame) = serde_json::from_str::<Value>(text) else {
         return;
     };
@@ -843,6 +986,12 @@ fn note_reply(text: &str, acks: &Acks) {
     }
     if frame["ok"] == true {
         acks.ok.fetch_add(1, Ordering::AcqRel);
+        let written = frame["id"]
+            .as_u64()
+            .and_then(|id| acks.written_ns.lock().ok()?.remove(&id));
+        if let (Some(written), Ok(mut times)) = (written, acks.acks_us.lock()) {
+            times.push(u32::try_from(at_ns.saturating_sub(written) / 1000).unwrap_or(u32::MAX));
+        }
     } else {
         acks.refused.fetch_add(1, Ordering::AcqRel);
         let mut first = acks
@@ -966,10 +1115,18 @@ struct Hub {
 impl Hub {
     /// Starts the hub on a free loopback port with `secret` and no practical rate
     /// limit, and reads the URL from its first stdout line (within 15 s).
-    fn start(path: &Path, secret: &str) -> Result<Hub, String> {
-        let mut child = Command::new(path)
-            .args(["hub", "--http", "127.0.0.1:0", "--secret", secret])
-            .args(["--rate-messages", "1000000000", "--rate-per-ms", "1000"])
+    fn start(path: &Path, secret: &str, engine: Option<&str>, node: usize) -> Result<Hub, String> {
+        let mut command = Command::new(path);
+        command
+            .args(["hub", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+            .args(["--secret", secret])
+            .args(["--rate-messages", "1000000000", "--rate-per-ms", "1000"]);
+        if let Some(url) = engine {
+            command
+                .args(["--chat-engine", url])
+                .args(["--node", &format!("bench{node}")]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1073,6 +1230,18 @@ fn rss_kib(pid: u32) -> Result<u64, String> {
 }
 
 /// User plus system CPU time of a process (`"self"` or a pid), in seconds.
+/// The summed `VmRSS` of several processes, in KiB.
+fn rss_kib_sum(pids: &[u32]) -> Result<u64, String> {
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
+}
+
+/// The summed CPU time of several processes, in seconds.
+fn cpu_seconds_sum(pids: &[u32], ticks_per_s: f64) -> Result<f64, String> {
+    pids.iter()
+        .map(|pid| cpu_seconds(&pid.to_string(), ticks_per_s))
+        .sum()
+}
+
 fn cpu_seconds(pid: &str, ticks_per_s: f64) -> Result<f64, String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
@@ -1186,6 +1355,10 @@ struct Rss {
 /// The measured figures of one run.
 #[derive(Debug, Serialize)]
 struct Report {
+    /// Chat nodes (hub processes).
+    nodes: usize,
+    /// Sender connections.
+    senders: usize,
     /// WebSocket receivers in the room.
     receivers: usize,
     /// Messages per second sent.
@@ -1213,6 +1386,10 @@ struct Report {
     drain_ms: Option<f64>,
     /// Send-to-receive latency over all deliveries.
     latency_ms: Spread,
+    /// Send-to-receive latency at receivers on another node than the senders'.
+    latency_other_node_ms: Option<Spread>,
+    /// Send-to-reply latency of accepted sends.
+    ack_ms: Spread,
     /// Median latency of the messages sent in each quarter of the window, in ms
     /// (a rising series means a backlog building up).
     latency_p50_ms_by_quarter: [f64; PARTS],
@@ -1236,8 +1413,14 @@ struct Report {
     server_rss_kib: Rss,
     /// `(connected - idle) / receivers`, in KiB.
     server_rss_per_connection_kib: f64,
-    /// The hub's CPU while sending, in percent of one core.
+    /// The hubs' CPU while sending, in percent of one core (summed over nodes).
     hub_cpu_percent: f64,
+    /// Deliveries in the window per second of hub CPU (all nodes).
+    deliveries_per_hub_cpu_s: f64,
+    /// Redis's CPU while sending, in percent of one core (with --redis-pid).
+    redis_cpu_percent: Option<f64>,
+    /// Accepted sends per second of Redis CPU (with --redis-pid).
+    sends_per_redis_cpu_s: Option<f64>,
     /// This generator's CPU while sending, in percent of one core.
     generator_cpu_percent: f64,
 }
@@ -1252,8 +1435,8 @@ impl Report {
         let mib = |kib: u64| kib as f64 / 1024.0;
         let lines = [
             format!(
-                "chat load: {} receivers, 1 sender at {}/s for {} s, room \"{ROOM}\" on 127.0.0.1",
-                self.receivers, self.rate_per_s, self.seconds
+                "chat load: {} receivers on {} node(s), {} sender(s) at {}/s in all for {} s, room \"{ROOM}\" on 127.0.0.1",
+                self.receivers, self.nodes, self.senders, self.rate_per_s, self.seconds
             ),
             format!(
                 "  messages sent / accepted   {} / {}",
@@ -1273,6 +1456,17 @@ impl Report {
                 self.latency_ms.p99,
                 self.latency_ms.max,
                 self.latency_ms.samples
+            ),
+            match &self.latency_other_node_ms {
+                Some(other) => format!(
+                    "  latency on another node    p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+                    other.p50, other.p99, other.max, other.samples
+                ),
+                None => "  latency on another node    (one node)".into(),
+            },
+            format!(
+                "  send->ack                  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+                self.ack_ms.p50, self.ack_ms.p99, self.ack_ms.max, self.ack_ms.samples
             ),
             format!(
                 "  latency p50 by quarter     {} ms",
@@ -1317,6 +1511,16 @@ impl Report {
                 "  CPU while sending          hub {:.0}%  generator {:.0}%  (100% = one core; 2 cores shared)",
                 self.hub_cpu_percent, self.generator_cpu_percent
             ),
+            format!(
+                "  deliveries per hub core-s  {:.0}",
+                self.deliveries_per_hub_cpu_s
+            ),
+            match (self.redis_cpu_percent, self.sends_per_redis_cpu_s) {
+                (Some(cpu), Some(sends)) => format!(
+                    "  Redis                      CPU {cpu:.0}%, {sends:.0} sends per Redis core-s"
+                ),
+                _ => "  Redis                      (not measured)".into(),
+            },
         ];
         let mut text = lines.join("\n");
         text.push('\n');
@@ -1350,13 +1554,13 @@ mod tests {
             messages: 8,
             ..ReceiverStats::default()
         };
-        let mut next = 0;
+        let mut last = None;
         let message = r#"{"type":"message","room":"bench","epoch":"e","seq":1,"id":"m","ts":1,
             "user":{"id":"sender","name":"sender","role":"broadcaster"},"text":"0 0","client_msg_id":"m0"}"#;
         on_push(
             message,
             Duration::from_millis(3),
-            &mut next,
+            &mut last,
             &delivered,
             &mut stats,
         )
@@ -1364,18 +1568,19 @@ mod tests {
         on_push(
             r#"{"type":"viewers","room":"bench","count":3}"#,
             Duration::ZERO,
-            &mut next,
+            &mut last,
             &delivered,
             &mut stats,
         )
         .unwrap();
-        assert_eq!((stats.received, stats.out_of_order, next), (1, 0, 1));
+        assert_eq!((stats.received, stats.out_of_order, last), (1, 0, Some(1)));
         assert_eq!(stats.latencies_us[0], vec![3000]);
-        let last = message.replace("\"0 0\"", "\"7 0\"");
+        // Index 7 under seq 1 again: a repeat of the room's seq.
+        let repeat = message.replace("\"0 0\"", "\"7 0\"");
         on_push(
-            &last,
+            &repeat,
             Duration::from_millis(5),
-            &mut next,
+            &mut last,
             &delivered,
             &mut stats,
         )
@@ -1389,7 +1594,7 @@ mod tests {
             on_push(
                 r#"{"type":"disconnect","code":"x"}"#,
                 Duration::ZERO,
-                &mut next,
+                &mut last,
                 &delivered,
                 &mut stats
             )

@@ -228,17 +228,25 @@ impl Cluster {
         (epoch, seq)
     }
 
-    /// Redis's total of `commands` since the last `CONFIG RESETSTAT`.
-    pub fn redis_commands(&self) -> u64 {
+    /// Calls of each Redis command so far (scripts' own calls included), by name.
+    pub fn redis_commands(&self) -> std::collections::BTreeMap<String, u64> {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.redis.port.to_string(), "INFO", "stats"])
+            .args(["-p", &self.redis.port.to_string(), "INFO", "commandstats"])
             .output()
             .expect("redis-cli");
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect()
     }
 }
 
