@@ -9,9 +9,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use cluster::{Cluster, Log, connect, seq_texts, wait_for};
+use cluster::{Cluster, Log, connect, connect_as, seq_texts, wait_for};
 use common::redis::Durability;
 use streamhub::ChatClient;
+use streamhub::chat::protocol::{ErrorCode, Role};
 use streamhub::chat::{ChatEvent, JoinOutcome};
 
 const ROOM: &str = "cam1";
@@ -509,4 +510,55 @@ async fn a_reconnect_storm_of_2000_clients_rejoins_without_a_gap() {
          messages flowed; Redis calls meanwhile (scripts' own included): {}",
         calls.join(", ")
     );
+}
+
+/// A moderator on one node times out, then bans, a viewer on another: the viewer's node
+/// pushes the new state, then kicks them, and every node refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_on_one_node_reaches_every_node() {
+    let cluster = Cluster::start(3, Durability::None, &[]);
+    let (moderator, _) = connect_as(&cluster.nodes[0].url(), "mo", Role::Moderator).await;
+    let (eve, eve_log) = connect(&cluster.nodes[1].url(), "eve").await;
+    let (eve_elsewhere, _) = connect(&cluster.nodes[2].url(), "eve").await;
+    moderator.join(ROOM).await.unwrap();
+    eve.join(ROOM).await.unwrap();
+
+    moderator
+        .timeout_user(ROOM, "eve", Duration::from_secs(60))
+        .await
+        .unwrap();
+    wait_for(
+        "eve told of her timeout on node 2",
+        Duration::from_secs(5),
+        || {
+            eve_log.count(|e| {
+            matches!(e, ChatEvent::RoomState { state, .. } if state.you.timed_out_until.is_some())
+        }) == 1
+        },
+    )
+    .await;
+    moderator
+        .slow_mode(ROOM, Duration::from_secs(3))
+        .await
+        .unwrap();
+    wait_for(
+        "slow mode announced on node 2",
+        Duration::from_secs(5),
+        || {
+            eve_log.count(
+                |e| matches!(e, ChatEvent::RoomState { state, .. } if state.slow_mode_ms == 3000),
+            ) == 1
+        },
+    )
+    .await;
+
+    moderator.ban(ROOM, "eve").await.unwrap();
+    wait_for("eve kicked on node 2", Duration::from_secs(5), || {
+        eve_log.count(|e| matches!(e, ChatEvent::Kicked { .. })) == 1
+    })
+    .await;
+    let refused = eve_elsewhere.join(ROOM).await.unwrap_err();
+    assert_eq!(refused.refusal().map(|e| e.code), Some(ErrorCode::Banned));
+    moderator.unban(ROOM, "eve").await.unwrap();
+    eve_elsewhere.join(ROOM).await.unwrap();
 }

@@ -315,15 +315,17 @@ impl Log {
     }
 }
 
-/// A client of `user` at `url`.
+/// A viewer `user` at `url`.
 pub async fn connect(url: &str, user: &str) -> (ChatClient, Log) {
-    let (client, events) = ChatClient::connect(
-        url,
-        TokenSource::fixed(token(user, Role::Viewer)),
-        client_config(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{user} connects to {url}: {e}"));
+    connect_as(url, user, Role::Viewer).await
+}
+
+/// A client of `user` with `role` at `url`.
+pub async fn connect_as(url: &str, user: &str, role: Role) -> (ChatClient, Log) {
+    let (client, events) =
+        ChatClient::connect(url, TokenSource::fixed(token(user, role)), client_config())
+            .await
+            .unwrap_or_else(|e| panic!("{user} connects to {url}: {e}"));
     (client, Log::collect(events))
 }
 

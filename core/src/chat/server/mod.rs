@@ -40,7 +40,7 @@ use crate::chat::protocol::{
     DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_CHARS, RateInfo, SUBPROTOCOL,
 };
 pub use engine::{ChatEngine, MemoryEngine, Moderation, RoomRef};
-pub use room::RoomSnapshot;
+pub use room::{Moderated, RoomSnapshot};
 use room::{Room, RoomRules};
 pub use store::{ChatStore, MemoryStore, RoomLog};
 pub use token::{Claims, TokenKeys};

@@ -42,6 +42,27 @@ pub struct RoomRules {
     pub typing_interval: Duration,
 }
 
+/// A moderation's outcome, as every node applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moderated {
+    /// The user may not send before `until_ms` (ms since the Unix epoch; past: lifted).
+    TimedOut {
+        /// Who.
+        user_id: String,
+        /// Until when.
+        until_ms: u64,
+    },
+    /// The user is out of the room and may not join.
+    Banned(String),
+    /// The ban is lifted.
+    Unbanned(String),
+    /// One message per user per interval (0: off).
+    SlowMode {
+        /// The interval, in ms.
+        interval_ms: u64,
+    },
+}
+
 /// Who is asking, as the connection knows them.
 #[derive(Debug, Clone)]
 pub struct Caller<'a> {
@@ -513,14 +534,14 @@ impl Room {
         if !self.check_moderator(caller) {
             return;
         }
-        if duration_ms == 0 {
-            self.timeouts.remove(user_id);
-        } else {
-            self.timeouts
-                .insert(user_id.to_string(), now_ms.saturating_add(duration_ms));
-        }
         caller.out.reply_ok(caller.command, serde_json::json!({}));
-        self.push_state_to(user_id, now_ms);
+        self.apply(
+            &Moderated::TimedOut {
+                user_id: user_id.to_string(),
+                until_ms: now_ms.saturating_add(duration_ms),
+            },
+            now_ms,
+        );
     }
 
     /// `ban`: removes the user's connections from the room and keeps them out.
@@ -528,8 +549,55 @@ impl Room {
         if !self.check_moderator(caller) {
             return;
         }
-        self.banned.insert(user_id.to_string());
         caller.out.reply_ok(caller.command, serde_json::json!({}));
+        self.apply(&Moderated::Banned(user_id.to_string()), 0);
+    }
+
+    /// `unban`.
+    pub fn unban(&mut self, caller: &Caller<'_>, user_id: &str) {
+        if !self.check_moderator(caller) {
+            return;
+        }
+        caller.out.reply_ok(caller.command, serde_json::json!({}));
+        self.apply(&Moderated::Unbanned(user_id.to_string()), 0);
+    }
+
+    /// `slow_mode`: one message per user per interval; every member is told.
+    pub fn slow_mode(&mut self, caller: &Caller<'_>, interval_ms: u64, now_ms: u64) {
+        if !self.check_moderator(caller) {
+            return;
+        }
+        caller.out.reply_ok(caller.command, serde_json::json!({}));
+        self.apply(&Moderated::SlowMode { interval_ms }, now_ms);
+    }
+
+    /// Applies a moderation decided here or on another node: the room's state, and what
+    /// the members concerned are told.
+    pub fn apply(&mut self, moderated: &Moderated, now_ms: u64) {
+        match moderated {
+            Moderated::TimedOut { user_id, until_ms } => {
+                if *until_ms > now_ms {
+                    self.timeouts.insert(user_id.clone(), *until_ms);
+                } else {
+                    self.timeouts.remove(user_id);
+                }
+                self.push_state_to(user_id, now_ms);
+            }
+            Moderated::Banned(user_id) => {
+                self.banned.insert(user_id.clone());
+                self.kick(user_id);
+            }
+            Moderated::Unbanned(user_id) => {
+                self.banned.remove(user_id);
+            }
+            Moderated::SlowMode { interval_ms } => {
+                self.slow_mode = Duration::from_millis(*interval_ms);
+                self.push_state_to_all(now_ms);
+            }
+        }
+    }
+
+    fn kick(&mut self, user_id: &str) {
         let kicked: Vec<u64> = self
             .members
             .iter()
@@ -549,22 +617,7 @@ impl Room {
         }
     }
 
-    /// `unban`.
-    pub fn unban(&mut self, caller: &Caller<'_>, user_id: &str) {
-        if !self.check_moderator(caller) {
-            return;
-        }
-        self.banned.remove(user_id);
-        caller.out.reply_ok(caller.command, serde_json::json!({}));
-    }
-
-    /// `slow_mode`: one message per user per interval; every member is told.
-    pub fn slow_mode(&mut self, caller: &Caller<'_>, interval_ms: u64, now_ms: u64) {
-        if !self.check_moderator(caller) {
-            return;
-        }
-        self.slow_mode = Duration::from_millis(interval_ms);
-        caller.out.reply_ok(caller.command, serde_json::json!({}));
+    fn push_state_to_all(&mut self, now_ms: u64) {
         let frames: Vec<(u64, Utf8Bytes)> = self
             .members
             .iter()

@@ -348,38 +348,36 @@ impl ChatEngine for RedisEngine {
     }
 
     async fn moderate(&self, room: &RoomRef, caller: &Caller<'_>, action: Moderation, now_ms: u64) {
-        if caller.moderator {
-            let name = lock(room).name().to_string();
-            let decided = match &action {
-                Moderation::Timeout {
-                    user_id,
-                    duration_ms,
-                } => {
-                    self.sequencer
-                        .time_out(&name, user_id, Duration::from_millis(*duration_ms))
-                        .await
-                }
-                Moderation::Ban { user_id } => {
-                    self.sequencer.set_banned(&name, user_id, true).await
-                }
-                Moderation::Unban { user_id } => {
-                    self.sequencer.set_banned(&name, user_id, false).await
-                }
-                Moderation::SlowMode { interval_ms } => {
-                    self.sequencer
-                        .set_slow_mode(&name, Duration::from_millis(*interval_ms))
-                        .await
-                }
-            };
-            if let Err(e) = decided {
-                caller
-                    .out
-                    .reply_err(caller.command, failed("moderation", &e));
-                return;
-            }
+        if !caller.moderator {
+            // The refusal.
+            lock(room).moderate(caller, &action, now_ms);
+            return;
         }
-        // The node's members (and a refusal for a caller who may not).
-        lock(room).moderate(caller, &action, now_ms);
+        let name = lock(room).name().to_string();
+        // Every node, this one too, applies it when Redis publishes it.
+        let decided = match &action {
+            Moderation::Timeout {
+                user_id,
+                duration_ms,
+            } => {
+                self.sequencer
+                    .time_out(&name, user_id, Duration::from_millis(*duration_ms))
+                    .await
+            }
+            Moderation::Ban { user_id } => self.sequencer.set_banned(&name, user_id, true).await,
+            Moderation::Unban { user_id } => self.sequencer.set_banned(&name, user_id, false).await,
+            Moderation::SlowMode { interval_ms } => {
+                self.sequencer
+                    .set_slow_mode(&name, Duration::from_millis(*interval_ms))
+                    .await
+            }
+        };
+        match decided {
+            Ok(()) => caller.out.reply_ok(caller.command, serde_json::json!({})),
+            Err(e) => caller
+                .out
+                .reply_err(caller.command, failed("moderation", &e)),
+        };
     }
 
     async fn count_audience(&self, rooms: &[RoomRef]) {

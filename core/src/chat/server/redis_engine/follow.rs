@@ -10,9 +10,10 @@ use tracing::{debug, warn};
 use super::mirror::{MirrorAction, RoomMirror};
 use super::{
     Claim, EngineError, REDIS_TIMEOUT, RedisSequencer, RoomKeys, decode_deletion,
-    decode_publication,
+    decode_moderation, decode_publication,
 };
 use crate::chat::protocol::{ChatMessage, Position};
+use crate::chat::server::room::Moderated;
 
 /// Waits between attempts to subscribe again after the subscription was lost.
 const RESUBSCRIBE_WAIT: Duration = Duration::from_millis(200);
@@ -27,6 +28,8 @@ pub enum Followed {
     Discontinuity(Position),
     /// A message was hidden (by any node).
     Deleted(Position),
+    /// A moderator's decision (on any node): bans, timeouts, slow mode.
+    Moderated(Moderated),
 }
 
 impl RedisSequencer {
@@ -96,6 +99,10 @@ impl RedisSequencer {
                         } else if let Some(deleted) = decode_deletion(payload) {
                             // Not numbered: handed on as it comes.
                             if out.send(Followed::Deleted(deleted)).await.is_err() {
+                                return Ok(());
+                            }
+                        } else if let Some(moderated) = decode_moderation(payload) {
+                            if out.send(Followed::Moderated(moderated)).await.is_err() {
                                 return Ok(());
                             }
                         } else {

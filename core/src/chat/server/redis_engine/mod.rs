@@ -38,6 +38,7 @@ pub use engine::{RedisEngine, RedisEngineConfig};
 pub use follow::Followed;
 pub use keys::RoomKeys;
 
+use super::room::Moderated;
 use super::store::new_epoch;
 use crate::chat::protocol::{
     ChatMessage, ErrorBody, ErrorCode, Position, RateInfo, SendResult, UserInfo,
@@ -440,7 +441,7 @@ impl RedisSequencer {
         Ok(total)
     }
 
-    /// Bans `user` from `room` (or lifts the ban).
+    /// Bans `user` from `room` (or lifts the ban), and tells every node.
     pub async fn set_banned(
         &self,
         room: &str,
@@ -449,16 +450,26 @@ impl RedisSequencer {
     ) -> Result<(), EngineError> {
         let keys = RoomKeys::new(room);
         let field = format!("b:{user}");
-        let mut command = redis::cmd(if banned { "HSET" } else { "HDEL" });
-        command.arg(keys.moderation()).arg(field);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
         if banned {
-            command.arg(1);
+            pipe.hset(keys.moderation(), field, 1).ignore();
+        } else {
+            pipe.hdel(keys.moderation(), field).ignore();
         }
-        let _: i64 = command.query_async(&mut self.conn.clone()).await?;
+        let published = if banned {
+            Moderated::Banned(user.to_string())
+        } else {
+            Moderated::Unbanned(user.to_string())
+        };
+        pipe.publish(keys.channel(), encode_moderation(&published))
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
         Ok(())
     }
 
-    /// Times `user` out of `room` for `duration` from now, on Redis's clock.
+    /// Times `user` out of `room` for `duration` from now, on Redis's clock, and tells
+    /// every node.
     pub async fn time_out(
         &self,
         room: &str,
@@ -470,25 +481,83 @@ impl RedisSequencer {
             .query_async(&mut self.conn.clone())
             .await?;
         let until = seconds * 1000 + micros / 1000 + duration.as_millis() as u64;
-        let _: i64 = redis::cmd("HSET")
-            .arg(keys.moderation())
-            .arg(format!("t:{user}"))
-            .arg(until)
-            .query_async(&mut self.conn.clone())
+        let published = Moderated::TimedOut {
+            user_id: user.to_string(),
+            until_ms: until,
+        };
+        redis::pipe()
+            .atomic()
+            .hset(keys.moderation(), format!("t:{user}"), until)
+            .ignore()
+            .publish(keys.channel(), encode_moderation(&published))
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
             .await?;
         Ok(())
     }
 
-    /// Sets `room`'s slow mode (zero turns it off).
+    /// Sets `room`'s slow mode (zero turns it off), and tells every node.
     pub async fn set_slow_mode(&self, room: &str, interval: Duration) -> Result<(), EngineError> {
         let keys = RoomKeys::new(room);
-        let _: i64 = redis::cmd("HSET")
-            .arg(keys.meta())
-            .arg("slow_ms")
-            .arg(interval.as_millis() as u64)
-            .query_async(&mut self.conn.clone())
+        let interval_ms = interval.as_millis() as u64;
+        redis::pipe()
+            .atomic()
+            .hset(keys.meta(), "slow_ms", interval_ms)
+            .ignore()
+            .publish(
+                keys.channel(),
+                encode_moderation(&Moderated::SlowMode { interval_ms }),
+            )
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
             .await?;
         Ok(())
+    }
+}
+
+/// A moderation as published on the room's channel.
+#[derive(serde::Serialize, Deserialize)]
+struct PublishedModeration {
+    k: String,
+    a: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
+}
+
+fn encode_moderation(moderated: &Moderated) -> String {
+    let (a, u, n) = match moderated {
+        Moderated::Banned(user) => ("ban", Some(user.clone()), None),
+        Moderated::Unbanned(user) => ("unban", Some(user.clone()), None),
+        Moderated::TimedOut { user_id, until_ms } => {
+            ("timeout", Some(user_id.clone()), Some(*until_ms))
+        }
+        Moderated::SlowMode { interval_ms } => ("slow", None, Some(*interval_ms)),
+    };
+    let published = PublishedModeration {
+        k: "m".into(),
+        a: a.into(),
+        u,
+        n,
+    };
+    serde_json::to_string(&published).unwrap_or_default()
+}
+
+/// A published moderation (the payload on the room's channel).
+pub fn decode_moderation(payload: &[u8]) -> Option<Moderated> {
+    let p: PublishedModeration = serde_json::from_slice(payload).ok()?;
+    if p.k != "m" {
+        return None;
+    }
+    match (p.a.as_str(), p.u, p.n) {
+        ("ban", Some(user), _) => Some(Moderated::Banned(user)),
+        ("unban", Some(user), _) => Some(Moderated::Unbanned(user)),
+        ("timeout", Some(user_id), Some(until_ms)) => {
+            Some(Moderated::TimedOut { user_id, until_ms })
+        }
+        ("slow", _, Some(interval_ms)) => Some(Moderated::SlowMode { interval_ms }),
+        _ => None,
     }
 }
 

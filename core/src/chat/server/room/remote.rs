@@ -7,7 +7,7 @@
 use tokio::sync::watch;
 
 use super::{Member, Room};
-use crate::chat::protocol::{ChatMessage, ErrorBody, Position, SendResult, ServerFrame};
+use crate::chat::protocol::{ChatMessage, ErrorBody, Position, SendResult, ServerFrame, unix_ms};
 use crate::chat::server::outbound::serialize;
 use crate::chat::server::redis_engine::Followed;
 use crate::chat::server::room::Caller;
@@ -79,6 +79,7 @@ impl Room {
                     ready.send_replace(true);
                 }
             }
+            Followed::Moderated(moderated) => self.apply(&moderated, unix_ms()),
             Followed::Deleted(at) => {
                 if at.epoch == self.log.epoch() {
                     self.log.delete(at.seq);
