@@ -63,7 +63,7 @@ impl RoomKeys {
         format!("{}:d:{}:{user}:{client_msg_id}", self.tag, user.len())
     }
 
-    /// `user`'s state in the room: rate bucket and last send (a hash).
+    /// `user`'s state in the room: rate bucket and last send (a string).
     pub fn sender(&self, user: &str) -> String {
         format!("{}:s:{}:{user}", self.tag, user.len())
     }

@@ -87,6 +87,29 @@ pub struct SequencerConfig {
     pub lossless_redis: bool,
 }
 
+/// The function library of the scripts that hand out numbers (see `boot.lua` for why a
+/// library and not EVAL scripts).
+const LIBRARY: &str = concat!(
+    "#!lua name=streamhub_chat\n",
+    include_str!("boot.lua"),
+    "\nredis.register_function('streamhub_send', function(KEYS, ARGV)\n",
+    include_str!("send.lua"),
+    "\nend)\nredis.register_function('streamhub_fence', function(KEYS, ARGV)\n",
+    include_str!("fence.lua"),
+    "\nend)\n"
+);
+
+/// Loads (or replaces) the function library.
+async fn load_library(conn: &mut ConnectionManager) -> Result<(), EngineError> {
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(LIBRARY)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
 /// How many histories a stream may hold while archivers are behind.
 pub const ARCHIVE_SLACK: usize = 100;
 
@@ -153,8 +176,6 @@ pub struct RedisSequencer {
     client: Client,
     conn: ConnectionManager,
     config: SequencerConfig,
-    send: Script,
-    fence: Script,
     after: Script,
     before: Script,
     delete: Script,
@@ -179,13 +200,12 @@ impl RedisSequencer {
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        let mut conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        load_library(&mut conn).await?;
         Ok(RedisSequencer {
             client,
             conn,
             config,
-            send: Script::new(concat!(include_str!("boot.lua"), include_str!("send.lua"))),
-            fence: Script::new(concat!(include_str!("boot.lua"), include_str!("fence.lua"))),
             after: Script::new(include_str!("after.lua")),
             before: Script::new(include_str!("before.lua")),
             delete: Script::new(include_str!("delete.lua")),
@@ -203,13 +223,14 @@ impl RedisSequencer {
             detail: format!("the author does not serialize: {e}"),
         })?;
         let rate = self.config.rate;
-        let reply: Vec<Value> = self
-            .send
-            .key(keys.meta())
-            .key(keys.stream())
-            .key(keys.dedup(user_id, request.client_msg_id))
-            .key(keys.sender(user_id))
-            .key(keys.moderation())
+        let mut call = redis::cmd("FCALL");
+        call.arg("streamhub_send")
+            .arg(5)
+            .arg(keys.meta())
+            .arg(keys.stream())
+            .arg(keys.dedup(user_id, request.client_msg_id))
+            .arg(keys.sender(user_id))
+            .arg(keys.moderation())
             .arg(user_id)
             .arg(user)
             .arg(request.text)
@@ -221,9 +242,8 @@ impl RedisSequencer {
             .arg(rate.per_ms.max(1))
             .arg(if request.moderator { "1" } else { "0" })
             .arg(keys.channel())
-            .arg(self.boot_check())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(self.boot_check());
+        let reply = self.function(&call).await?;
         let bad = |detail: String| EngineError::Reply {
             what: "send",
             detail,
@@ -243,6 +263,19 @@ impl RedisSequencer {
                 Ok(SendOutcome::Refused(refusal(&code, wait, rate)))
             }
             _ => Err(bad(format!("{reply:?}"))),
+        }
+    }
+
+    /// Calls a function of the library, loading the library first when Redis lost it
+    /// (a restart without persistence).
+    async fn function(&self, call: &redis::Cmd) -> Result<Vec<Value>, EngineError> {
+        let mut conn = self.conn.clone();
+        match call.query_async(&mut conn).await {
+            Err(e) if e.to_string().contains("Function not found") => {
+                load_library(&mut conn).await?;
+                Ok(call.query_async(&mut conn).await?)
+            }
+            other => Ok(other?),
         }
     }
 
@@ -270,15 +303,15 @@ impl RedisSequencer {
             Claim::Holds(position) => (position.epoch.as_str(), position.seq),
             Claim::Nothing => ("", 0),
         };
-        let reply: Vec<Value> = self
-            .fence
-            .key(keys.meta())
+        let mut call = redis::cmd("FCALL");
+        call.arg("streamhub_fence")
+            .arg(1)
+            .arg(keys.meta())
             .arg(new_epoch())
             .arg(mode)
             .arg(seq)
-            .arg(self.boot_check())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(self.boot_check());
+        let reply = self.function(&call).await?;
         match (
             reply.first().and_then(text),
             reply.get(1).and_then(int),

@@ -3,7 +3,7 @@
 -- publication. Replicated and written to the AOF as one unit.
 --
 -- KEYS: 1 meta (hash: epoch, gen, seq, slow_ms)   2 stream   3 dedup record
---       4 the sender's state in the room (hash: tokens, t, last)
+--       4 the sender's state in the room (a string: tokens, refill time, last send)
 --       5 moderation (hash: "b:USER" banned, "t:USER" timed out until, ms)
 -- ARGV: 1 user id   2 user (JSON)   3 text   4 client_msg_id   5 a fresh epoch name
 --       6 stream MAXLEN (approximate: whole stream nodes are trimmed; measured here
@@ -30,11 +30,15 @@ if timed_out > now then
 end
 
 -- checked_epoch: boot.lua, loaded before this script.
-local epoch, gen = checked_epoch(KEYS[1], ARGV[5], ARGV[12])
-local slow = tonumber(redis.call('HGET', KEYS[1], 'slow_ms') or '0')
-local state = redis.call('HMGET', KEYS[4], 'tokens', 't', 'last')
-if ARGV[10] ~= '1' and slow > 0 and state[3] then
-  local since_last = now - tonumber(state[3])
+local epoch, gen, slow = checked_epoch(KEYS[1], ARGV[5], ARGV[12])
+-- The sender's state: "tokens refilled_at last_send" (one string: one read, one write).
+local state = redis.call('GET', KEYS[4])
+local held, refilled, last
+if state then
+  held, refilled, last = string.match(state, '^(%S+) (%S+) (%S+)$')
+end
+if ARGV[10] ~= '1' and slow > 0 and last then
+  local since_last = now - tonumber(last)
   if since_last < slow then
     return {'err', 'slow_mode', slow - since_last}
   end
@@ -42,14 +46,14 @@ end
 
 -- Token bucket: `messages` per `window` ms, refilled continuously.
 local capacity, window = tonumber(ARGV[8]), tonumber(ARGV[9])
-local tokens = tonumber(state[1] or capacity)
-local since = math.max(0, now - tonumber(state[2] or now))
+local tokens = tonumber(held or capacity)
+local since = math.max(0, now - tonumber(refilled or now))
 tokens = math.min(capacity, tokens + since * capacity / window)
 if tokens < 1 then
   return {'err', 'rate_limited', math.ceil((1 - tokens) * window / capacity)}
 end
-redis.call('HSET', KEYS[4], 'tokens', tostring(tokens - 1), 't', now, 'last', now)
-redis.call('PEXPIRE', KEYS[4], math.max(window, slow, 60000))
+redis.call('SET', KEYS[4], (tokens - 1) .. ' ' .. now .. ' ' .. now,
+  'PX', math.max(window, slow, 60000))
 
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], gen .. '-' .. seq,
