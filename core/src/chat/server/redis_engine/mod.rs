@@ -1,13 +1,13 @@
 //! The decide step of a chat room on Redis, shared by every chat node (issue 15).
 //!
-//! One Lua script per send (`send.lua`) deduplicates by `client_msg_id`, applies bans,
-//! timeouts, slow mode and the rate limit on Redis's clock (one clock for every node),
-//! numbers the message (`HINCRBY`), appends it to the room's stream (entry id
-//! `generation-seq`, trimmed to the history size), records the reply for deduplication
-//! and publishes the message, all atomically. A second script (`fence.lua`) rotates the
-//! room's epoch when a client holds a position Redis cannot vouch for, so that no
-//! `(epoch, seq)` is ever handed out twice; a third (`after.lua`) reads what a client
-//! missed, whole or not at all.
+//! One Lua function per send (`send.lua`, in a Redis function library) deduplicates by
+//! `client_msg_id`, applies bans, timeouts, slow mode and the rate limit on Redis's clock
+//! (one clock for every node), numbers the message (`HINCRBY`), appends it to the room's
+//! stream (entry id `generation-seq`, trimmed to the history size), records the reply for
+//! deduplication and publishes the message, all atomically. A second one (`fence.lua`)
+//! rotates the room's epoch when a client holds a position Redis cannot vouch for, so
+//! that no `(epoch, seq)` is ever handed out twice; a script (`after.lua`) reads what a
+//! client missed, whole or not at all.
 //!
 //! Durability depends on Redis's: with `appendfsync always` an acknowledged send is
 //! never lost ([`SequencerConfig::lossless_redis`]); with `everysec` a crash may lose the
