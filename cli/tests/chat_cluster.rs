@@ -63,6 +63,46 @@ fn assert_one_order(logs: &[&Log], n: u64, senders: usize, per_sender: usize) {
     }
 }
 
+/// Messages each of the three senders of [`burst_through_the_balancer`] sends.
+const PER: usize = 334;
+
+/// Six clients through the balancer (round robin: nodes 1, 2, 3, 1, 2, 3), all joined;
+/// the first three send [`PER`] messages each, and 300 have reached the fourth when
+/// this returns.
+async fn burst_through_the_balancer(
+    cluster: &Cluster,
+) -> (Vec<(ChatClient, Log)>, Vec<tokio::task::JoinHandle<()>>) {
+    let url = cluster.balancer.url();
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        clients.push(connect(&url, &format!("user{i}")).await);
+    }
+    for (client, _) in &clients {
+        client.join(ROOM).await.unwrap();
+    }
+    let senders: Vec<ChatClient> = clients[..3].iter().map(|c| c.0.clone()).collect();
+    let tasks = burst(&senders, PER);
+    wait_for("300 messages delivered", Duration::from_secs(30), || {
+        clients[3].1.messages(ROOM).len() >= 300
+    })
+    .await;
+    (clients, tasks)
+}
+
+/// Waits until each sender had all [`PER`] of its messages acknowledged.
+async fn wait_acknowledged(senders: &[(ChatClient, Log)]) {
+    wait_for(
+        "every message acknowledged",
+        Duration::from_secs(60),
+        || {
+            senders
+                .iter()
+                .all(|c| c.1.count(|e| matches!(e, ChatEvent::Sent { .. })) >= PER)
+        },
+    )
+    .await;
+}
+
 async fn wait_all(logs: &[&Log], n: usize, within: Duration) {
     wait_for(&format!("{n} messages at every client"), within, || {
         logs.iter().all(|log| log.messages(ROOM).len() >= n)
@@ -98,23 +138,8 @@ async fn senders_on_three_nodes_make_one_order_for_every_receiver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_burst_loses_and_repeats_nothing() {
     let mut cluster = Cluster::start(3, Durability::None, &[]);
-    let url = cluster.balancer.url();
-    // Round robin: clients 0..6 land on nodes 1, 2, 3, 1, 2, 3.
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        clients.push(connect(&url, &format!("user{i}")).await);
-    }
-    for (client, _) in &clients {
-        client.join(ROOM).await.unwrap();
-    }
-    let senders: Vec<ChatClient> = clients[..3].iter().map(|c| c.0.clone()).collect();
+    let (clients, tasks) = burst_through_the_balancer(&cluster).await;
     let receivers: Vec<&Log> = clients[3..].iter().map(|c| &c.1).collect();
-    const PER: usize = 334;
-    let tasks = burst(&senders, PER);
-    wait_for("300 messages delivered", Duration::from_secs(30), || {
-        receivers[0].messages(ROOM).len() >= 300
-    })
-    .await;
     let in_flight = 3 * PER - receivers[1].messages(ROOM).len();
     cluster.nodes[1].kill();
     for task in tasks {
@@ -149,21 +174,7 @@ async fn a_node_killed_mid_burst_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossless_redis_restarted_mid_burst_loses_nothing() {
     let mut cluster = Cluster::start(3, Durability::Always, &["--lossless-redis"]);
-    let url = cluster.balancer.url();
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        clients.push(connect(&url, &format!("user{i}")).await);
-    }
-    for (client, _) in &clients {
-        client.join(ROOM).await.unwrap();
-    }
-    let senders: Vec<ChatClient> = clients[..3].iter().map(|c| c.0.clone()).collect();
-    const PER: usize = 334;
-    let tasks = burst(&senders, PER);
-    wait_for("300 messages delivered", Duration::from_secs(30), || {
-        clients[3].1.messages(ROOM).len() >= 300
-    })
-    .await;
+    let (clients, tasks) = burst_through_the_balancer(&cluster).await;
     let (epoch, _) = cluster.top(ROOM);
     cluster.redis.restart();
     for task in tasks {
@@ -171,16 +182,7 @@ async fn a_lossless_redis_restarted_mid_burst_loses_nothing() {
     }
     let acknowledged = std::time::Instant::now();
     let logs: Vec<&Log> = clients.iter().map(|c| &c.1).collect();
-    wait_for(
-        "every message acknowledged",
-        Duration::from_secs(60),
-        || {
-            clients[..3]
-                .iter()
-                .all(|c| c.1.count(|e| matches!(e, ChatEvent::Sent { .. })) >= PER)
-        },
-    )
-    .await;
+    wait_acknowledged(&clients[..3]).await;
     wait_all(&logs, 3 * PER, Duration::from_secs(5)).await;
     let caught_up = acknowledged.elapsed();
     assert_one_order(&logs, (3 * PER) as u64, 3, PER);
@@ -203,21 +205,7 @@ async fn a_lossless_redis_restarted_mid_burst_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_lost_its_tail_starts_a_new_epoch_and_reuses_no_number() {
     let mut cluster = Cluster::start(3, Durability::Lossy, &[]);
-    let url = cluster.balancer.url();
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        clients.push(connect(&url, &format!("user{i}")).await);
-    }
-    for (client, _) in &clients {
-        client.join(ROOM).await.unwrap();
-    }
-    let senders: Vec<ChatClient> = clients[..3].iter().map(|c| c.0.clone()).collect();
-    const PER: usize = 334;
-    let tasks = burst(&senders, PER);
-    wait_for("300 messages delivered", Duration::from_secs(30), || {
-        clients[3].1.messages(ROOM).len() >= 300
-    })
-    .await;
+    let (clients, tasks) = burst_through_the_balancer(&cluster).await;
     let (old_epoch, _) = cluster.top(ROOM);
     cluster.redis.kill();
     cluster.redis.cut_aof(0.6);
@@ -225,16 +213,7 @@ async fn a_redis_that_lost_its_tail_starts_a_new_epoch_and_reuses_no_number() {
     for task in tasks {
         task.await.unwrap();
     }
-    wait_for(
-        "every message acknowledged",
-        Duration::from_secs(60),
-        || {
-            clients[..3]
-                .iter()
-                .all(|c| c.1.count(|e| matches!(e, ChatEvent::Sent { .. })) >= PER)
-        },
-    )
-    .await;
+    wait_acknowledged(&clients[..3]).await;
     let (new_epoch, top) = cluster.top(ROOM);
     assert_ne!(new_epoch, old_epoch, "the restart rotated the epoch");
     let logs: Vec<&Log> = clients.iter().map(|c| &c.1).collect();
