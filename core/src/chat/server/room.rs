@@ -298,7 +298,8 @@ impl Room {
         }
     }
 
-    fn check_member(&self, caller: &Caller<'_>) -> bool {
+    /// Replies `not_joined` unless the caller is a member; true if it is.
+    pub(crate) fn check_member(&self, caller: &Caller<'_>) -> bool {
         if self.members.contains_key(&caller.conn) {
             return true;
         }
@@ -441,14 +442,9 @@ impl Room {
         if !self.check_member(caller) {
             return;
         }
-        let limit = limit.unwrap_or(50);
-        if !(1..=100).contains(&limit) {
-            caller.out.reply_err(
-                caller.command,
-                ErrorBody::new(ErrorCode::InvalidArgument, "limit must be 1-100"),
-            );
+        let Some(limit) = history_limit(caller, limit) else {
             return;
-        }
+        };
         let (messages, has_more) = self
             .log
             .before(before_seq.unwrap_or(u64::MAX), limit as usize);
@@ -477,7 +473,8 @@ impl Room {
         caller.out.reply_ok(caller.command, serde_json::json!({}));
     }
 
-    fn check_moderator(&self, caller: &Caller<'_>) -> bool {
+    /// Replies `forbidden` unless the caller moderates the room; true if it does.
+    pub(crate) fn check_moderator(&self, caller: &Caller<'_>) -> bool {
         if caller.moderator {
             return true;
         }
@@ -656,6 +653,19 @@ impl Room {
             self.broadcast(&frame, None);
         }
     }
+}
+
+/// A `history` page's size (50 by default); replies `invalid_argument` outside 1-100.
+pub(crate) fn history_limit(caller: &Caller<'_>, limit: Option<u32>) -> Option<u32> {
+    let limit = limit.unwrap_or(50);
+    if (1..=100).contains(&limit) {
+        return Some(limit);
+    }
+    caller.out.reply_err(
+        caller.command,
+        ErrorBody::new(ErrorCode::InvalidArgument, "limit must be 1-100"),
+    );
+    None
 }
 
 fn ceil_ms(wait: Duration) -> u64 {

@@ -19,7 +19,7 @@ use super::{
 use crate::chat::protocol::{ErrorBody, ErrorCode, HistoryResult, Position};
 use crate::chat::server::engine::{ChatEngine, Moderation, RoomRef};
 use crate::chat::server::lock;
-use crate::chat::server::room::{Caller, Served};
+use crate::chat::server::room::{Caller, Served, history_limit};
 
 /// How long a join waits for the node to know where a room stands.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(5);
@@ -280,25 +280,16 @@ impl ChatEngine for RedisEngine {
         before_seq: Option<u64>,
         limit: Option<u32>,
     ) {
-        let limit = limit.unwrap_or(50);
         let name = {
             let guard = lock(room);
-            if !guard.has_member(caller.conn) {
-                caller.out.reply_err(
-                    caller.command,
-                    ErrorBody::new(ErrorCode::NotJoined, format!("join {} first", guard.name())),
-                );
+            if !guard.check_member(caller) {
                 return;
             }
             guard.name().to_string()
         };
-        if !(1..=100).contains(&limit) {
-            caller.out.reply_err(
-                caller.command,
-                ErrorBody::new(ErrorCode::InvalidArgument, "limit must be 1-100"),
-            );
+        let Some(limit) = history_limit(caller, limit) else {
             return;
-        }
+        };
         match self
             .page(&name, before_seq.unwrap_or(u64::MAX), limit)
             .await
@@ -327,14 +318,7 @@ impl ChatEngine for RedisEngine {
                 return;
             }
         };
-        if author.id != caller.user.id && !caller.moderator {
-            caller.out.reply_err(
-                caller.command,
-                ErrorBody::new(
-                    ErrorCode::Forbidden,
-                    format!("only moderators and the broadcaster may do this in {name}"),
-                ),
-            );
+        if author.id != caller.user.id && !lock(room).check_moderator(caller) {
             return;
         }
         // Every node's members hear of it through the room's channel, this one's too.
@@ -466,9 +450,8 @@ fn spawn_archive_deletion(archive: Arc<Archive>, room: String, epoch: String, se
 
 /// A temporary failure: the client tries again.
 fn unavailable(message: &str) -> ErrorBody {
-    let mut error = ErrorBody::new(ErrorCode::Internal, message).retry_after(200);
-    error.temporary = true;
-    error
+    // `internal` is temporary: the client sends again.
+    ErrorBody::new(ErrorCode::Internal, message).retry_after(200)
 }
 
 fn failed(what: &str, e: &EngineError) -> ErrorBody {
