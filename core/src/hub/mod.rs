@@ -28,9 +28,11 @@ pub mod api;
 pub mod egress;
 pub mod ingest;
 pub mod keys;
+pub mod limits;
 pub mod page;
 pub mod registry;
 pub mod stream;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,8 +46,10 @@ use tokio::sync::watch;
 use crate::chat::server::{ChatEngine, ChatServer, ChatServerConfig};
 pub use api::{StreamList, StreamSummary};
 pub use keys::{KeyRefusal, StreamKeys};
+pub use limits::HubLimits;
 use registry::Registry;
 use stream::LiveStream;
+pub use tls::HubTls;
 
 /// A hub failure.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,8 @@ pub struct HubConfig {
     /// ([`MemoryEngine`](crate::chat::server::MemoryEngine)). The
     /// Redis engine lets several hubs serve one set of rooms.
     pub chat_engine: Option<Arc<dyn ChatEngine>>,
+    /// Limits against abuse (connections per address, sizes, deadlines).
+    pub limits: HubLimits,
 }
 
 impl HubConfig {
@@ -99,6 +105,7 @@ impl HubConfig {
             opus_bitrate: 64_000,
             dev_tokens: true,
             chat_engine: None,
+            limits: HubLimits::default(),
         }
     }
 }
@@ -114,6 +121,7 @@ pub(crate) struct HubShared {
     pub(crate) webrtc_ip: IpAddr,
     pub(crate) http_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
+    pub(crate) limits: HubLimits,
 }
 
 impl HubShared {
@@ -139,6 +147,17 @@ impl HubShared {
 /// Resolves once a stop flag turns true (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// The sockets a hub serves.
+#[derive(Debug)]
+pub struct HubListeners {
+    /// HTTP: WHEP, the API, the page and chat.
+    pub http: TcpListener,
+    /// RTMP ingest.
+    pub rtmp: TcpListener,
+    /// RTMPS ingest: a listener and the certificate it presents.
+    pub rtmps: Option<(TcpListener, HubTls)>,
 }
 
 /// A running hub; cheap to clone.
@@ -180,6 +199,17 @@ impl Hub {
 
     /// Serves HTTP (WHEP, API, page, chat) and RTMP until [`Hub::shutdown`].
     pub async fn serve(&self, http: TcpListener, rtmp: TcpListener) -> Result<(), HubError> {
+        self.serve_all(HubListeners {
+            http,
+            rtmp,
+            rtmps: None,
+        })
+        .await
+    }
+
+    /// Serves every listener (HTTP, RTMP and optionally RTMPS) until [`Hub::shutdown`].
+    pub async fn serve_all(&self, listeners: HubListeners) -> Result<(), HubError> {
+        let HubListeners { http, rtmp, rtmps } = listeners;
         let http_addr = http.local_addr()?;
         let webrtc_ip = self
             .config
@@ -199,6 +229,7 @@ impl Hub {
             webrtc_ip,
             http_addr,
             stop: self.stop.clone(),
+            limits: self.config.limits.clone(),
         });
         self.shared.send_replace(Some(shared.clone()));
         let routes = Router::new()
@@ -215,10 +246,28 @@ impl Hub {
                     .options(egress::options),
             )
             .with_state(shared.clone());
-        let ingest = tokio::spawn(ingest::serve(rtmp, shared.clone()));
+        let limits = &self.config.limits;
+        let rtmp_per_ip = crate::net::PerIp::new(limits.rtmp_per_ip, limits.limit_loopback);
+        let ingest = tokio::spawn(ingest::serve(
+            rtmp,
+            shared.clone(),
+            rtmp_per_ip.clone(),
+            None,
+        ));
+        let ingest_tls = rtmps.map(|(listener, tls)| {
+            tokio::spawn(ingest::serve(
+                listener,
+                shared.clone(),
+                rtmp_per_ip,
+                Some(tls.acceptor()),
+            ))
+        });
         let served = self.chat.serve_with(http, routes).await;
         shared.sessions.stop_all();
         ingest.abort();
+        if let Some(task) = ingest_tls {
+            task.abort();
+        }
         served.map_err(HubError::Io)
     }
 
