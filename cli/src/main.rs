@@ -3,6 +3,7 @@
 mod chat;
 mod demo;
 mod hub;
+mod hub_limits;
 mod logging;
 mod play;
 mod progress;

@@ -25,9 +25,11 @@ pub mod store;
 pub mod token;
 
 use std::collections::HashMap;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
+use tracing::warn;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
@@ -78,6 +80,12 @@ pub struct ChatServerConfig {
     pub typing_interval: Duration,
     /// Viewer counts are pushed at most this often (1 s).
     pub viewers_interval: Duration,
+    /// Most rooms held at once (1000); a join that would make one more is refused
+    /// (`forbidden`) unless an idle room can be forgotten.
+    pub max_rooms: usize,
+    /// A room with no member and no stream audience for this long is forgotten, with
+    /// its history when the store keeps it in memory (5 min).
+    pub room_idle: Duration,
 }
 
 impl ChatServerConfig {
@@ -102,6 +110,8 @@ impl ChatServerConfig {
             small_room: 100,
             typing_interval: Duration::from_secs(3),
             viewers_interval: Duration::from_secs(1),
+            max_rooms: 1000,
+            room_idle: Duration::from_secs(300),
         }
     }
 }
@@ -150,22 +160,52 @@ impl Shared {
         ActiveGuard(&self.active)
     }
 
-    fn room(&self, name: &str) -> Arc<Mutex<Room>> {
-        lock(&self.rooms)
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Room::new(
-                    name,
-                    self.rules.clone(),
-                    self.store.open_room(name),
-                )))
-            })
-            .clone()
+    /// The room, made if it does not exist and the server holds fewer than
+    /// `max_rooms` (idle rooms are forgotten first to make space); `None` when full.
+    fn room(&self, name: &str) -> Option<Arc<Mutex<Room>>> {
+        let mut rooms = lock(&self.rooms);
+        if let Some(room) = rooms.get(name) {
+            return Some(room.clone());
+        }
+        if rooms.len() >= self.config.max_rooms {
+            evict_idle(&mut rooms, self.config.room_idle);
+            if rooms.len() >= self.config.max_rooms {
+                return None;
+            }
+        }
+        let room = Arc::new(Mutex::new(Room::new(
+            name,
+            self.rules.clone(),
+            self.store.open_room(name),
+        )));
+        rooms.insert(name.to_string(), room.clone());
+        Some(room)
+    }
+
+    /// Rooms held now.
+    fn room_count(&self) -> usize {
+        lock(&self.rooms).len()
     }
 
     fn existing_room(&self, name: &str) -> Option<Arc<Mutex<Room>>> {
         lock(&self.rooms).get(name).cloned()
     }
+}
+
+/// Forgets rooms idle for `idle` that nobody else holds (a connection between finding
+/// a room and joining it holds it, and so does a follower applying to it), and prunes
+/// per-user state in the rest.
+fn evict_idle(rooms: &mut HashMap<String, Arc<Mutex<Room>>>, idle: Duration) {
+    let now = tokio::time::Instant::now();
+    let now_ms = crate::chat::protocol::unix_ms();
+    rooms.retain(|_, room| {
+        let mut guard = lock(room);
+        if Arc::strong_count(room) == 1 && guard.is_idle(now, idle) {
+            return false;
+        }
+        guard.prune(now, now_ms);
+        true
+    });
 }
 
 /// The chat server. Cheap to clone; every clone is the same server.
@@ -273,7 +313,26 @@ impl ChatServer {
     /// Counts a stream's video viewers in its room's audience: `anonymous` ones and
     /// those known by user id, who are counted once even when they also chat.
     pub fn set_stream_audience(&self, room: &str, anonymous: u64, users: Vec<String>) {
-        lock(&self.shared.room(room)).set_stream_audience(anonymous, users);
+        match self.shared.room(room) {
+            Some(room) => lock(&room).set_stream_audience(anonymous, users),
+            None => warn!(
+                room,
+                "the stream's room cannot be made: the room limit is reached"
+            ),
+        }
+    }
+
+    /// Rooms held now (live, or idle for less than `room_idle`).
+    pub fn rooms(&self) -> usize {
+        self.shared.room_count()
+    }
+
+    /// Per-user entries (rate, slow mode, timeouts, typing) held over all rooms; for
+    /// tests and benchmarks of the pruning.
+    #[doc(hidden)]
+    pub fn per_user_entries(&self) -> usize {
+        let rooms: Vec<_> = lock(&self.shared.rooms).values().cloned().collect();
+        rooms.iter().map(|room| lock(room).per_user_entries()).sum()
     }
 
     /// Open connections.
@@ -332,7 +391,11 @@ fn start_ticker(shared: &Arc<Shared>) {
         loop {
             tick.tick().await;
             let Some(shared) = weak.upgrade() else { return };
-            let rooms: Vec<_> = lock(&shared.rooms).values().cloned().collect();
+            let rooms: Vec<_> = {
+                let mut rooms = lock(&shared.rooms);
+                evict_idle(&mut rooms, shared.config.room_idle);
+                rooms.values().cloned().collect()
+            };
             shared.engine.count_audience(&rooms).await;
             for room in rooms {
                 lock(&room).flush_viewers();
