@@ -45,7 +45,7 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     max_rooms: usize,
     /// An empty chat room is forgotten after this long without members, in ms.
-    #[arg(long, default_value_t = 60_000, value_name = "MS")]
+    #[arg(long, default_value_t = 300_000, value_name = "MS")]
     room_idle_ms: u64,
 }
 
