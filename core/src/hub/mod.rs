@@ -122,6 +122,7 @@ pub(crate) struct HubShared {
     pub(crate) http_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) limits: HubLimits,
+    pub(crate) whep_per_ip: crate::net::PerIp,
 }
 
 impl HubShared {
@@ -171,7 +172,9 @@ pub struct Hub {
 
 impl Hub {
     /// A hub that is not serving yet.
-    pub fn new(config: HubConfig) -> Self {
+    pub fn new(mut config: HubConfig) -> Self {
+        config.chat.per_ip = config.limits.chat_per_ip;
+        config.chat.limit_loopback = config.limits.limit_loopback;
         Hub {
             chat: match &config.chat_engine {
                 Some(engine) => ChatServer::with_engine(config.chat.clone(), engine.clone()),
@@ -230,6 +233,10 @@ impl Hub {
             http_addr,
             stop: self.stop.clone(),
             limits: self.config.limits.clone(),
+            whep_per_ip: crate::net::PerIp::new(
+                self.config.limits.whep_per_ip,
+                self.config.limits.limit_loopback,
+            ),
         });
         self.shared.send_replace(Some(shared.clone()));
         let routes = Router::new()
@@ -262,7 +269,13 @@ impl Hub {
                 Some(tls.acceptor()),
             ))
         });
-        let served = self.chat.serve_with(http, routes).await;
+        let http_limits = crate::net::http::HttpLimits {
+            per_ip: limits.http_per_ip,
+            limit_loopback: limits.limit_loopback,
+            header_timeout: limits.http_header_timeout,
+            request_timeout: limits.http_request_timeout,
+        };
+        let served = self.chat.serve_limited(http, routes, http_limits).await;
         shared.sessions.stop_all();
         ingest.abort();
         if let Some(task) = ingest_tls {

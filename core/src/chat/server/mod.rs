@@ -25,14 +25,18 @@ pub mod store;
 pub mod token;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tracing::warn;
 
+use crate::net::PerIp;
+pub use crate::net::http::HttpLimits;
+
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -86,6 +90,11 @@ pub struct ChatServerConfig {
     /// A room with no member and no stream audience for this long is forgotten, with
     /// its history when the store keeps it in memory (5 min).
     pub room_idle: Duration,
+    /// Chat connections from one IP address at once (64).
+    pub per_ip: usize,
+    /// Whether `per_ip` counts loopback peers too (off: a local reverse proxy makes
+    /// every visitor 127.0.0.1).
+    pub limit_loopback: bool,
 }
 
 impl ChatServerConfig {
@@ -112,6 +121,8 @@ impl ChatServerConfig {
             viewers_interval: Duration::from_secs(1),
             max_rooms: 1000,
             room_idle: Duration::from_secs(300),
+            per_ip: 64,
+            limit_loopback: false,
         }
     }
 }
@@ -133,6 +144,7 @@ pub(crate) struct Shared {
     active: AtomicUsize,
     shutdown: watch::Sender<Option<u64>>,
     ticker_started: AtomicBool,
+    per_ip: PerIp,
 }
 
 /// Locks a room or the room map; a panic elsewhere never makes them unusable.
@@ -238,6 +250,7 @@ impl ChatServer {
         engine: Arc<dyn ChatEngine>,
         store: Arc<dyn ChatStore>,
     ) -> Self {
+        let per_ip = PerIp::new(config.per_ip, config.limit_loopback);
         let rules = Arc::new(RoomRules {
             max_text_chars: config.max_text_chars,
             rate: config.rate,
@@ -258,6 +271,7 @@ impl ChatServer {
                 active: AtomicUsize::new(0),
                 shutdown: watch::Sender::new(None),
                 ticker_started: AtomicBool::new(false),
+                per_ip,
             }),
         }
     }
@@ -280,22 +294,29 @@ impl ChatServer {
     }
 
     /// Serves `/chat` and the app's own `routes` on one listener until
-    /// [`ChatServer::shutdown`].
+    /// [`ChatServer::shutdown`], with the default HTTP limits.
     pub async fn serve_with(
         &self,
         listener: tokio::net::TcpListener,
         routes: Router,
     ) -> std::io::Result<()> {
-        let mut stop = self.shared.shutdown.subscribe();
-        // Chat frames are small and latency-bound: never hold them for Nagle.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, self.router().merge(routes))
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|retry| retry.is_some()).await;
-            })
+        self.serve_limited(listener, routes, HttpLimits::default())
             .await
+    }
+
+    /// [`ChatServer::serve_with`] with these HTTP limits (connections per address,
+    /// header and request deadlines).
+    pub async fn serve_limited(
+        &self,
+        listener: tokio::net::TcpListener,
+        routes: Router,
+        limits: HttpLimits,
+    ) -> std::io::Result<()> {
+        let mut stop = self.shared.shutdown.subscribe();
+        let shutdown = async move {
+            let _ = stop.wait_for(|retry| retry.is_some()).await;
+        };
+        crate::net::http::serve(listener, self.router().merge(routes), limits, shutdown).await
     }
 
     /// A room's counters, if the room exists.
@@ -353,10 +374,21 @@ impl ChatServer {
     }
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if shared.shutdown.borrow().is_some() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let Some(slot) = shared.per_ip.try_acquire(peer.ip()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many chat connections from this address",
+        )
+            .into_response();
+    };
     let ws = ws.protocols([SUBPROTOCOL]);
     let offered = ws
         .selected_protocol()
@@ -376,7 +408,10 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(shared, socket))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            connection::run(shared, socket).await
+        })
 }
 
 /// Pushes changed viewer counts once per interval while the server lives.
