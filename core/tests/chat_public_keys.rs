@@ -289,3 +289,40 @@ async fn a_jwks_url_is_read_at_start_and_again_when_a_token_names_a_new_key() {
     assert!(failed.is_err());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_url_is_read_again_periodically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = KeyPair::ed25519(dir.path(), "first");
+    let second = KeyPair::ed25519(dir.path(), "second");
+    let server = serve_jwks(jwks_json(vec![first.jwk("k1")])).await;
+    let keys = PublicKeys::with_jwks(
+        Vec::new(),
+        KeySource::parse(&server.url).expect("URL"),
+        JwksOptions {
+            refresh_every: Duration::from_millis(200),
+            unknown_kid_every: Duration::from_secs(3600),
+            ..JwksOptions::default()
+        },
+    )
+    .await
+    .expect("fetched");
+    let keys = TokenKeys::hs256(SECRET).with_public_keys(keys);
+    *server.body.lock().unwrap() = jwks_json(vec![first.jwk("k1"), second.jwk("k2")]);
+    let rotated = second.sign(Some("k2"), &claims("bob"));
+    // Unknown kids may not trigger a read for an hour: refused for now.
+    assert!(keys.verify_or_refresh(&rotated).await.is_err());
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+    // Once refresh_every passed, checking any token starts a read in the background.
+    let known = first.sign(Some("k1"), &claims("ada"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while keys.verify(&rotated).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the set was not read again within 10 s"
+        );
+        keys.verify_or_refresh(&known).await.expect("known key");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.hits.load(Ordering::SeqCst) >= 2);
+}

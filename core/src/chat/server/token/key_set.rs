@@ -2,6 +2,7 @@
 //! that is read again periodically and when a token names a key id it does not know (the
 //! auth service rotated its keys), at most once per `unknown_kid_every`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ struct Remote {
     schedule: Mutex<Schedule>,
     /// One read at a time.
     fetching: tokio::sync::Mutex<()>,
+    /// A periodic read is under way in the background: a burst of tokens starts one.
+    background: AtomicBool,
 }
 
 #[derive(Default)]
@@ -129,6 +132,7 @@ impl PublicKeys {
                         last_attempt: Some(Instant::now()),
                     }),
                     fetching: tokio::sync::Mutex::new(()),
+                    background: AtomicBool::new(false),
                 }),
             }),
         })
@@ -223,15 +227,20 @@ impl PublicKeys {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .due(Refresh::Periodic, Instant::now());
-        if !due {
+        if !due || remote.background.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let keys = self.clone();
-            runtime.spawn(async move {
-                keys.refresh(Refresh::Periodic).await;
-            });
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            remote.background.store(false, Ordering::Release);
+            return;
+        };
+        let keys = self.clone();
+        runtime.spawn(async move {
+            keys.refresh(Refresh::Periodic).await;
+            if let Some(remote) = &keys.inner.remote {
+                remote.background.store(false, Ordering::Release);
+            }
+        });
     }
 }
 
