@@ -9,8 +9,11 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use clap::Args;
+use streamhub::chat::server::PublicKeys;
 use streamhub::chat::server::redis_engine::{RedisEngine, RedisEngineConfig, SequencerConfig};
-use streamhub::hub::{Hub, HubConfig, HubListeners, StreamKeys};
+use streamhub::chat::server::token::{JwksOptions, KeySource, PublicKey};
+use streamhub::hub::keys::valid_stream_name;
+use streamhub::hub::{CorsOrigins, Hub, HubConfig, HubListeners, StreamKeys, WatchTokens};
 
 /// Arguments of `streamhub hub`.
 #[derive(Debug, Args)]
@@ -33,12 +36,39 @@ pub struct HubArgs {
     /// Opus bitrate for audio transcoded from AAC, in bits per second.
     #[arg(long, default_value_t = 64_000)]
     opus_bitrate: u32,
-    /// Do not hand out viewer tokens at POST /api/token (the page then needs ?token=).
+    /// Do not hand out guest tokens at POST /api/token (the page then needs ?token=).
+    /// They are only ever handed out when --http is a loopback address: elsewhere
+    /// POST /api/token answers 403.
     #[arg(long)]
     no_dev_tokens: bool,
     /// HS256 secret for chat tokens; without it the hub makes one and prints it.
     #[arg(long, env = "STREAMHUB_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Also accept chat tokens signed with this public key (PEM): RSA verifies RS256,
+    /// Ed25519 verifies EdDSA (repeatable). Lets an auth service issue tokens without
+    /// sharing a secret.
+    #[arg(long = "jwt-public-key", value_name = "FILE")]
+    jwt_public_keys: Vec<std::path::PathBuf>,
+    /// Also accept chat tokens signed with a key of this JWK Set (RS256 and Ed25519
+    /// keys): a file, or an http(s) URL read at start, every 10 min and when a token
+    /// names an unknown kid (at most every 30 s).
+    #[arg(long, value_name = "FILE_OR_URL")]
+    jwks: Option<String>,
+    /// Let pages of this origin (scheme://host[:port], or * for any) read the API and
+    /// WHEP answers (repeatable). By default only the hub's own page can.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Every stream's WHEP viewers need a watch token: a chat token whose rooms allow
+    /// the stream (Authorization: Bearer TOKEN), else 401.
+    #[arg(long)]
+    watch_tokens: bool,
+    /// This stream's WHEP viewers need a watch token (repeatable).
+    #[arg(
+        long = "watch-tokens-for",
+        value_name = "NAME",
+        conflicts_with = "watch_tokens"
+    )]
+    watch_tokens_for: Vec<String>,
     /// Messages each user may send per room in each rate window.
     #[arg(long, default_value_t = 5)]
     rate_messages: u32,
@@ -89,7 +119,7 @@ pub fn run(args: HubArgs) -> Result<ExitCode, String> {
 }
 
 async fn serve(args: HubArgs) -> Result<ExitCode, String> {
-    let (secret, made) = match args.secret {
+    let (secret, made) = match args.secret.clone() {
         Some(secret) if !secret.is_empty() => (secret, false),
         Some(_) => return Err("--secret must not be empty".into()),
         None => (format!("{:032x}", rand::random::<u128>()), true),
@@ -103,6 +133,9 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
     config.webrtc_ip = args.webrtc_ip;
     config.opus_bitrate = args.opus_bitrate.clamp(6_000, 510_000);
     config.dev_tokens = !args.no_dev_tokens;
+    config.cors_origins = CorsOrigins::parse(&args.cors_origins).map_err(|e| e.to_string())?;
+    config.watch_tokens = watch_tokens(&args)?;
+    config.chat.public_keys = public_keys(&args).await?;
     config.limits = args.limits.hub_limits();
     config.chat.max_rooms = args.limits.max_rooms();
     config.chat.room_idle = args.limits.room_idle();
@@ -156,6 +189,12 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         _ => None,
     };
     let _ = out.flush();
+    if !args.no_dev_tokens && !http_addr.ip().is_loopback() {
+        eprintln!(
+            "dev tokens off: --http {http_addr} is not a loopback address (POST /api/token \
+             answers 403; see docs/auth.md)"
+        );
+    }
     if made {
         eprintln!("no --secret given: this run's secret is {secret}");
         eprintln!(
@@ -180,6 +219,47 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--jwt-public-key` files and the `--jwks` set.
+async fn public_keys(args: &HubArgs) -> Result<PublicKeys, String> {
+    let mut fixed = Vec::new();
+    for path in &args.jwt_public_keys {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+        let key = PublicKey::from_pem(&pem)
+            .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+        fixed.push(key);
+    }
+    match &args.jwks {
+        None => Ok(PublicKeys::new(fixed)),
+        Some(jwks) => {
+            let source = KeySource::parse(jwks).map_err(|e| format!("--jwks: {e}"))?;
+            PublicKeys::with_jwks(fixed, source, JwksOptions::default())
+                .await
+                .map_err(|e| format!("--jwks: {e}"))
+        }
+    }
+}
+
+/// `--watch-tokens` and `--watch-tokens-for`.
+fn watch_tokens(args: &HubArgs) -> Result<WatchTokens, String> {
+    if args.watch_tokens {
+        return Ok(WatchTokens::All);
+    }
+    if args.watch_tokens_for.is_empty() {
+        return Ok(WatchTokens::Off);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for name in &args.watch_tokens_for {
+        if !valid_stream_name(name) {
+            return Err(format!(
+                "--watch-tokens-for {name:?}: bad name (use 1-64 of A-Z a-z 0-9 _ - .)"
+            ));
+        }
+        names.insert(name.clone());
+    }
+    Ok(WatchTokens::Streams(names))
 }
 
 /// Pending connections the kernel may hold for us (capped by `net.core.somaxconn`):

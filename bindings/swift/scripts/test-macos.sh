@@ -4,11 +4,12 @@
 #   bindings/swift/scripts/test-macos.sh [swift test arguments, e.g. --filter Chat]
 #
 # Builds libstreamhub_ffi (release) and the hub, starts `streamhub hub` on free loopback
-# ports, gets chat tokens for alice and bob from it (POST /api/token), exports the
+# ports with a secret of this run, signs chat tokens for alice and bob with it
+# (`streamhub token`: the hub's guest tokens are for one existing room only), exports the
 # STREAMHUB_* variables the tests read, runs `swift test`, and stops the hub by its PID
 # however the script ends.
 # Needs: Xcode (Swift 5.10 or later, for the generated bindings), a Rust toolchain,
-# cmake (the hub's Opus encoder is built from source) and curl.
+# cmake (the hub's Opus encoder is built from source).
 set -euo pipefail
 
 if [ "$(uname -s)" != "Darwin" ]; then
@@ -53,8 +54,9 @@ trap 'exit 143' TERM
 echo "== starting the hub"
 # Port 0: the hub picks free ports and prints its endpoints. `cargo run` execs the
 # program on Unix, so $! is the hub's own PID.
+secret="swift-test-$RANDOM-$RANDOM-$$"
 cargo run -q -p streamhub-cli -- hub --http 127.0.0.1:0 --rtmp 127.0.0.1:0 \
-  >"$work/hub.out" 2>"$work/hub.err" &
+  --secret "$secret" >"$work/hub.out" 2>"$work/hub.err" &
 hub_pid=$!
 for _ in $(seq 300); do
   if grep -q '^page: ' "$work/hub.out"; then
@@ -76,20 +78,11 @@ fi
 endpoint() {
   sed -n "s/^$1: //p" "$work/hub.out" | head -n 1
 }
-page=$(endpoint page) # http://127.0.0.1:P/
 whep=$(endpoint whep) # http://127.0.0.1:P/whep/{name}
 
-# token USER: POST /api/token {"user": USER} answers {"token": JWT, "chat": URL}, a
-# viewer token for every room.
+# token USER: a viewer token for every room, signed with the hub's secret.
 token() {
-  local body jwt
-  body=$(curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"user\":\"$1\"}" "${page}api/token")
-  jwt=$(printf '%s' "$body" | sed -n 's/.*"token":"\([A-Za-z0-9_.-]*\)".*/\1/p')
-  if [ -z "$jwt" ]; then
-    echo "no token in the hub's answer to POST ${page}api/token: $body" >&2
-    return 1
-  fi
-  printf '%s' "$jwt"
+  "$target/debug/streamhub" token --secret "$secret" --user "$1"
 }
 
 STREAMHUB_RTMP_URL=$(endpoint rtmp) # rtmp://127.0.0.1:Q/live (the tests append the key)

@@ -64,6 +64,12 @@ impl Hub {
 
     /// [`Hub::start`] with more `streamhub hub` arguments (e.g. `--stream NAME:KEY`).
     pub fn start_with(secret: &str, extra: &[&str]) -> Hub {
+        Hub::start_with_env(secret, extra, &[])
+    }
+
+    /// [`Hub::start_with`] with more environment variables (e.g. `STREAMHUB_LOG=trace`;
+    /// the default is `info`).
+    pub fn start_with_env(secret: &str, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let dir = tempdir();
         let log = dir.path().join("hub.log");
         let mut child = Command::new(STREAMHUB)
@@ -71,6 +77,7 @@ impl Hub {
             .args(["--secret", secret])
             .args(extra)
             .env("STREAMHUB_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("hub log"))

@@ -13,6 +13,11 @@
 //! - `GET /api/streams`, `POST /api/token` ([`api`]) and the development page at `/`
 //!   ([`page`]).
 //!
+//! Safe by default (`docs/auth.md`): dev tokens only on a loopback HTTP listener, guest
+//! names only, for rooms that exist; no CORS unless [`HubConfig::cors_origins`] allows
+//! origins; watch tokens for WHEP when [`HubConfig::watch_tokens`] asks for them; stream
+//! keys never in logs or `/api/streams`.
+//!
 //! ```no_run
 //! use streamhub::hub::{Hub, HubConfig};
 //!
@@ -25,6 +30,7 @@
 //! ```
 
 pub mod api;
+pub mod cors;
 pub mod egress;
 pub mod ingest;
 pub mod keys;
@@ -33,6 +39,7 @@ pub mod page;
 pub mod registry;
 pub mod stream;
 mod tls;
+pub mod watch_tokens;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -42,14 +49,18 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tracing::info;
 
 use crate::chat::server::{ChatEngine, ChatServer, ChatServerConfig};
+use api::DevTokens;
 pub use api::{StreamList, StreamSummary};
+pub use cors::CorsOrigins;
 pub use keys::{KeyRefusal, StreamKeys};
 pub use limits::HubLimits;
 use registry::Registry;
 use stream::LiveStream;
 pub use tls::HubTls;
+pub use watch_tokens::WatchTokens;
 
 /// A hub failure.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +95,14 @@ pub struct HubConfig {
     pub webrtc_ip: Option<IpAddr>,
     /// Opus bitrate for transcoded AAC, in bits per second.
     pub opus_bitrate: u32,
-    /// Whether `POST /api/token` hands out viewer tokens (for the development page).
+    /// Whether `POST /api/token` hands out guest tokens (for the development page). Even
+    /// when true, it only does on a loopback HTTP listener (`403` otherwise).
     pub dev_tokens: bool,
+    /// The other origins whose pages may read the API and WHEP answers; by default none
+    /// (the hub's own page only).
+    pub cors_origins: CorsOrigins,
+    /// The streams whose WHEP viewers need a token for them; by default none.
+    pub watch_tokens: WatchTokens,
     /// Where chat rooms are decided; `None`: in this process
     /// ([`MemoryEngine`](crate::chat::server::MemoryEngine)). The
     /// Redis engine lets several hubs serve one set of rooms.
@@ -96,7 +113,7 @@ pub struct HubConfig {
 
 impl HubConfig {
     /// Defaults with this chat token secret: open stream names, 64 kbit/s Opus, dev
-    /// tokens on.
+    /// tokens on (on a loopback listener), no CORS, no watch tokens.
     pub fn with_secret(secret: &[u8]) -> Self {
         HubConfig {
             chat: ChatServerConfig::with_secret(secret),
@@ -104,6 +121,8 @@ impl HubConfig {
             webrtc_ip: None,
             opus_bitrate: 64_000,
             dev_tokens: true,
+            cors_origins: CorsOrigins::same_origin(),
+            watch_tokens: WatchTokens::Off,
             chat_engine: None,
             limits: HubLimits::default(),
         }
@@ -117,7 +136,8 @@ pub(crate) struct HubShared {
     pub(crate) chat: ChatServer,
     pub(crate) sessions: egress::Sessions,
     pub(crate) opus_bitrate: u32,
-    pub(crate) dev_tokens: bool,
+    pub(crate) dev_tokens: DevTokens,
+    pub(crate) watch_tokens: WatchTokens,
     pub(crate) webrtc_ip: IpAddr,
     pub(crate) http_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
@@ -228,7 +248,8 @@ impl Hub {
             chat: self.chat.clone(),
             sessions: egress::Sessions::default(),
             opus_bitrate: self.config.opus_bitrate,
-            dev_tokens: self.config.dev_tokens,
+            dev_tokens: DevTokens::decide(self.config.dev_tokens, http_addr.ip()),
+            watch_tokens: self.config.watch_tokens.clone(),
             webrtc_ip,
             http_addr,
             stop: self.stop.clone(),
@@ -239,6 +260,10 @@ impl Hub {
             ),
         });
         self.shared.send_replace(Some(shared.clone()));
+        if shared.dev_tokens == DevTokens::NotLoopback {
+            info!(http = %http_addr, "dev tokens off: the HTTP listener is not on loopback");
+        }
+        let cors = Arc::new(self.config.cors_origins.clone());
         let routes = Router::new()
             .route("/", get(page::index))
             .route("/app.js", get(page::app_js))
@@ -252,7 +277,8 @@ impl Hub {
                     .patch(egress::patch)
                     .options(egress::options),
             )
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .layer(axum::middleware::from_fn_with_state(cors, cors::layer));
         let limits = &self.config.limits;
         let rtmp_per_ip = crate::net::PerIp::new(limits.rtmp_per_ip, limits.limit_loopback);
         let ingest = tokio::spawn(ingest::serve(

@@ -261,7 +261,7 @@ async fn write_batch(
     matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(())))
 }
 
-fn valid_room_name(room: &str) -> bool {
+pub(crate) fn valid_room_name(room: &str) -> bool {
     (1..=64).contains(&room.len())
         && room
             .bytes()
@@ -354,7 +354,7 @@ impl Conn {
     async fn dispatch(&mut self, id: u64, command: Command) -> Option<Ending> {
         let claims = match (&self.claims, &command) {
             (None, Command::Connect { token, .. }) => {
-                return match self.shared.keys.verify(token) {
+                return match self.shared.keys.verify_or_refresh(token).await {
                     Ok(claims) => {
                         let user = claims.user();
                         let expires = self.accept_claims(claims);
@@ -415,7 +415,7 @@ impl Conn {
         let now_ms = unix_ms();
         let room_name = match &command {
             Command::Refresh { token } => {
-                match self.shared.keys.verify(token) {
+                match self.shared.keys.verify_or_refresh(token).await {
                     Ok(fresh) if fresh.sub == claims.sub => {
                         let expires = self.accept_claims(fresh);
                         self.out

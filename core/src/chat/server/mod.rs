@@ -45,17 +45,21 @@ use tokio::sync::watch;
 use crate::chat::protocol::{
     DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_CHARS, RateInfo, SUBPROTOCOL,
 };
+pub(crate) use connection::valid_room_name;
 pub use engine::{ChatEngine, MemoryEngine, Moderation, RoomRef};
 pub use room::{Moderated, RoomSnapshot};
 use room::{Room, RoomRules};
 pub use store::{ChatStore, MemoryStore, RoomLog};
-pub use token::{Claims, TokenKeys};
+pub use token::{Claims, PublicKeys, TokenKeys};
 
 /// How the server behaves. [`ChatServerConfig::with_secret`] gives the protocol's defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChatServerConfig {
     /// HS256 secret for tokens.
     pub secret: Vec<u8>,
+    /// Public keys that also check tokens (RS256, EdDSA), for tokens an app's auth
+    /// service signs; none by default.
+    pub public_keys: PublicKeys,
     /// Longest text, in Unicode scalar values (500).
     pub max_text_chars: usize,
     /// Largest frame read, in bytes (16 KiB).
@@ -102,6 +106,7 @@ impl ChatServerConfig {
     pub fn with_secret(secret: &[u8]) -> Self {
         ChatServerConfig {
             secret: secret.to_vec(),
+            public_keys: PublicKeys::default(),
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             rate: RateInfo {
@@ -124,6 +129,19 @@ impl ChatServerConfig {
             per_ip: 64,
             limit_loopback: false,
         }
+    }
+}
+
+impl std::fmt::Debug for ChatServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatServerConfig")
+            .field("secret", &"hidden")
+            .field("public_keys", &self.public_keys)
+            .field("max_text_chars", &self.max_text_chars)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("rate", &self.rate)
+            .field("history", &self.history)
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,7 +279,7 @@ impl ChatServer {
         });
         ChatServer {
             shared: Arc::new(Shared {
-                keys: TokenKeys::hs256(&config.secret),
+                keys: TokenKeys::hs256(&config.secret).with_public_keys(config.public_keys.clone()),
                 config: Arc::new(config),
                 rules,
                 store,
@@ -324,6 +342,15 @@ impl ChatServer {
         self.shared
             .existing_room(name)
             .map(|room| lock(&room).snapshot())
+    }
+
+    /// Whether a member of a room here is known as `name` (user id or display name,
+    /// ASCII case aside), guests aside: a guest may not take the name of a real user.
+    pub fn real_user_named(&self, name: &str) -> bool {
+        let rooms: Vec<_> = lock(&self.shared.rooms).values().cloned().collect();
+        rooms
+            .iter()
+            .any(|room| lock(room).has_real_user_named(name))
     }
 
     /// Counts a stream's video viewers in its room's audience.

@@ -186,6 +186,15 @@ impl Room {
         self.members.contains_key(&conn)
     }
 
+    /// Whether a member who is not a guest has `name` as user id or display name (ASCII
+    /// case aside).
+    pub fn has_real_user_named(&self, name: &str) -> bool {
+        self.members.values().any(|m| {
+            !super::token::is_guest_id(&m.user.id)
+                && (m.user.id.eq_ignore_ascii_case(name) || m.user.name.eq_ignore_ascii_case(name))
+        })
+    }
+
     /// The audience: distinct people among chat members and named video viewers, plus
     /// anonymous video viewers.
     fn viewers(&self) -> u64 {

@@ -3,16 +3,19 @@
 //! `DELETE` on that location ends it; `PATCH` on it takes ICE fragments (trickled
 //! candidates, ICE restarts, see [`ice`]). A stream that is not live answers `404`.
 //!
-//! Watching needs no token. A viewer may send its chat token as `Authorization: Bearer`
-//! so that the room counts it once (as the chat member it also is); a token that is sent
-//! must be valid (`401` otherwise: a wrong token is a bug worth seeing, not anonymity).
+//! Watching needs no token unless the hub asks for watch tokens ([`super::watch_tokens`]). A
+//! viewer may send its chat token as `Authorization: Bearer` so that the room counts it
+//! once (as the chat member it also is); a token that is sent must be valid (`401`
+//! otherwise: a wrong token is a bug worth seeing, not anonymity).
+//!
+//! A session's URL holds a random 128-bit id: knowing it is what allows `PATCH` and
+//! `DELETE` on the session.
 
 pub mod ice;
 pub mod rtp;
 pub mod viewer;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use tracing::{info, warn};
 
 use super::HubShared;
 use super::keys::valid_stream_name;
+use super::watch_tokens::authorize;
 use crate::whep::sdpfrag::{IceFragment, MAX_FRAGMENT_BYTES};
 use ice::{IceHandle, Patched};
 use viewer::Viewer;
@@ -39,7 +43,6 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 /// The live WHEP sessions, by id.
 #[derive(Default)]
 pub struct Sessions {
-    next: AtomicU64,
     by_id: Mutex<HashMap<String, Session>>,
 }
 
@@ -57,10 +60,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Sessions {
     fn insert(&self, stream: &str, ice: IceHandle) -> (String, watch::Receiver<bool>) {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{n:x}{:08x}", rand::random::<u32>());
         let (stop, stopped) = watch::channel(false);
-        lock(&self.by_id).insert(
+        let mut by_id = lock(&self.by_id);
+        let id = loop {
+            let id = session_id();
+            if !by_id.contains_key(&id) {
+                break id;
+            }
+        };
+        by_id.insert(
             id.clone(),
             Session {
                 stream: stream.to_string(),
@@ -120,15 +128,19 @@ impl Sessions {
     }
 }
 
+/// A session id: 128 random bits (the thread-local CSPRNG), in hex. Whoever knows it may
+/// end the session or patch its ICE, so it must not be guessable.
+fn session_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The headers a page of another origin may read (when CORS lets it read at all, see
+/// [`super::cors`]).
 fn cors(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, Accept-Patch"),
+        HeaderValue::from_static("Location, Accept-Patch, WWW-Authenticate"),
     );
 }
 
@@ -179,6 +191,17 @@ pub(crate) async fn post(
     if !valid_stream_name(&name) {
         return problem(StatusCode::NOT_FOUND, format!("no stream {name:?}"));
     }
+    // A chat token names the viewer, so that someone who watches and chats counts once
+    // in the room's audience. Watching needs no token unless the hub asks for watch
+    // tokens; a bad one is refused.
+    let user = match authorize(hub.chat.keys(), &hub.watch_tokens, &headers, &name).await {
+        Ok(claims) => claims.map(|claims| claims.user().id),
+        Err(refusal) => {
+            let mut response = refusal.response(&name);
+            cors(&mut response);
+            return response;
+        }
+    };
     let Some(stream) = hub.registry.get(&name) else {
         return problem(StatusCode::NOT_FOUND, format!("stream {name} is not live"));
     };
@@ -193,15 +216,6 @@ pub(crate) async fn post(
             "this address watches {} streams already",
             hub.limits.whep_per_ip
         ));
-    };
-    // A chat token names the viewer, so that someone who watches and chats counts once
-    // in the room's audience. Watching needs no token; a bad one is refused.
-    let user = match bearer(&headers) {
-        None => None,
-        Some(token) => match hub.chat.keys().verify(token) {
-            Ok(claims) => Some(claims.user().id),
-            Err(e) => return problem(StatusCode::UNAUTHORIZED, e.message),
-        },
     };
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return problem(StatusCode::BAD_REQUEST, "the offer is not UTF-8");
@@ -261,15 +275,6 @@ fn busy(detail: String) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     response
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
 }
 
 /// `DELETE /whep/{name}/{id}`: the viewer leaves.

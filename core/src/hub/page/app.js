@@ -7,7 +7,12 @@
 //   ?room=NAME     chat in NAME without watching (e.g. against a chat-only hub)
 //   ?token=JWT     use this chat token instead of asking POST /api/token
 //   ?chat=URL      chat WebSocket URL (default: what /api/token says, else ws://HOST/chat)
-//   ?api=URL       base URL of the hub's HTTP API (default: this page's origin)
+//   ?api=URL       base URL of the hub's HTTP API (default: this page's origin; another
+//                  origin needs `streamhub hub --cors-origin` naming this page's origin)
+//
+// Without ?token= the page asks the hub for a guest token for the room it shows
+// (POST /api/token {user, room}): the hub only gives them when it listens on loopback,
+// names the guest `NAME (guest)`, and refuses the name of a real user in the room (409).
 
 const params = new URLSearchParams(location.search);
 const API = (params.get('api') || location.origin).replace(/\/$/, '');
@@ -156,7 +161,7 @@ const player = {
       //    in the room's audience; watching works without it.
       const url = new URL(whepPath, API + '/').href;
       const headers = { 'Content-Type': 'application/sdp' };
-      const auth = await getToken(chatName()).catch(() => null);
+      const auth = await getToken(chatName(), name).catch(() => null);
       if (auth) headers.Authorization = `Bearer ${auth.token}`;
       const post = () => fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
       let response = await post();
@@ -339,7 +344,8 @@ const chat = {
     this.log = [];
     $('chat-room').textContent = `#${room}`;
     renderChat();
-    if (this.ready()) this.join().catch((e) => this.system(`join failed: ${e.message}`, 'error'));
+    // A guest token allows one room: another room needs its own token, so a new connection.
+    if (this.ready() && params.has('token')) this.join().catch((e) => this.system(`join failed: ${e.message}`, 'error'));
     else this.reconnectNow();
   },
 
@@ -364,7 +370,7 @@ const chat = {
     setChatState('getting a token…');
     let auth;
     try {
-      auth = await getToken(chatName());
+      auth = await getToken(chatName(), this.room);
     } catch (error) {
       this.system(`no chat token: ${error.message}`, 'error');
       return this.scheduleReconnect();
@@ -389,7 +395,7 @@ const chat = {
         }, ws);
         ws.streamhubConnected = true;
         this.userId = hello.user.id;
-        $('chat-name').value = hello.user.name;
+        if (params.has('token')) $('chat-name').value = hello.user.name;
         this.connectedAt = Date.now();
         setChatState(`connected as ${hello.user.name}`);
         // 2. join the room, with `since` when we already showed some of it (§4).
@@ -399,7 +405,7 @@ const chat = {
       } catch (error) {
         this.system(`connect failed: ${error.code || ''} ${error.message}`, 'error');
         if (error.code === 'unauthorized') this.terminal = true;
-        if (error.code === 'token_expired') tokenCache = { user: null, promise: null }; // ask anew
+        if (error.code === 'token_expired') tokenCache = { key: null, promise: null }; // ask anew
         ws.close(1000, 'connect failed');
       }
     };
@@ -547,7 +553,7 @@ const chat = {
   async refreshToken() {
     if (params.get('token')) return this.system('token expiring (fixed ?token= cannot be refreshed)');
     try {
-      const auth = await getToken(chatName(), { fresh: true });
+      const auth = await getToken(chatName(), this.room, { fresh: true });
       await this.command({ type: 'refresh', token: auth.token });
     } catch (error) {
       this.system(`token refresh failed: ${error.message}`, 'error');
@@ -591,31 +597,33 @@ const chat = {
 
 const chatName = () => $('chat-name').value.trim() || defaultName;
 
-/** The last token asked for: the player and the chat share one per name. */
-let tokenCache = { user: null, promise: null };
+/** The last token asked for: the player and the chat share one per name and room. */
+let tokenCache = { key: null, promise: null };
 
 /**
- * A chat token: ?token= when given, else a dev token from the hub (viewer, any room, 1 h),
- * asked once per name unless `fresh` (the token is about to expire).
+ * A chat token: ?token= when given, else a guest token from the hub for `room` (viewer of
+ * that room only, 1 h), asked once per name and room unless `fresh` (it is about to expire).
  */
-function getToken(user, { fresh = false } = {}) {
-  if (fresh || tokenCache.user !== user) {
-    const promise = fetchToken(user);
-    tokenCache = { user, promise };
-    promise.catch(() => tokenCache.promise === promise && (tokenCache = { user: null, promise: null }));
+function getToken(user, room, { fresh = false } = {}) {
+  const key = JSON.stringify([user, room]);
+  if (fresh || tokenCache.key !== key) {
+    const promise = fetchToken(user, room);
+    tokenCache = { key, promise };
+    promise.catch(() => tokenCache.promise === promise && (tokenCache = { key: null, promise: null }));
   }
   return tokenCache.promise;
 }
 
-async function fetchToken(user) {
+async function fetchToken(user, room) {
   const fixed = params.get('token');
   const defaultChat = params.get('chat') || `${API.replace(/^http/, 'ws')}/chat`;
   if (fixed) return { token: fixed, chat: defaultChat };
   const response = await fetch(`${API}/api/token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ user }),
+    body: JSON.stringify({ user, room }),
   });
+  if (response.status === 409) throw new Error(`the name ${user} is taken by a user here: pick another`);
   if (!response.ok) throw new Error(`POST /api/token answered ${response.status}: ${await response.text()}`);
   const body = await response.json();
   return { token: body.token, chat: params.get('chat') || body.chat || defaultChat };
