@@ -427,7 +427,10 @@ fn avc(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     seeds.put("avc", "demo_record", [&[3][..], config.record()].concat())?;
     let sps = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0x84]);
     let pps = Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
-    let built = AvcDecoderConfig::from_parameter_sets(&[sps.clone()], &[pps.clone()])?;
+    let built = AvcDecoderConfig::from_parameter_sets(
+        std::slice::from_ref(&sps),
+        std::slice::from_ref(&pps),
+    )?;
     seeds.put(
         "avc",
         "baseline_record",
