@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use streamhub::chat::server::redis_engine::{RedisEngine, RedisEngineConfig, SequencerConfig};
-use streamhub::hub::{Hub, HubConfig, StreamKeys};
+use streamhub::hub::{Hub, HubConfig, HubListeners, StreamKeys};
 
 /// Arguments of `streamhub hub`.
 #[derive(Debug, Args)]
@@ -72,6 +72,10 @@ pub struct HubArgs {
     /// counts after it.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     audience_ttl_ms: u64,
+    #[command(flatten)]
+    limits: crate::hub_limits::LimitArgs,
+    #[command(flatten)]
+    rtmps: crate::hub_limits::RtmpsArgs,
 }
 
 /// Runs the command; `Err` is the one-line error to print.
@@ -99,6 +103,10 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
     config.webrtc_ip = args.webrtc_ip;
     config.opus_bitrate = args.opus_bitrate.clamp(6_000, 510_000);
     config.dev_tokens = !args.no_dev_tokens;
+    config.limits = args.limits.hub_limits();
+    config.chat.max_rooms = args.limits.max_rooms();
+    config.chat.room_idle = args.limits.room_idle();
+    let tls = args.rtmps.tls()?;
     if let Some(url) = &args.chat_engine {
         let engine = RedisEngine::connect(RedisEngineConfig {
             redis_url: url.clone(),
@@ -136,6 +144,17 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
     let _ = writeln!(out, "rtmp: rtmp://{rtmp_addr}/live");
     let _ = writeln!(out, "whep: http://{http_addr}/whep/{{name}}");
     let _ = writeln!(out, "page: http://{http_addr}/");
+    let rtmps = match (args.rtmps.rtmps, tls) {
+        (Some(addr), Some(tls)) => {
+            let listener = listen(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| format!("reading the bound address: {e}"))?;
+            let _ = writeln!(out, "rtmps: rtmps://{bound}/live");
+            Some((listener, tls))
+        }
+        _ => None,
+    };
     let _ = out.flush();
     if made {
         eprintln!("no --secret given: this run's secret is {secret}");
@@ -144,7 +163,8 @@ async fn serve(args: HubArgs) -> Result<ExitCode, String> {
         );
     }
     let serving = hub.clone();
-    let mut task = tokio::spawn(async move { serving.serve(http, rtmp).await });
+    let listeners = HubListeners { http, rtmp, rtmps };
+    let mut task = tokio::spawn(async move { serving.serve_all(listeners).await });
     tokio::select! {
         result = &mut task => {
             return match result {

@@ -3,6 +3,7 @@
 mod chat;
 mod demo;
 mod hub;
+mod hub_limits;
 mod logging;
 mod play;
 mod progress;
@@ -39,7 +40,7 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Run the local development server: RTMP ingest, WHEP egress, chat, a web page.
     #[command(after_help = logging::HELP)]
-    Hub(hub::HubArgs),
+    Hub(Box<hub::HubArgs>),
     /// Everything at once: a hub, the built-in clip published, watched and chatted about.
     #[command(after_help = logging::HELP)]
     Demo(demo::DemoArgs),
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish::run(args),
         Command::Play(args) => play::run(args),
         Command::Chat(args) => chat::run(args),
-        Command::Hub(args) => hub::run(args),
+        Command::Hub(args) => hub::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Token(args) => token::run(args),
     });

@@ -29,10 +29,53 @@ fn b_frames_play_back_bit_identical_too() {
     play_through_the_hub(&clip, "main", 60);
 }
 
-fn play_through_the_hub(clip: &std::path::Path, profile: &str, gop: usize) {
+/// The same over the hub's RTMPS listener: `streamhub publish rtmps://… --ca-file`.
+#[test]
+fn publishing_over_rtmps_plays_back_bit_identical_too() {
     let dir = tempdir();
+    let clip = dir.path().join("clip.flv");
+    baseline_clip(&clip, 8);
+    common::make_certificates(dir.path());
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    let ca = dir.path().join("ca.pem");
+    let hub = Hub::start_with(
+        "s",
+        &[
+            "--rtmps",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key.to_str().expect("utf-8 path"),
+        ],
+    );
+    let rtmps = hub.rtmps.clone().expect("the hub printed its rtmps line");
+    let url = format!("{rtmps}/demo");
+    let publisher = Proc::spawn(
+        "streamhub publish rtmps",
+        Command::new(STREAMHUB)
+            .arg("publish")
+            .arg(&clip)
+            .arg(&url)
+            .arg("--realtime")
+            .arg("--ca-file")
+            .arg(&ca)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    play_from(&hub, publisher, &clip, "constrained baseline", 30);
+}
+
+fn play_through_the_hub(clip: &std::path::Path, profile: &str, gop: usize) {
     let hub = Hub::start("s");
-    let mut publisher = publish(&hub, clip, "demo");
+    let publisher = publish(&hub, clip, "demo");
+    play_from(&hub, publisher, clip, profile, gop);
+}
+
+/// Watches `demo` while `publisher` publishes `clip` into `hub`; checks every picture.
+fn play_from(hub: &Hub, mut publisher: Proc, clip: &std::path::Path, profile: &str, gop: usize) {
+    let dir = tempdir();
     wait_until("the stream is live", Duration::from_secs(10), || {
         hub.stream("demo")
             .is_some_and(|s| s["video_frames"].as_u64() > Some(45))

@@ -21,6 +21,7 @@ pub mod chat;
 #[cfg(feature = "server")]
 pub mod hub;
 pub mod media;
+pub mod net;
 pub mod rtmp;
 pub mod session;
 pub mod whep;

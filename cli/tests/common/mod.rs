@@ -301,8 +301,9 @@ impl Nginx {
     }
 }
 
-/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it.
-fn make_certificates(dir: &Path) {
+/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it:
+/// `ca.pem`, `server.pem` and `server.key` in `dir`.
+pub fn make_certificates(dir: &Path) {
     require::program("openssl");
     let ext = dir.join("san.ext");
     fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");

@@ -49,6 +49,8 @@ pub struct Hub {
     pub page: String,
     /// `ADDR` of the HTTP listener.
     pub http_addr: String,
+    /// `rtmps://ADDR/live`, when started with `--rtmps`.
+    pub rtmps: Option<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -101,6 +103,7 @@ impl Hub {
         let rtmp = endpoint("rtmp: ");
         let whep = endpoint("whep: ");
         let page = endpoint("page: ");
+        let rtmps = extra.contains(&"--rtmps").then(|| endpoint("rtmps: "));
         let http_addr = page
             .strip_prefix("http://")
             .and_then(|rest| rest.split('/').next())
@@ -114,6 +117,7 @@ impl Hub {
             whep,
             page,
             http_addr,
+            rtmps,
             log,
             _dir: dir,
         }

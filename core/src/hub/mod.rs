@@ -28,9 +28,11 @@ pub mod api;
 pub mod egress;
 pub mod ingest;
 pub mod keys;
+pub mod limits;
 pub mod page;
 pub mod registry;
 pub mod stream;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,8 +46,10 @@ use tokio::sync::watch;
 use crate::chat::server::{ChatEngine, ChatServer, ChatServerConfig};
 pub use api::{StreamList, StreamSummary};
 pub use keys::{KeyRefusal, StreamKeys};
+pub use limits::HubLimits;
 use registry::Registry;
 use stream::LiveStream;
+pub use tls::HubTls;
 
 /// A hub failure.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,8 @@ pub struct HubConfig {
     /// ([`MemoryEngine`](crate::chat::server::MemoryEngine)). The
     /// Redis engine lets several hubs serve one set of rooms.
     pub chat_engine: Option<Arc<dyn ChatEngine>>,
+    /// Limits against abuse (connections per address, sizes, deadlines).
+    pub limits: HubLimits,
 }
 
 impl HubConfig {
@@ -99,6 +105,7 @@ impl HubConfig {
             opus_bitrate: 64_000,
             dev_tokens: true,
             chat_engine: None,
+            limits: HubLimits::default(),
         }
     }
 }
@@ -114,6 +121,8 @@ pub(crate) struct HubShared {
     pub(crate) webrtc_ip: IpAddr,
     pub(crate) http_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
+    pub(crate) limits: HubLimits,
+    pub(crate) whep_per_ip: crate::net::PerIp,
 }
 
 impl HubShared {
@@ -141,6 +150,17 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// The sockets a hub serves.
+#[derive(Debug)]
+pub struct HubListeners {
+    /// HTTP: WHEP, the API, the page and chat.
+    pub http: TcpListener,
+    /// RTMP ingest.
+    pub rtmp: TcpListener,
+    /// RTMPS ingest: a listener and the certificate it presents.
+    pub rtmps: Option<(TcpListener, HubTls)>,
+}
+
 /// A running hub; cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
@@ -152,7 +172,9 @@ pub struct Hub {
 
 impl Hub {
     /// A hub that is not serving yet.
-    pub fn new(config: HubConfig) -> Self {
+    pub fn new(mut config: HubConfig) -> Self {
+        config.chat.per_ip = config.limits.chat_per_ip;
+        config.chat.limit_loopback = config.limits.limit_loopback;
         Hub {
             chat: match &config.chat_engine {
                 Some(engine) => ChatServer::with_engine(config.chat.clone(), engine.clone()),
@@ -180,6 +202,17 @@ impl Hub {
 
     /// Serves HTTP (WHEP, API, page, chat) and RTMP until [`Hub::shutdown`].
     pub async fn serve(&self, http: TcpListener, rtmp: TcpListener) -> Result<(), HubError> {
+        self.serve_all(HubListeners {
+            http,
+            rtmp,
+            rtmps: None,
+        })
+        .await
+    }
+
+    /// Serves every listener (HTTP, RTMP and optionally RTMPS) until [`Hub::shutdown`].
+    pub async fn serve_all(&self, listeners: HubListeners) -> Result<(), HubError> {
+        let HubListeners { http, rtmp, rtmps } = listeners;
         let http_addr = http.local_addr()?;
         let webrtc_ip = self
             .config
@@ -199,6 +232,11 @@ impl Hub {
             webrtc_ip,
             http_addr,
             stop: self.stop.clone(),
+            limits: self.config.limits.clone(),
+            whep_per_ip: crate::net::PerIp::new(
+                self.config.limits.whep_per_ip,
+                self.config.limits.limit_loopback,
+            ),
         });
         self.shared.send_replace(Some(shared.clone()));
         let routes = Router::new()
@@ -215,10 +253,34 @@ impl Hub {
                     .options(egress::options),
             )
             .with_state(shared.clone());
-        let ingest = tokio::spawn(ingest::serve(rtmp, shared.clone()));
-        let served = self.chat.serve_with(http, routes).await;
+        let limits = &self.config.limits;
+        let rtmp_per_ip = crate::net::PerIp::new(limits.rtmp_per_ip, limits.limit_loopback);
+        let ingest = tokio::spawn(ingest::serve(
+            rtmp,
+            shared.clone(),
+            rtmp_per_ip.clone(),
+            None,
+        ));
+        let ingest_tls = rtmps.map(|(listener, tls)| {
+            tokio::spawn(ingest::serve(
+                listener,
+                shared.clone(),
+                rtmp_per_ip,
+                Some(tls.acceptor()),
+            ))
+        });
+        let http_limits = crate::net::http::HttpLimits {
+            per_ip: limits.http_per_ip,
+            limit_loopback: limits.limit_loopback,
+            header_timeout: limits.http_header_timeout,
+            request_timeout: limits.http_request_timeout,
+        };
+        let served = self.chat.serve_limited(http, routes, http_limits).await;
         shared.sessions.stop_all();
         ingest.abort();
+        if let Some(task) = ingest_tls {
+            task.abort();
+        }
         served.map_err(HubError::Io)
     }
 

@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 
 use bytes::Bytes;
-use rml_rtmp::rml_amf0::{self, Amf0Value};
+use rml_rtmp::rml_amf0::Amf0Value;
 
 use super::{
     AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, MediaError, StreamMetadata,
@@ -308,7 +308,9 @@ pub fn parse_tag_body(
 }
 
 fn parse_script(body: &[u8]) -> Result<FlvPayload, MediaError> {
-    let values = rml_amf0::deserialize(&mut io::Cursor::new(body))
+    // Our decoder, not rml_amf0's: a file is input too, and rml_amf0 recurses without
+    // a bound on nested objects.
+    let values = crate::rtmp::amf0::decode(body)
         .map_err(|e| MediaError::invalid("FLV script tag", e.to_string()))?;
     let mut values = values.into_iter();
     match (values.next(), values.next()) {
@@ -454,7 +456,7 @@ mod tests {
         props.insert("width".to_string(), Amf0Value::Number(640.0));
         props.insert("framerate".to_string(), Amf0Value::Number(30.0));
         props.insert("stereo".to_string(), Amf0Value::Boolean(true));
-        let body = rml_amf0::serialize(&vec![
+        let body = rml_rtmp::rml_amf0::serialize(&vec![
             Amf0Value::Utf8String("onMetaData".into()),
             Amf0Value::Object(props),
         ])

@@ -20,7 +20,9 @@
 //! [`queue`] (time-bounded send queue) and [`publisher`] (the tokio driver).
 
 pub mod ack;
+pub mod amf0;
 pub mod chunk;
+pub mod chunk_reader;
 pub mod clock;
 pub mod congestion;
 mod error;

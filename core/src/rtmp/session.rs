@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -20,7 +19,9 @@ use rml_rtmp::time::RtmpTimestamp;
 use tracing::{debug, warn};
 
 use super::ack::AckCounter;
+use super::amf0;
 use super::chunk::{ChunkWriter, MessageHeader};
+use super::chunk_reader::{ChunkReader, Message, ReaderLimits};
 use super::packetizer::{MediaMessage, MessageKind};
 use super::{RtmpError, RtmpUrl};
 
@@ -95,7 +96,7 @@ pub struct PublishSession {
     config: SessionConfig,
     state: SessionState,
     handshake: Handshake,
-    reader: ChunkDeserializer,
+    reader: ChunkReader,
     writer: ChunkWriter,
     out: BytesMut,
     ack: AckCounter,
@@ -128,7 +129,7 @@ impl PublishSession {
             config,
             state: SessionState::Handshaking,
             handshake,
-            reader: ChunkDeserializer::new(),
+            reader: ChunkReader::new(ReaderLimits::default()),
             writer: ChunkWriter::new(),
             out,
             ack: AckCounter::default(),
@@ -203,18 +204,11 @@ impl PublishSession {
         if let Some(sequence_number) = self.ack.on_received(data.len()) {
             self.send_control(RtmpMessage::Acknowledgement { sequence_number })?;
         }
-        let mut input = data;
-        loop {
-            let payload = self
-                .reader
-                .get_next_message(input)
-                .map_err(RtmpError::protocol)?;
-            input = &[];
-            match payload {
-                Some(payload) => self.handle_message(payload)?,
-                None => return Ok(()),
-            }
+        self.reader.push(data);
+        while let Some(message) = self.reader.next_message().map_err(RtmpError::protocol)? {
+            self.handle_message(message)?;
         }
+        Ok(())
     }
 
     /// The error that describes the server closing the connection in the current state.
@@ -307,18 +301,31 @@ impl PublishSession {
         Ok(())
     }
 
-    fn handle_message(&mut self, payload: MessagePayload) -> Result<(), RtmpError> {
-        if payload.type_id == TYPE_AMF0_COMMAND || payload.type_id == TYPE_AMF3_COMMAND {
+    fn handle_message(&mut self, message: Message) -> Result<(), RtmpError> {
+        if message.type_id == TYPE_AMF0_COMMAND || message.type_id == TYPE_AMF3_COMMAND {
             // rml_rtmp 0.8 panics on a command with fewer than three values (ffmpeg's
-            // RTMP server sends such), so commands are decoded here. An AMF3 command
-            // is AMF0 behind a 0 format byte.
-            let data = match payload.data.first() {
-                Some(0) if payload.type_id == TYPE_AMF3_COMMAND => &payload.data[1..],
-                _ => &payload.data[..],
+            // RTMP server sends such) and its AMF0 decoder recurses without a bound, so
+            // commands are decoded by `amf0`. An AMF3 command is AMF0 behind a 0 format
+            // byte.
+            let data = match message.body.split_first() {
+                Some((0, rest)) if message.type_id == TYPE_AMF3_COMMAND => rest,
+                _ => &message.body[..],
             };
             let (name, transaction_id, command_object, args) = decode_command(data)?;
             return self.handle_command(&name, transaction_id, command_object, args);
         }
+        if !(1..=6).contains(&message.type_id) {
+            // Media, data and shared-object messages from a server are not ours to read
+            // (and rml_rtmp's data decoder has the unbounded AMF0 recursion).
+            debug!(type_id = message.type_id, "ignoring server message");
+            return Ok(());
+        }
+        let payload = MessagePayload {
+            timestamp: RtmpTimestamp::new(message.timestamp),
+            type_id: message.type_id,
+            message_stream_id: message.stream_id,
+            data: message.body,
+        };
         let message = payload.to_rtmp_message().map_err(RtmpError::protocol)?;
         match message {
             RtmpMessage::SetChunkSize { size } => {
@@ -326,10 +333,11 @@ impl PublishSession {
                     return Err(RtmpError::protocol(format!("chunk size {size}")));
                 }
                 self.reader
-                    .set_max_chunk_size(size as usize)
+                    .set_chunk_size(size)
                     .map_err(RtmpError::protocol)?;
             }
             RtmpMessage::WindowAcknowledgement { size } => self.ack.set_window(size),
+            RtmpMessage::Abort { stream_id } => self.reader.abort(stream_id),
             RtmpMessage::SetPeerBandwidth { size, .. } => {
                 debug!(size, "server set peer bandwidth");
                 self.send_control(RtmpMessage::WindowAcknowledgement {
@@ -536,23 +544,14 @@ impl PublishSession {
 /// Splits an AMF0 command into name, transaction id, command object and arguments;
 /// missing trailing values read as 0 and null.
 fn decode_command(data: &[u8]) -> Result<(String, f64, Amf0Value, Vec<Amf0Value>), RtmpError> {
-    let values = rml_rtmp::rml_amf0::deserialize(&mut std::io::Cursor::new(data))
+    let command = amf0::decode_command(data)
         .map_err(|e| RtmpError::protocol(format!("AMF0 command: {e}")))?;
-    let mut values = values.into_iter();
-    let name = match values.next() {
-        Some(Amf0Value::Utf8String(name)) => name,
-        other => {
-            return Err(RtmpError::protocol(format!(
-                "AMF0 command without a name: {other:?}"
-            )));
-        }
-    };
-    let transaction_id = match values.next() {
-        Some(Amf0Value::Number(id)) => id,
-        _ => 0.0,
-    };
-    let command_object = values.next().unwrap_or(Amf0Value::Null);
-    Ok((name, transaction_id, command_object, values.collect()))
+    Ok((
+        command.name,
+        command.transaction_id,
+        command.object,
+        command.args,
+    ))
 }
 
 /// Reads `level`, `code` and `description` from a status or result info object.

@@ -504,7 +504,29 @@ impl Conn {
             self.out.reply_ok(id, serde_json::json!({}));
             return None;
         }
-        let room = self.shared.room(&room_name);
+        // Only a join, or a moderator's decision, makes a room; anything else on a room
+        // this server does not hold is from someone who is not in it.
+        let makes_room = matches!(command, Command::Join { .. }) || caller.moderator;
+        let room = if makes_room {
+            self.shared.room(&room_name)
+        } else {
+            self.shared.existing_room(&room_name)
+        };
+        let Some(room) = room else {
+            let error = if makes_room {
+                ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this server holds its limit of {} rooms; try again later",
+                        self.shared.config.max_rooms
+                    ),
+                )
+            } else {
+                ErrorBody::new(ErrorCode::NotJoined, format!("not in room {room_name}"))
+            };
+            self.out.reply_err(id, error);
+            return None;
+        };
         let engine = self.shared.engine.clone();
         match command {
             Command::Join { since, .. } => {

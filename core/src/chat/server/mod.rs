@@ -27,12 +27,18 @@ pub mod store;
 pub mod token;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
+use tracing::warn;
+
+use crate::net::PerIp;
+pub use crate::net::http::HttpLimits;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -80,6 +86,17 @@ pub struct ChatServerConfig {
     pub typing_interval: Duration,
     /// Viewer counts are pushed at most this often (1 s).
     pub viewers_interval: Duration,
+    /// Most rooms held at once (1000); a join that would make one more is refused
+    /// (`forbidden`) unless an idle room can be forgotten.
+    pub max_rooms: usize,
+    /// A room with no member and no stream audience for this long is forgotten, with
+    /// its history when the store keeps it in memory (5 min).
+    pub room_idle: Duration,
+    /// Chat connections from one IP address at once (64).
+    pub per_ip: usize,
+    /// Whether `per_ip` counts loopback peers too (off: a local reverse proxy makes
+    /// every visitor 127.0.0.1).
+    pub limit_loopback: bool,
 }
 
 impl ChatServerConfig {
@@ -104,6 +121,10 @@ impl ChatServerConfig {
             small_room: 100,
             typing_interval: Duration::from_secs(3),
             viewers_interval: Duration::from_secs(1),
+            max_rooms: 1000,
+            room_idle: Duration::from_secs(300),
+            per_ip: 64,
+            limit_loopback: false,
         }
     }
 }
@@ -125,6 +146,7 @@ pub(crate) struct Shared {
     active: AtomicUsize,
     shutdown: watch::Sender<Option<u64>>,
     ticker_started: AtomicBool,
+    per_ip: PerIp,
 }
 
 /// Locks a room or the room map; a panic elsewhere never makes them unusable.
@@ -152,22 +174,52 @@ impl Shared {
         ActiveGuard(&self.active)
     }
 
-    fn room(&self, name: &str) -> Arc<Mutex<Room>> {
-        lock(&self.rooms)
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Room::new(
-                    name,
-                    self.rules.clone(),
-                    self.store.open_room(name),
-                )))
-            })
-            .clone()
+    /// The room, made if it does not exist and the server holds fewer than
+    /// `max_rooms` (idle rooms are forgotten first to make space); `None` when full.
+    fn room(&self, name: &str) -> Option<Arc<Mutex<Room>>> {
+        let mut rooms = lock(&self.rooms);
+        if let Some(room) = rooms.get(name) {
+            return Some(room.clone());
+        }
+        if rooms.len() >= self.config.max_rooms {
+            evict_idle(&mut rooms, self.config.room_idle);
+            if rooms.len() >= self.config.max_rooms {
+                return None;
+            }
+        }
+        let room = Arc::new(Mutex::new(Room::new(
+            name,
+            self.rules.clone(),
+            self.store.open_room(name),
+        )));
+        rooms.insert(name.to_string(), room.clone());
+        Some(room)
+    }
+
+    /// Rooms held now.
+    fn room_count(&self) -> usize {
+        lock(&self.rooms).len()
     }
 
     fn existing_room(&self, name: &str) -> Option<Arc<Mutex<Room>>> {
         lock(&self.rooms).get(name).cloned()
     }
+}
+
+/// Forgets rooms idle for `idle` that nobody else holds (a connection between finding
+/// a room and joining it holds it, and so does a follower applying to it), and prunes
+/// per-user state in the rest.
+fn evict_idle(rooms: &mut HashMap<String, Arc<Mutex<Room>>>, idle: Duration) {
+    let now = tokio::time::Instant::now();
+    let now_ms = crate::chat::protocol::unix_ms();
+    rooms.retain(|_, room| {
+        let mut guard = lock(room);
+        if Arc::strong_count(room) == 1 && guard.is_idle(now, idle) {
+            return false;
+        }
+        guard.prune(now, now_ms);
+        true
+    });
 }
 
 /// The chat server. Cheap to clone; every clone is the same server.
@@ -200,6 +252,7 @@ impl ChatServer {
         engine: Arc<dyn ChatEngine>,
         store: Arc<dyn ChatStore>,
     ) -> Self {
+        let per_ip = PerIp::new(config.per_ip, config.limit_loopback);
         let rules = Arc::new(RoomRules {
             max_text_chars: config.max_text_chars,
             rate: config.rate,
@@ -220,6 +273,7 @@ impl ChatServer {
                 active: AtomicUsize::new(0),
                 shutdown: watch::Sender::new(None),
                 ticker_started: AtomicBool::new(false),
+                per_ip,
             }),
         }
     }
@@ -242,22 +296,29 @@ impl ChatServer {
     }
 
     /// Serves `/chat` and the app's own `routes` on one listener until
-    /// [`ChatServer::shutdown`].
+    /// [`ChatServer::shutdown`], with the default HTTP limits.
     pub async fn serve_with(
         &self,
         listener: tokio::net::TcpListener,
         routes: Router,
     ) -> std::io::Result<()> {
-        let mut stop = self.shared.shutdown.subscribe();
-        // Chat frames are small and latency-bound: never hold them for Nagle.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, self.router().merge(routes))
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|retry| retry.is_some()).await;
-            })
+        self.serve_limited(listener, routes, HttpLimits::default())
             .await
+    }
+
+    /// [`ChatServer::serve_with`] with these HTTP limits (connections per address,
+    /// header and request deadlines).
+    pub async fn serve_limited(
+        &self,
+        listener: tokio::net::TcpListener,
+        routes: Router,
+        limits: HttpLimits,
+    ) -> std::io::Result<()> {
+        let mut stop = self.shared.shutdown.subscribe();
+        let shutdown = async move {
+            let _ = stop.wait_for(|retry| retry.is_some()).await;
+        };
+        crate::net::http::serve(listener, self.router().merge(routes), limits, shutdown).await
     }
 
     /// A room's counters, if the room exists.
@@ -275,7 +336,26 @@ impl ChatServer {
     /// Counts a stream's video viewers in its room's audience: `anonymous` ones and
     /// those known by user id, who are counted once even when they also chat.
     pub fn set_stream_audience(&self, room: &str, anonymous: u64, users: Vec<String>) {
-        lock(&self.shared.room(room)).set_stream_audience(anonymous, users);
+        match self.shared.room(room) {
+            Some(room) => lock(&room).set_stream_audience(anonymous, users),
+            None => warn!(
+                room,
+                "the stream's room cannot be made: the room limit is reached"
+            ),
+        }
+    }
+
+    /// Rooms held now (live, or idle for less than `room_idle`).
+    pub fn rooms(&self) -> usize {
+        self.shared.room_count()
+    }
+
+    /// Per-user entries (rate, slow mode, timeouts, typing) held over all rooms; for
+    /// tests and benchmarks of the pruning.
+    #[doc(hidden)]
+    pub fn per_user_entries(&self) -> usize {
+        let rooms: Vec<_> = lock(&self.shared.rooms).values().cloned().collect();
+        rooms.iter().map(|room| lock(room).per_user_entries()).sum()
     }
 
     /// Open connections.
@@ -296,10 +376,21 @@ impl ChatServer {
     }
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if shared.shutdown.borrow().is_some() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let Some(slot) = shared.per_ip.try_acquire(peer.ip()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many chat connections from this address",
+        )
+            .into_response();
+    };
     let ws = ws.protocols([SUBPROTOCOL]);
     let offered = ws
         .selected_protocol()
@@ -319,7 +410,10 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(shared, socket))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            connection::run(shared, socket).await
+        })
 }
 
 /// Pushes changed viewer counts once per interval while the server lives.
@@ -334,7 +428,11 @@ fn start_ticker(shared: &Arc<Shared>) {
         loop {
             tick.tick().await;
             let Some(shared) = weak.upgrade() else { return };
-            let rooms: Vec<_> = lock(&shared.rooms).values().cloned().collect();
+            let rooms: Vec<_> = {
+                let mut rooms = lock(&shared.rooms);
+                evict_idle(&mut rooms, shared.config.room_idle);
+                rooms.values().cloned().collect()
+            };
             shared.engine.count_audience(&rooms).await;
             for room in rooms {
                 lock(&room).flush_viewers();

@@ -44,6 +44,15 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Whether the bucket will be full at `now`: forgetting it then changes nothing.
+    pub fn is_full_at(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated);
+        self.per_token.is_zero()
+            || self.tokens + elapsed.as_secs_f64() / self.per_token.as_secs_f64() >= self.capacity
+    }
+}
+
 /// How long until `interval` has passed since `last`, if it has not.
 pub fn slow_mode_wait(last: Option<Instant>, interval: Duration, now: Instant) -> Option<Duration> {
     let last = last?;

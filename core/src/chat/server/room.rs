@@ -13,6 +13,7 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::time::Instant;
 
 mod remote;
+mod upkeep;
 
 pub use remote::Served;
 
@@ -142,6 +143,8 @@ pub struct Room {
     pushed_viewers: u64,
     /// The node's side of a room decided elsewhere (Redis).
     remote: remote::Remote,
+    /// The last time a member joined or left or the stream's audience changed.
+    touched: Instant,
 }
 
 impl Room {
@@ -164,6 +167,7 @@ impl Room {
             stream_viewer_ids: HashSet::new(),
             pushed_viewers: 0,
             remote: remote::Remote::default(),
+            touched: Instant::now(),
         }
     }
 
@@ -262,6 +266,7 @@ impl Room {
         replay: Option<Vec<ChatMessage>>,
         now_ms: u64,
     ) {
+        self.touched = Instant::now();
         let rejoin = self
             .members
             .insert(caller.conn, Member::new(caller))
@@ -287,6 +292,7 @@ impl Room {
     pub fn remove(&mut self, conn: u64) -> bool {
         match self.members.remove(&conn) {
             Some(member) => {
+                self.touched = Instant::now();
                 // Frames held behind a reply that will not come now still go out.
                 for text in member.held.into_iter().flatten() {
                     member.out.push_text(text);
@@ -637,6 +643,7 @@ impl Room {
     /// Sets the stream's video viewers counted in the room's audience: `anonymous`
     /// ones, and those known by user id (counted once even when they also chat).
     pub fn set_stream_audience(&mut self, anonymous: u64, users: impl IntoIterator<Item = String>) {
+        self.touched = Instant::now();
         self.stream_viewers = anonymous;
         self.stream_viewer_ids = users.into_iter().collect();
     }

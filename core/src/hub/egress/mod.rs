@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
@@ -88,6 +90,14 @@ impl Sessions {
             .map(|session| session.ice.clone())
     }
 
+    /// Sessions of `stream` now.
+    fn count_of(&self, stream: &str) -> usize {
+        lock(&self.by_id)
+            .values()
+            .filter(|s| s.stream == stream)
+            .count()
+    }
+
     fn remove(&self, id: &str) {
         lock(&self.by_id).remove(id);
     }
@@ -149,6 +159,7 @@ pub async fn options() -> Response {
 pub(crate) async fn post(
     State(hub): State<Arc<HubShared>>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -162,7 +173,7 @@ pub(crate) async fn post(
             "send the offer as application/sdp",
         );
     }
-    if body.len() > MAX_OFFER_BYTES {
+    if body.len() > hub.limits.sdp_max_bytes {
         return problem(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
     }
     if !valid_stream_name(&name) {
@@ -170,6 +181,18 @@ pub(crate) async fn post(
     }
     let Some(stream) = hub.registry.get(&name) else {
         return problem(StatusCode::NOT_FOUND, format!("stream {name} is not live"));
+    };
+    if hub.sessions.count_of(&name) >= hub.limits.whep_per_stream {
+        return busy(format!(
+            "stream {name} has its limit of {} viewers",
+            hub.limits.whep_per_stream
+        ));
+    }
+    let Some(ip_slot) = hub.whep_per_ip.try_acquire(peer.ip()) else {
+        return busy(format!(
+            "this address watches {} streams already",
+            hub.limits.whep_per_ip
+        ));
     };
     // A chat token names the viewer, so that someone who watches and chats counts once
     // in the room's audience. Watching needs no token; a bad one is refused.
@@ -202,6 +225,7 @@ pub(crate) async fn post(
     let task_hub = hub.clone();
     let task_id = id.clone();
     tokio::spawn(async move {
+        let _ip_slot = ip_slot;
         let report = viewer.run(stream.clone(), stopped).await;
         info!(
             stream = stream.name(),
@@ -227,6 +251,15 @@ pub(crate) async fn post(
         headers.insert(header::LOCATION, value);
     }
     headers.insert("Accept-Patch", HeaderValue::from_static(SDPFRAG));
+    response
+}
+
+/// 503 with Retry-After: a limit is reached, and may not be later.
+fn busy(detail: String) -> Response {
+    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     response
 }
 

@@ -1,22 +1,17 @@
-//! One RTMP publisher connection: handshake, session, publish decision, media.
+//! One RTMP publisher connection: drives an [`IngestSession`] over a byte stream (TCP,
+//! or TLS for RTMPS), decides who may publish and feeds the media to the stream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::feed::Feed;
+use super::session::{IngestEvent, IngestSession};
 use crate::hub::{HubError, HubShared};
 
-/// Time allowed for the handshake and for each read while connected (publishers send
-/// media continuously; a silent one is gone).
-const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time allowed for each write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,205 +31,115 @@ impl Drop for Publishing {
     }
 }
 
-/// Serves one connection until it closes.
-pub(crate) async fn run(mut socket: TcpStream, hub: Arc<HubShared>) -> Result<(), HubError> {
-    let _ = socket.set_nodelay(true);
-    let remaining = handshake(&mut socket).await?;
-    let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())
-        .map_err(|e| HubError::Rtmp(format!("starting the session: {e:?}")))?;
+/// Serves one connection until it closes. The handshake, `connect` and `publish` must
+/// be done within the hub's `publish_deadline` (against connections that open and say
+/// nothing); after that, each read waits at most `idle_timeout`.
+pub(crate) async fn run<S>(mut socket: S, hub: Arc<HubShared>) -> Result<(), HubError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = hub.limits.clone();
+    let mut session = IngestSession::new(limits.rtmp_reader());
     let mut publishing: Option<Publishing> = None;
-    let mut pending = initial;
-    if !remaining.is_empty() {
-        pending.extend(
-            session
-                .handle_input(&remaining)
-                .map_err(|e| HubError::Rtmp(format!("{e:?}")))?,
-        );
-    }
+    let deadline = Instant::now() + limits.publish_deadline;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let close =
-            handle_results(&mut socket, &mut session, &hub, &mut publishing, pending).await?;
-        if close {
-            // Give the refusal a moment to leave, then hang up (as nginx-rtmp does).
+        handle_events(&mut session, &hub, &mut publishing);
+        if let Some(bytes) = session.take_output() {
+            write(&mut socket, &bytes).await?;
+        }
+        if session.is_closing() {
+            // The refusal has left; hang up (as nginx-rtmp does).
             let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
             return Ok(());
         }
-        let n = match tokio::time::timeout(READ_TIMEOUT, socket.read(&mut buf)).await {
-            Err(_) => return Err(HubError::Rtmp("publisher silent for 20 s".into())),
+        let read_until = if session.is_publishing() {
+            Instant::now() + limits.idle_timeout
+        } else {
+            deadline
+        };
+        let n = match tokio::time::timeout_at(read_until, socket.read(&mut buf)).await {
+            Err(_) if session.is_publishing() => {
+                return Err(HubError::Rtmp(format!(
+                    "publisher silent for {:?}",
+                    limits.idle_timeout
+                )));
+            }
+            Err(_) => {
+                return Err(HubError::Rtmp(format!(
+                    "no publish within {:?} of connecting",
+                    limits.publish_deadline
+                )));
+            }
             Ok(Err(e)) => return Err(HubError::Rtmp(format!("reading: {e}"))),
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => n,
         };
-        pending = session
-            .handle_input(&buf[..n])
-            .map_err(|e| HubError::Rtmp(format!("bad RTMP from the publisher: {e:?}")))?;
-    }
-}
-
-async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, HubError> {
-    let mut handshake = Handshake::new(PeerType::Server);
-    let mut buf = vec![0u8; 4096];
-    let work = async {
-        loop {
-            let n = socket
-                .read(&mut buf)
-                .await
-                .map_err(|e| HubError::Rtmp(format!("handshake: {e}")))?;
-            if n == 0 {
-                return Err(HubError::Rtmp("closed during the handshake".into()));
-            }
-            let result = handshake
-                .process_bytes(&buf[..n])
-                .map_err(|e| HubError::Rtmp(format!("handshake: {e:?}")))?;
-            match result {
-                HandshakeProcessResult::InProgress { response_bytes } => {
-                    write(socket, &response_bytes).await?;
-                }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
-                    write(socket, &response_bytes).await?;
-                    return Ok(remaining_bytes);
-                }
-            }
+        if let Err(e) = session.handle_input(&buf[..n]) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
+            return Err(HubError::Rtmp(format!("bad RTMP from the publisher: {e}")));
         }
-    };
-    tokio::time::timeout(READ_TIMEOUT, work)
-        .await
-        .map_err(|_| HubError::Rtmp("handshake timed out".into()))?
+    }
 }
 
-async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), HubError> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
+async fn write<S: AsyncWrite + Unpin>(socket: &mut S, bytes: &[u8]) -> Result<(), HubError> {
     tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(bytes))
         .await
         .map_err(|_| HubError::Rtmp("write timed out".into()))?
         .map_err(|e| HubError::Rtmp(format!("writing: {e}")))
 }
 
-/// Acts on the session's results; `Ok(true)` when the connection should close.
-async fn handle_results(
-    socket: &mut TcpStream,
-    session: &mut ServerSession,
+fn handle_events(
+    session: &mut IngestSession,
     hub: &Arc<HubShared>,
     publishing: &mut Option<Publishing>,
-    results: Vec<ServerSessionResult>,
-) -> Result<bool, HubError> {
-    let mut queue = std::collections::VecDeque::from(results);
-    let mut close = false;
-    while let Some(result) = queue.pop_front() {
-        match result {
-            ServerSessionResult::OutboundResponse(packet) => write(socket, &packet.bytes).await?,
-            ServerSessionResult::RaisedEvent(event) => {
-                let more = handle_event(session, hub, publishing, event, &mut close)?;
-                queue.extend(more);
-            }
-            ServerSessionResult::UnhandleableMessageReceived(_) => {}
-        }
-    }
-    Ok(close)
-}
-
-fn session_error(e: impl std::fmt::Debug) -> HubError {
-    HubError::Rtmp(format!("{e:?}"))
-}
-
-fn handle_event(
-    session: &mut ServerSession,
-    hub: &Arc<HubShared>,
-    publishing: &mut Option<Publishing>,
-    event: ServerSessionEvent,
-    close: &mut bool,
-) -> Result<Vec<ServerSessionResult>, HubError> {
-    match event {
-        ServerSessionEvent::ConnectionRequested { request_id, .. } => {
-            session.accept_request(request_id).map_err(session_error)
-        }
-        ServerSessionEvent::PublishStreamRequested {
-            request_id,
-            stream_key,
-            ..
-        } => {
-            if publishing.is_some() {
-                *close = true;
-                return session
-                    .reject_request(
-                        request_id,
-                        "NetStream.Publish.BadName",
-                        "this connection already publishes",
-                    )
-                    .map_err(session_error);
-            }
-            let name = match hub.keys.resolve(&stream_key) {
-                Ok(name) => name,
-                Err(refusal) => {
-                    warn!(%refusal, "publish refused");
-                    *close = true;
-                    return session
-                        .reject_request(
-                            request_id,
-                            "NetStream.Publish.BadName",
-                            &refusal.to_string(),
-                        )
-                        .map_err(session_error);
-                }
-            };
-            let Some(stream) = hub.registry.claim(&name) else {
-                warn!(stream = %name, "publish refused: already live");
-                *close = true;
-                return session
-                    .reject_request(
-                        request_id,
+) {
+    while let Some(event) = session.poll_event() {
+        match event {
+            IngestEvent::PublishRequested { key } => {
+                let name = match hub.keys.resolve(key.expose()) {
+                    Ok(name) => name,
+                    Err(refusal) => {
+                        warn!(%refusal, "publish refused");
+                        session.refuse("NetStream.Publish.BadName", &refusal.to_string());
+                        continue;
+                    }
+                };
+                let Some(stream) = hub.registry.claim(&name) else {
+                    warn!(stream = %name, "publish refused: already live");
+                    session.refuse(
                         "NetStream.Publish.BadName",
                         &format!("stream {name} is already publishing"),
-                    )
-                    .map_err(session_error);
-            };
-            info!(stream = %name, "publisher live");
-            *publishing = Some(Publishing {
-                feed: Feed::new(stream, hub.opus_bitrate),
-                hub: hub.clone(),
-                media_errors: 0,
-            });
-            session.accept_request(request_id).map_err(session_error)
-        }
-        ServerSessionEvent::PublishStreamFinished { .. } => {
-            *publishing = None;
-            Ok(Vec::new())
-        }
-        ServerSessionEvent::VideoDataReceived {
-            data, timestamp, ..
-        } => {
-            if let Some(p) = publishing {
-                let result = p.feed.video(timestamp.value, data);
-                note_media_error(p, result);
+                    );
+                    continue;
+                };
+                info!(stream = %name, "publisher live");
+                *publishing = Some(Publishing {
+                    feed: Feed::new(stream, hub.opus_bitrate),
+                    hub: hub.clone(),
+                    media_errors: 0,
+                });
+                session.accept_publish();
             }
-            Ok(Vec::new())
-        }
-        ServerSessionEvent::AudioDataReceived {
-            data, timestamp, ..
-        } => {
-            if let Some(p) = publishing {
-                let result = p.feed.audio(timestamp.value, data);
-                note_media_error(p, result);
+            IngestEvent::PublishFinished => *publishing = None,
+            IngestEvent::Video { timestamp, body } => {
+                if let Some(p) = publishing {
+                    let result = p.feed.video(timestamp, body);
+                    note_media_error(p, result);
+                }
             }
-            Ok(Vec::new())
+            IngestEvent::Audio { timestamp, body } => {
+                if let Some(p) = publishing {
+                    let result = p.feed.audio(timestamp, body);
+                    note_media_error(p, result);
+                }
+            }
+            IngestEvent::PlayRequested => session.refuse(
+                "NetStream.Play.Failed",
+                "this hub plays streams over WHEP at /whep/NAME",
+            ),
+            IngestEvent::Connected { .. } => {}
         }
-        ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
-            *close = true;
-            session
-                .reject_request(
-                    request_id,
-                    "NetStream.Play.Failed",
-                    "this hub plays streams over WHEP at /whep/NAME",
-                )
-                .map_err(session_error)
-        }
-        _ => Ok(Vec::new()),
     }
 }
 

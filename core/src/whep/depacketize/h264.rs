@@ -81,6 +81,33 @@ mod tests {
     }
 
     #[test]
+    fn an_access_unit_that_never_ends_is_capped_and_dropped() {
+        use crate::whep::depacketize::nal::MAX_ACCESS_UNIT_BYTES;
+        let mut d = H264Depacketizer::new();
+        let keyframe = [stap(&[SPS, PPS]), vec![0x65, 1, 2, 3]];
+        assert!(d.push(&pkt(1, false, &keyframe[0])).is_none());
+        assert!(d.push(&pkt(1, true, &keyframe[1])).is_some());
+        // 12 MiB of fragments with one timestamp and no marker.
+        let middle = fu(1, false, false, &[7u8; 1200]);
+        assert!(
+            d.push(&pkt(2, false, fu(1, true, false, &[7u8; 1200])))
+                .is_none()
+        );
+        for _ in 0..(12 << 20) / 1200 {
+            assert!(d.push(&pkt(2, false, &middle)).is_none());
+            let held = d.held_bytes();
+            assert!(held <= MAX_ACCESS_UNIT_BYTES, "{held} bytes held");
+        }
+        // The oversized unit is dropped; the stream goes on from the next keyframe.
+        assert!(
+            d.push(&pkt(2, true, fu(1, false, true, &[7u8; 10])))
+                .is_none()
+        );
+        assert!(d.push(&pkt(3, false, &keyframe[0])).is_none());
+        assert!(d.push(&pkt(3, true, &keyframe[1])).is_some());
+    }
+
+    #[test]
     fn assembles_stap_a_and_fu_a_into_annexb_with_parameter_sets() {
         let mut d = H264Depacketizer::new();
         assert!(d.push(&pkt(1000, false, stap(&[SPS, PPS]))).is_none());

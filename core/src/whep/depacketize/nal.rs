@@ -59,9 +59,15 @@ pub trait NalSyntax: std::fmt::Debug {
     fn packet(payload: &Bytes) -> Result<NalPacket, ()>;
 }
 
+/// Largest access unit assembled (8 MiB; a 4K keyframe is about 1 MiB): a sender that
+/// never ends one (no marker, one timestamp) cannot grow the player's memory past it.
+pub const MAX_ACCESS_UNIT_BYTES: usize = 8 << 20;
+
 /// Assembles the access units of a NAL-unit payload format.
 #[derive(Debug)]
 pub struct NalDepacketizer<S> {
+    /// Payload bytes of the access unit being assembled.
+    au_bytes: usize,
     /// NAL units of the access unit being assembled.
     nals: Vec<Bytes>,
     timestamp: Option<u32>,
@@ -86,6 +92,7 @@ impl<S: NalSyntax> NalDepacketizer<S> {
     /// A depacketizer that waits for the first keyframe before delivering anything.
     pub fn new() -> Self {
         NalDepacketizer {
+            au_bytes: 0,
             nals: Vec::new(),
             timestamp: None,
             fragment: None,
@@ -122,6 +129,13 @@ impl<S: NalSyntax> NalDepacketizer<S> {
         depacketizer
     }
 
+    /// Bytes held for the access unit being assembled.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.nals.iter().map(|n| n.len()).sum::<usize>()
+            + self.fragment.as_ref().map_or(0, |f| f.len())
+    }
+
     /// Whether the depacketizer is waiting for a keyframe (the caller should ask for one).
     pub fn needs_keyframe(&self) -> bool {
         self.gate.awaiting_keyframe()
@@ -143,7 +157,14 @@ impl<S: NalSyntax> NalDepacketizer<S> {
             out = self.finish();
         }
         self.timestamp = Some(packet.timestamp);
-        if self.parse(&packet.payload).is_err() {
+        self.au_bytes += packet.payload.len();
+        if self.au_bytes > MAX_ACCESS_UNIT_BYTES {
+            // Too large to be real: drop what was assembled and the rest of it.
+            self.nals.clear();
+            self.au_bytes = 0;
+            self.broken = true;
+            self.fragment = None;
+        } else if self.parse(&packet.payload).is_err() {
             self.broken = true;
             self.fragment = None;
         }
@@ -193,6 +214,7 @@ impl<S: NalSyntax> NalDepacketizer<S> {
     }
 
     fn finish(&mut self) -> Option<AssembledFrame> {
+        self.au_bytes = 0;
         let nals = std::mem::take(&mut self.nals);
         let timestamp = self.timestamp.take()?;
         let broken = std::mem::replace(&mut self.broken, false) || self.fragment.is_some();

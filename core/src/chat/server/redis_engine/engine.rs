@@ -401,8 +401,12 @@ fn spawn_follower(sequencer: RedisSequencer, name: String, room: RoomRef) {
             }
         }
     });
+    // The applier holds the room weakly: once the server forgets an idle room, the
+    // applier ends, which closes the channel and ends the follow.
+    let room = Arc::downgrade(&room);
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
+            let Some(room) = room.upgrade() else { break };
             let mut guard = lock(&room);
             guard.on_followed(first);
             for _ in 1..APPLY_BATCH {
