@@ -11,6 +11,7 @@
 #   PyPI:    aiortc, aiohttp, tree-sitter(-swift) in target/peers-venv (setup-peers.sh).
 #   npm:     playwright-core (tests/browser, drives /usr/bin/chromium; never downloads
 #            a browser) and the Kotlin compiler (bindings/kotlin/install-kotlinc.sh).
+#   crates.io: cargo-fuzz (scripts/fuzz.sh; with g++ from Debian, for libFuzzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ have_cmd ss || need+=(iproute2)
 have_cmd nft || need+=(nftables)
 have_cmd curl || need+=(curl ca-certificates)
 have_cmd make || need+=(make)
+have_cmd g++ || need+=(g++)
 { have_cmd redis-server && have_cmd redis-cli; } || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
@@ -72,3 +74,12 @@ fi
 
 step "Kotlin compiler (npm)"
 bash bindings/kotlin/install-kotlinc.sh
+
+step "cargo-fuzz (crates.io)"
+# The fuzz smoke run (scripts/fuzz.sh smoke, from scripts/test.sh) builds with it.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+else
+  echo "cargo-fuzz $CARGO_FUZZ_VERSION: present"
+fi

@@ -69,7 +69,7 @@ fn goodbye(
     }
 }
 
-struct Conn {
+pub(super) struct Conn {
     id: u64,
     shared: Arc<Shared>,
     out: Outbound,
@@ -269,6 +269,27 @@ pub(crate) fn valid_room_name(room: &str) -> bool {
 }
 
 impl Conn {
+    /// A connection with no socket, for [`super::fuzzing`]: what it sends goes to the
+    /// returned queue.
+    pub(super) fn detached(shared: Arc<Shared>) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+        let (out, frames) = Outbound::new(shared.config.outbound_frames);
+        let conn = Conn {
+            id: shared.next_conn(),
+            shared,
+            out,
+            claims: None,
+            expires_at: None,
+            warned: false,
+            rooms: HashMap::new(),
+        };
+        (conn, frames)
+    }
+
+    /// Runs one text frame as [`serve`] does; true when the server ends the connection.
+    pub(super) async fn text_frame(&mut self, text: &str) -> bool {
+        self.handle_text(text).await.is_some()
+    }
+
     fn frame_error(&self, error: ErrorBody) {
         self.out.push(&ServerFrame::Error { error });
     }
@@ -556,7 +577,7 @@ impl Conn {
         None
     }
 
-    fn leave_all(&mut self) {
+    pub(super) fn leave_all(&mut self) {
         for (_, room) in self.rooms.drain() {
             lock(&room).remove(self.id);
         }

@@ -17,6 +17,8 @@
 mod connection;
 pub mod dedup;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod outbound;
 pub mod rate;
 pub mod redis_engine;

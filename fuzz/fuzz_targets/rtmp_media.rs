@@ -1,0 +1,32 @@
+//! RTMP media as the hub reads a publisher's audio and video messages: FLV tag bodies,
+//! Enhanced RTMP (Opus) headers, AVC sequence headers and AVCC frames cut into RTP
+//! payloads, and AAC configurations and frames transcoded to Opus
+//! (`hub::ingest::feed::Feed`).
+//!
+//! Input: records (`streamhub_fuzz::records`): kind, timestamp, length, body.
+#![no_main]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use streamhub::hub::ingest::feed::Feed;
+use streamhub::hub::stream::LiveStream;
+use streamhub_fuzz::records;
+
+fuzz_target!(|data: &[u8]| {
+    let stream = Arc::new(LiveStream::new("fuzz"));
+    let mut viewer = stream.subscribe();
+    let mut feed = Feed::new(stream.clone(), 64_000);
+    for record in records::parse(data) {
+        let body = Bytes::copy_from_slice(record.body);
+        // The connection logs a bad message and goes on with the next, as here.
+        let _ = if record.video {
+            feed.video(record.timestamp_ms, body)
+        } else {
+            feed.audio(record.timestamp_ms, body)
+        };
+        while viewer.live.try_recv().is_ok() {}
+    }
+    let _ = (stream.info(), stream.cached_frames(), stream.bitrate_bps());
+});
