@@ -210,6 +210,80 @@ fn status(level: &str, code: &str, description: &str) -> Amf0Value {
     Amf0Value::Object(props)
 }
 
+/// What our own publisher sends the hub after C2, for a publish of the demo's first
+/// seconds, as one read and as 7-byte reads; and the same cut short.
+fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
+    use streamhub::hub::ingest::session::{IngestEvent, IngestSession};
+    use streamhub::rtmp::RtmpUrl;
+    use streamhub::rtmp::chunk_reader::ReaderLimits;
+    use streamhub::rtmp::packetizer::{MediaMessage, MessageKind};
+    use streamhub::rtmp::session::{PublishSession, SessionConfig};
+
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/key")?;
+    let mut client = PublishSession::new(url, SessionConfig::default())?;
+    let mut hub = IngestSession::new(ReaderLimits::default());
+    let mut sent = Vec::new();
+    let mut outputs = 0;
+    let mut pump = |client: &mut PublishSession, hub: &mut IngestSession, sent: &mut Vec<u8>| -> Result<(), Error> {
+        for _ in 0..50 {
+            let mut moved = false;
+            if let Some(bytes) = client.take_output() {
+                outputs += 1;
+                // The first output is C0 and C1; the second starts with C2.
+                match outputs {
+                    1 => {}
+                    2 => sent.extend_from_slice(bytes.get(1536..).unwrap_or_default()),
+                    _ => sent.extend_from_slice(&bytes),
+                }
+                hub.handle_input(&bytes)?;
+                moved = true;
+            }
+            while let Some(event) = hub.poll_event() {
+                if matches!(event, IngestEvent::PublishRequested { .. }) {
+                    hub.accept_publish();
+                }
+            }
+            if let Some(bytes) = hub.take_output() {
+                client.handle_input(&bytes)?;
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        Ok(())
+    };
+    pump(&mut client, &mut hub, &mut sent)?;
+    if !client.is_live() {
+        return Err("the in-memory publish did not go live".into());
+    }
+    for tag in demo.tags.iter().filter(|t| t.kind == 8 || t.kind == 9).take(40) {
+        let video = tag.kind == 9;
+        let split = if video { 5 } else { 2 }.min(tag.body.len());
+        client.write_media(&MediaMessage {
+            kind: if video { MessageKind::Video } else { MessageKind::Audio },
+            timestamp: tag.timestamp_ms,
+            header: Bytes::copy_from_slice(&tag.body[..split]),
+            body: Bytes::copy_from_slice(&tag.body[split..]),
+            is_frame: true,
+            keyframe: false,
+            disposable: false,
+        })?;
+    }
+    client.finish()?;
+    pump(&mut client, &mut hub, &mut sent)?;
+    let mut whole = vec![0];
+    whole.extend_from_slice(&sent);
+    seeds.put("rtmp_hub", "publish_ok", &whole)?;
+    let mut split = vec![7];
+    split.extend_from_slice(&sent);
+    seeds.put("rtmp_hub", "publish_ok_7_byte_reads", &split)?;
+    let mut refused = vec![0x80];
+    refused.extend_from_slice(&sent[..sent.len().min(600)]);
+    seeds.put("rtmp_hub", "publish_refused", &refused)?;
+    Ok(())
+}
+
 fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
     // A whole publish as nginx-rtmp and SRS answer it.
     let mut w = ServerWriter::new();
@@ -910,6 +984,7 @@ fn main() -> Result<(), Error> {
     };
     flv(&mut seeds, &demo)?;
     rtmp_client(&mut seeds)?;
+    rtmp_hub(&mut seeds, &demo)?;
     rtmp_media(&mut seeds, &demo)?;
     avc(&mut seeds, &demo)?;
     aac(&mut seeds, &demo)?;
