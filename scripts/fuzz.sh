@@ -61,8 +61,10 @@ coverage() { grep -E '^#[0-9]+' "$1" | tail -1 | sed -n "s/.* $2: \([0-9]*\).*/\
 
 report_crash() {
   local target=$1 log=$2
-  echo "--- $target failed; the end of its log:"
-  grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)' "$log" | tail -40
+  echo "--- $target failed:"
+  grep -E -A2 "panicked at|^==[0-9]+== ERROR|^SUMMARY" "$log" | head -20 || true
+  mkdir -p "fuzz/artifacts/$target"
+  cp "$log" "fuzz/artifacts/$target/fuzz.log"
   ls -1 "fuzz/artifacts/$target" 2>/dev/null | sed "s|^|    fuzz/artifacts/$target/|" || true
 }
 
