@@ -8,7 +8,8 @@
 #                                            any crash, timeout or out-of-memory (the CI runs it)
 #   scripts/fuzz.sh long [RUNS] [TARGET...]  each target (or the ones named) for RUNS executions
 #                                            (default 10000000), one at a time, then a table:
-#                                            executions, exec/s, cov, ft, corpus, result
+#                                            executions, exec/s, cov, ft, corpus, result;
+#                                            FUZZ_MAX_TIME=SECONDS stops each one earlier
 #   scripts/fuzz.sh build                    builds the targets
 #   scripts/fuzz.sh list                     lists the targets
 #
@@ -61,8 +62,10 @@ coverage() { grep -E '^#[0-9]+' "$1" | tail -1 | sed -n "s/.* $2: \([0-9]*\).*/\
 
 report_crash() {
   local target=$1 log=$2
-  echo "--- $target failed; the end of its log:"
-  grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)' "$log" | tail -40
+  echo "--- $target failed:"
+  grep -E -A2 "panicked at|^==[0-9]+== ERROR|^SUMMARY" "$log" | head -20 || true
+  mkdir -p "fuzz/artifacts/$target"
+  cp "$log" "fuzz/artifacts/$target/fuzz.log"
   ls -1 "fuzz/artifacts/$target" 2>/dev/null | sed "s|^|    fuzz/artifacts/$target/|" || true
 }
 
@@ -113,7 +116,7 @@ case "$mode" in
       echo "=== $target: $runs runs ($(date +%T))"
       start=$SECONDS
       result=ok
-      run "$target" "$log" -runs="$runs" || { result=FAILED; failed+=("$target"); report_crash "$target" "$log"; }
+      run "$target" "$log" -runs="$runs" -max_total_time="${FUZZ_MAX_TIME:-0}" || { result=FAILED; failed+=("$target"); report_crash "$target" "$log"; }
       rows+=("$(printf '%-12s %11s %8s %6s %7s %7s %7s  %s' "$target" \
         "$(stat "$log" number_of_executed_units)" "$(stat "$log" average_exec_per_sec)" \
         "$(coverage "$log" cov)" "$(coverage "$log" ft)" \

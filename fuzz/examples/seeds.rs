@@ -8,7 +8,6 @@
 //!
 //! A crash's input is added by hand (`fuzz/seeds/<target>/crash-<what>`), not here.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +16,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::{PeerBandwidthLimitType, RtmpMessage, UserControlEventType};
-use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 use serde_json::json;
 use streamhub::chat::protocol::{
@@ -143,6 +141,53 @@ fn flv(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     seeds.put("flv", "extended_timestamp", &extended)
 }
 
+/// An AMF0 value, objects with their keys in order (rml_rtmp's use a `HashMap`, which
+/// would make the seeds differ at every run).
+enum Amf {
+    Str(&'static str),
+    Num(f64),
+    Null,
+    Undefined,
+    Obj(Vec<(&'static str, Amf)>),
+}
+
+fn amf0(values: &[Amf], out: &mut Vec<u8>) {
+    fn string(s: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    for value in values {
+        match value {
+            Amf::Num(n) => {
+                out.push(0);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+            Amf::Str(s) => {
+                out.push(2);
+                string(s, out);
+            }
+            Amf::Obj(props) => {
+                out.push(3);
+                for (key, value) in props {
+                    string(key, out);
+                    amf0(std::slice::from_ref(value), out);
+                }
+                out.extend_from_slice(&[0, 0, 9]);
+            }
+            Amf::Null => out.push(5),
+            Amf::Undefined => out.push(6),
+        }
+    }
+}
+
+fn status(level: &'static str, code: &'static str, description: &'static str) -> Amf {
+    Amf::Obj(vec![
+        ("level", Amf::Str(level)),
+        ("code", Amf::Str(code)),
+        ("description", Amf::Str(description)),
+    ])
+}
+
 /// Server messages in RTMP chunks, as a server writes them.
 struct ServerWriter {
     chunks: ChunkSerializer,
@@ -162,56 +207,27 @@ impl ServerWriter {
         self.out.extend_from_slice(&packet.bytes);
         Ok(())
     }
-    fn command(
-        &mut self,
-        name: &str,
-        transaction: f64,
-        object: Amf0Value,
-        args: Vec<Amf0Value>,
-        stream_id: u32,
-    ) -> Result<(), Error> {
-        self.message(
-            RtmpMessage::Amf0Command {
-                command_name: name.into(),
-                transaction_id: transaction,
-                command_object: object,
-                additional_arguments: args,
-            },
-            stream_id,
-        )
-    }
-    /// A command message holding only `values` (fewer than rml_rtmp expects).
-    fn raw_command(
-        &mut self,
-        type_id: u8,
-        prefix: &[u8],
-        values: &[Amf0Value],
-    ) -> Result<(), Error> {
-        let mut data = prefix.to_vec();
-        data.extend_from_slice(&rml_rtmp::rml_amf0::serialize(&values.to_vec())?);
+    /// A command message (type 20, or 17 for AMF3, whose body starts with a 0 byte)
+    /// holding `values`: a name, a transaction id, a command object, arguments, or
+    /// fewer (which rml_rtmp 0.8 panicked on).
+    fn command(&mut self, type_id: u8, stream_id: u32, values: &[Amf]) -> Result<(), Error> {
+        let mut data = if type_id == 17 { vec![0] } else { Vec::new() };
+        amf0(values, &mut data);
         self.message(
             RtmpMessage::Unknown {
                 type_id,
                 data: Bytes::from(data),
             },
-            0,
+            stream_id,
         )
     }
 }
 
-fn status(level: &str, code: &str, description: &str) -> Amf0Value {
-    let mut props = HashMap::new();
-    props.insert("level".to_string(), Amf0Value::Utf8String(level.into()));
-    props.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
-    props.insert(
-        "description".to_string(),
-        Amf0Value::Utf8String(description.into()),
-    );
-    Amf0Value::Object(props)
-}
-
 /// What our own publisher sends the hub after C2, for a publish of the demo's first
-/// seconds, as one read and as 7-byte reads; and the same cut short.
+/// seconds, as one read and as 7-byte reads; and the same cut short. Not byte-for-byte
+/// repeatable: our publisher's `connect` object goes through rml_rtmp's AMF0 writer,
+/// whose objects are `HashMap`s, so its key order changes from run to run (servers
+/// accept any order); regenerated files differ only there.
 fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     use streamhub::hub::ingest::session::{IngestEvent, IngestSession};
     use streamhub::rtmp::RtmpUrl;
@@ -224,7 +240,10 @@ fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     let mut hub = IngestSession::new(ReaderLimits::default());
     let mut sent = Vec::new();
     let mut outputs = 0;
-    let mut pump = |client: &mut PublishSession, hub: &mut IngestSession, sent: &mut Vec<u8>| -> Result<(), Error> {
+    let mut pump = |client: &mut PublishSession,
+                    hub: &mut IngestSession,
+                    sent: &mut Vec<u8>|
+     -> Result<(), Error> {
         for _ in 0..50 {
             let mut moved = false;
             if let Some(bytes) = client.take_output() {
@@ -257,11 +276,20 @@ fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     if !client.is_live() {
         return Err("the in-memory publish did not go live".into());
     }
-    for tag in demo.tags.iter().filter(|t| t.kind == 8 || t.kind == 9).take(40) {
+    for tag in demo
+        .tags
+        .iter()
+        .filter(|t| t.kind == 8 || t.kind == 9)
+        .take(40)
+    {
         let video = tag.kind == 9;
         let split = if video { 5 } else { 2 }.min(tag.body.len());
         client.write_media(&MediaMessage {
-            kind: if video { MessageKind::Video } else { MessageKind::Audio },
+            kind: if video {
+                MessageKind::Video
+            } else {
+                MessageKind::Audio
+            },
             timestamp: tag.timestamp_ms,
             header: Bytes::copy_from_slice(&tag.body[..split]),
             body: Bytes::copy_from_slice(&tag.body[split..]),
@@ -285,6 +313,7 @@ fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
 }
 
 fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
+    use Amf::{Null, Num, Obj, Str, Undefined};
     // A whole publish as nginx-rtmp and SRS answer it.
     let mut w = ServerWriter::new();
     w.message(RtmpMessage::WindowAcknowledgement { size: 2_500_000 }, 0)?;
@@ -297,45 +326,21 @@ fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
     )?;
     let packet = w.chunks.set_max_chunk_size(4096, RtmpTimestamp::new(0))?;
     w.out.extend_from_slice(&packet.bytes);
-    let mut server = HashMap::new();
-    server.insert(
-        "fmsVer".to_string(),
-        Amf0Value::Utf8String("FMS/3,0,1,123".into()),
+    let server = Obj(vec![
+        ("fmsVer", Str("FMS/3,0,1,123")),
+        ("capabilities", Num(31.0)),
+    ]);
+    let connected = status(
+        "status",
+        "NetConnection.Connect.Success",
+        "Connection succeeded.",
     );
-    server.insert("capabilities".to_string(), Amf0Value::Number(31.0));
-    w.command(
-        "_result",
-        1.0,
-        Amf0Value::Object(server),
-        vec![status(
-            "status",
-            "NetConnection.Connect.Success",
-            "Connection succeeded.",
-        )],
-        0,
-    )?;
-    w.raw_command(20, &[], &[Amf0Value::Utf8String("onBWDone".into())])?;
-    w.command(
-        "_result",
-        2.0,
-        Amf0Value::Null,
-        vec![Amf0Value::Undefined],
-        0,
-    )?;
-    w.command(
-        "onFCPublish",
-        0.0,
-        Amf0Value::Null,
-        vec![status("status", "NetStream.Publish.Start", "FCPublish")],
-        0,
-    )?;
-    w.command(
-        "_result",
-        4.0,
-        Amf0Value::Null,
-        vec![Amf0Value::Number(1.0)],
-        0,
-    )?;
+    w.command(20, 0, &[Str("_result"), Num(1.0), server, connected])?;
+    w.command(20, 0, &[Str("onBWDone")])?;
+    w.command(20, 0, &[Str("_result"), Num(2.0), Null, Undefined])?;
+    let fc = status("status", "NetStream.Publish.Start", "FCPublish");
+    w.command(20, 0, &[Str("onFCPublish"), Num(0.0), Null, fc])?;
+    w.command(20, 0, &[Str("_result"), Num(4.0), Null, Num(1.0)])?;
     w.message(
         RtmpMessage::UserControl {
             event_type: UserControlEventType::StreamBegin,
@@ -345,17 +350,12 @@ fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
         },
         0,
     )?;
-    w.command(
-        "onStatus",
-        0.0,
-        Amf0Value::Null,
-        vec![status(
-            "status",
-            "NetStream.Publish.Start",
-            "live/key is now published.",
-        )],
-        1,
-    )?;
+    let live = status(
+        "status",
+        "NetStream.Publish.Start",
+        "live/key is now published.",
+    );
+    w.command(20, 1, &[Str("onStatus"), Num(0.0), Null, live])?;
     w.message(
         RtmpMessage::UserControl {
             event_type: UserControlEventType::PingRequest,
@@ -372,61 +372,28 @@ fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
         0,
     )?;
     let publish = w.out;
-    let mut whole = vec![0];
-    whole.extend_from_slice(&publish);
-    seeds.put("rtmp_client", "publish_ok", &whole)?;
-    let mut split = vec![7];
-    split.extend_from_slice(&publish);
-    seeds.put("rtmp_client", "publish_ok_7_byte_reads", &split)?;
+    seeds.put("rtmp_client", "publish_ok", [&[0][..], &publish].concat())?;
+    seeds.put(
+        "rtmp_client",
+        "publish_ok_7_byte_reads",
+        [&[7][..], &publish].concat(),
+    )?;
 
     let mut w = ServerWriter::new();
-    w.command(
-        "_error",
-        1.0,
-        Amf0Value::Null,
-        vec![status(
-            "error",
-            "NetConnection.Connect.Rejected",
-            "app not found",
-        )],
-        0,
-    )?;
+    let refused = status("error", "NetConnection.Connect.Rejected", "app not found");
+    w.command(20, 0, &[Str("_error"), Num(1.0), Null, refused])?;
     seeds.put(
         "rtmp_client",
         "connect_refused",
         [&[0][..], &w.out].concat(),
     )?;
 
-    // Commands shorter than rml_rtmp expects, and an AMF3 command (ffmpeg's server).
+    // Commands shorter than usual, and an AMF3 command (ffmpeg's server).
     let mut w = ServerWriter::new();
-    w.raw_command(
-        20,
-        &[],
-        &[
-            Amf0Value::Utf8String("_result".into()),
-            Amf0Value::Number(1.0),
-        ],
-    )?;
-    w.raw_command(
-        17,
-        &[0],
-        &[
-            Amf0Value::Utf8String("_result".into()),
-            Amf0Value::Number(4.0),
-            Amf0Value::Null,
-            Amf0Value::Number(1.0),
-        ],
-    )?;
-    w.raw_command(
-        20,
-        &[],
-        &[
-            Amf0Value::Utf8String("onStatus".into()),
-            Amf0Value::Number(0.0),
-            Amf0Value::Null,
-            status("error", "NetStream.Publish.BadName", "stream key in use"),
-        ],
-    )?;
+    w.command(20, 0, &[Str("_result"), Num(1.0)])?;
+    w.command(17, 0, &[Str("_result"), Num(4.0), Null, Num(1.0)])?;
+    let bad_name = status("error", "NetStream.Publish.BadName", "stream key in use");
+    w.command(20, 1, &[Str("onStatus"), Num(0.0), Null, bad_name])?;
     seeds.put(
         "rtmp_client",
         "short_and_amf3_commands",
@@ -435,13 +402,8 @@ fn rtmp_client(seeds: &mut Seeds) -> Result<(), Error> {
 
     // A 300-byte message in 128-byte chunks (type 3 continuations), then an abort.
     let mut w = ServerWriter::new();
-    w.command(
-        "onMetaData",
-        0.0,
-        Amf0Value::Utf8String("x".repeat(300)),
-        vec![],
-        0,
-    )?;
+    let long: &'static str = Box::leak("x".repeat(300).into_boxed_str());
+    w.command(20, 0, &[Str("onMetaData"), Num(0.0), Str(long)])?;
     w.message(RtmpMessage::Abort { stream_id: 3 }, 0)?;
     seeds.put(
         "rtmp_client",
@@ -494,6 +456,31 @@ fn rtmp_media(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     records::encode(&mut data, false, u32::MAX, &[0xaf, 9]);
     records::encode(&mut data, false, 3, &[0x2f, 1, 2]);
     seeds.put("rtmp_media", "refused", &data)
+}
+
+fn transcode(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
+    let config = demo.audio_config()?;
+    let frames = demo.audio_frames(5);
+    let mut data = Vec::new();
+    records::encode(&mut data, false, 0, &config.body[2..]);
+    for tag in &frames {
+        records::encode(&mut data, false, tag.timestamp_ms, &tag.body[2..]);
+    }
+    seeds.put("transcode", "demo_aac", &data)?;
+    // A corrupt unit, an empty one, then a jump back in time and one far ahead.
+    let mut data = Vec::new();
+    records::encode(&mut data, false, 0, &config.body[2..]);
+    records::encode(&mut data, false, 0, &frames[0].body[2..]);
+    records::encode(&mut data, false, 23, &[0x21, 0x1b, 0xff, 0xff, 0xff]);
+    records::encode(&mut data, false, 46, &[]);
+    records::encode(&mut data, false, 5, &frames[1].body[2..]);
+    records::encode(&mut data, false, 90_000, &frames[2].body[2..]);
+    seeds.put("transcode", "corrupt_and_jumps", &data)?;
+    // Mono at 8 kHz (a resampler ratio of 6).
+    let mut data = Vec::new();
+    records::encode(&mut data, false, 0, &[0x15, 0x88]);
+    records::encode(&mut data, false, 0, &frames[0].body[2..]);
+    seeds.put("transcode", "mono_8khz", &data)
 }
 
 fn avc(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
@@ -947,6 +934,7 @@ fn jwt(seeds: &mut Seeds) -> Result<(), Error> {
     let keys = TokenKeys::hs256(SECRET);
     let mut claims = Claims::new("ada", Role::Moderator, vec!["a".into(), "*".into()], 60);
     claims.exp = FAR_EXPIRY;
+    claims.iat = Some(1_700_000_000);
     let token = keys.issue(&claims)?;
     seeds.put("jwt", "valid", [&[0][..], token.as_bytes()].concat())?;
     claims.exp = 1_000_000_000;
@@ -986,6 +974,7 @@ fn main() -> Result<(), Error> {
     rtmp_client(&mut seeds)?;
     rtmp_hub(&mut seeds, &demo)?;
     rtmp_media(&mut seeds, &demo)?;
+    transcode(&mut seeds, &demo)?;
     avc(&mut seeds, &demo)?;
     aac(&mut seeds, &demo)?;
     sei(&mut seeds, &demo)?;
@@ -994,6 +983,6 @@ fn main() -> Result<(), Error> {
     chat_client(&mut seeds)?;
     whep_http(&mut seeds)?;
     jwt(&mut seeds)?;
-    println!("{} seeds in {}", seeds.written, seeds.root.display());
+    println!("{} seeds in fuzz/seeds", seeds.written);
     Ok(())
 }

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let refuse = first & 0x80 != 0;
     let step = usize::from(first & 0x7f);
-    let step = if step == 0 { publisher.len().max(1) } else { step };
+    let step = if step == 0 {
+        publisher.len().max(1)
+    } else {
+        step
+    };
     // Small limits, so that the limits themselves are reached.
     let mut hub = IngestSession::new(ReaderLimits {
         max_message_len: 64 << 10,
@@ -33,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
     hub.handle_input(&c0c1()).expect("C0 and C1 are accepted");
     let s0s1s2 = hub.take_output().expect("S0, S1 and S2");
     // C2 echoes S1.
-    hub.handle_input(&s0s1s2[1..1537]).expect("C2 completes the handshake");
+    hub.handle_input(&s0s1s2[1..1537])
+        .expect("C2 completes the handshake");
     for read in publisher.chunks(step) {
         let result = hub.handle_input(read);
         while let Some(event) = hub.poll_event() {

@@ -136,6 +136,9 @@ impl AvcDecoderConfig {
             for _ in 0..count {
                 MediaError::check_len(WHAT, rest, 2)?;
                 let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                if len == 0 {
+                    return Err(MediaError::invalid(WHAT, "an empty parameter set"));
+                }
                 MediaError::check_len(WHAT, &rest[2..], len)?;
                 sets.push(Bytes::copy_from_slice(&rest[2..2 + len]));
                 *rest = &rest[2 + len..];
@@ -203,7 +206,13 @@ impl AvcDecoderConfig {
     }
 
     fn parsed_sps(&self) -> Result<SeqParameterSet, MediaError> {
-        let nal = RefNal::new(&self.sps[0], &[], true);
+        // h264-reader panics on an empty NAL unit.
+        let sps = self
+            .sps
+            .first()
+            .filter(|sps| !sps.is_empty())
+            .ok_or_else(|| MediaError::invalid("SPS", "empty"))?;
+        let nal = RefNal::new(sps, &[], true);
         SeqParameterSet::from_bits(nal.rbsp_bits())
             .map_err(|e| MediaError::invalid("SPS", format!("{e:?}")))
     }
@@ -280,5 +289,24 @@ mod tests {
         assert!(AvcDecoderConfig::parse(&[1, 0x64, 0, 0x1e, 0xff, 0xe1, 0, 200, 1, 2]).is_err());
         assert!(AvcDecoderConfig::from_parameter_sets(&[], &[Bytes::from_static(PPS)]).is_err());
         assert!(AvcDecoderConfig::from_parameter_sets(&[Bytes::from_static(SPS)], &[]).is_err());
+    }
+
+    /// Found by the `avc`, `flv` and `rtmp_media` fuzz targets: a record whose SPS is
+    /// empty made `dimensions` panic in h264-reader (in the hub, a publisher's sequence
+    /// header could do it).
+    #[test]
+    fn a_record_with_an_empty_parameter_set_is_refused() {
+        let empty_sps = [1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 0, 1, 0, 1, 0x68];
+        assert!(matches!(
+            AvcDecoderConfig::parse(&empty_sps),
+            Err(MediaError::Invalid { .. })
+        ));
+        let empty_pps = [1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 1, 0x67, 1, 0, 0];
+        assert!(AvcDecoderConfig::parse(&empty_pps).is_err());
+        // The fuzzer's input (fuzz/seeds/avc/crash-empty-sps, after its first byte).
+        let found = [
+            0x01, 0x1e, 0x70, 0x5b, 0xa0, 0x81, 0x00, 0x00, 0x00, 0x01, 0x67, 0xf9,
+        ];
+        assert!(AvcDecoderConfig::parse(&found).is_err());
     }
 }
