@@ -180,7 +180,12 @@ async fn chat_slot(
 
 /// Random bytes, half-made requests and garbage after a WebSocket upgrade, at the RTMP
 /// and HTTP ports, about 20 connections a second.
-async fn garbage_slot(rtmp: String, http: String, stop: watch::Receiver<bool>, counts: Arc<Counts>) {
+async fn garbage_slot(
+    rtmp: String,
+    http: String,
+    stop: watch::Receiver<bool>,
+    counts: Arc<Counts>,
+) {
     while !*stop.borrow() {
         let (addr, bytes) = {
             let mut rng = rand::rng();
@@ -225,14 +230,23 @@ async fn garbage_slot(rtmp: String, http: String, stop: watch::Receiver<bool>, c
 }
 
 /// Runs the load for `seconds`, sampling; returns the samples taken.
-async fn load_round(args: &Args, seconds: u64, started: Instant, counts: &Arc<Counts>) -> Vec<Sample> {
+async fn load_round(
+    args: &Args,
+    seconds: u64,
+    started: Instant,
+    counts: &Arc<Counts>,
+) -> Vec<Sample> {
     let (stop_tx, stop) = watch::channel(false);
     let whep = format!("http://{}/whep/{}", args.http, args.stream);
     let chat = format!("ws://{}/chat", args.http);
     let keys = TokenKeys::hs256(args.secret.as_bytes());
     let mut tasks = Vec::new();
     for _ in 0..args.viewers {
-        tasks.push(tokio::spawn(viewer_slot(whep.clone(), stop.clone(), counts.clone())));
+        tasks.push(tokio::spawn(viewer_slot(
+            whep.clone(),
+            stop.clone(),
+            counts.clone(),
+        )));
     }
     for i in 0..args.chat {
         tasks.push(tokio::spawn(chat_slot(
@@ -306,29 +320,45 @@ fn write_csv(path: &Path, samples: &[(String, Sample)]) -> std::io::Result<()> {
     let mut out = std::fs::File::create(path)?;
     writeln!(out, "t_s,phase,rss_kib,fds,threads")?;
     for (phase, s) in samples {
-        writeln!(out, "{:.1},{phase},{},{},{}", s.t, s.rss_kib, s.fds, s.threads)?;
+        writeln!(
+            out,
+            "{:.1},{phase},{},{},{}",
+            s.t, s.rss_kib, s.fds, s.threads
+        )?;
     }
     Ok(())
 }
 
 fn plot(path: &Path, samples: &[(String, Sample)]) -> Result<(), Box<dyn std::error::Error>> {
     let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| "unusable font")?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| "unusable font")?;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
     let end = samples.iter().map(|(_, s)| s.t).fold(1.0, f64::max);
     let max_rss = samples.iter().map(|(_, s)| s.rss_kib).max().unwrap_or(1) as f64 / 1024.0 * 1.1;
     let mut rss = ChartBuilder::on(&top)
-        .caption("Hub resident memory under churn and garbage", ("sans-serif", 22))
+        .caption(
+            "Hub resident memory under churn and garbage",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..end, 0.0..max_rss)?;
-    rss.configure_mesh().x_desc("seconds").y_desc("RSS (MiB)").draw()?;
+    rss.configure_mesh()
+        .x_desc("seconds")
+        .y_desc("RSS (MiB)")
+        .draw()?;
     rss.draw_series(LineSeries::new(
-        samples.iter().map(|(_, s)| (s.t, s.rss_kib as f64 / 1024.0)),
+        samples
+            .iter()
+            .map(|(_, s)| (s.t, s.rss_kib as f64 / 1024.0)),
         BLUE.stroke_width(2),
     ))?;
     let max_count = samples
@@ -343,7 +373,11 @@ fn plot(path: &Path, samples: &[(String, Sample)]) -> Result<(), Box<dyn std::er
         .x_label_area_size(36)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..end, 0.0..max_count)?;
-    counts.configure_mesh().x_desc("seconds").y_desc("count").draw()?;
+    counts
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("count")
+        .draw()?;
     counts
         .draw_series(LineSeries::new(
             samples.iter().map(|(_, s)| (s.t, s.fds as f64)),
@@ -392,9 +426,7 @@ async fn main() -> ExitCode {
         all.push(("load".into(), s));
     }
     let peak = all.iter().map(|(_, s)| s.rss_kib).max().unwrap_or(0);
-    let back = |s: &Sample| {
-        quiet(s) && (s.rss_kib as f64) <= baseline.rss_kib as f64 * 1.10
-    };
+    let back = |s: &Sample| quiet(s) && (s.rss_kib as f64) <= baseline.rss_kib as f64 * 1.10;
     let (settled, ok) = settle(args.hub_pid, started, Duration::from_secs(45), back).await;
     let after = settled.last().copied().unwrap_or_default();
     all.extend(settled.into_iter().map(|s| ("after".to_string(), s)));
