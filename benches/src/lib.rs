@@ -1,1 +1,4 @@
-//! Benchmarks live in `benches/benches/`; this crate has no library code.
+//! Benchmarks live in `benches/benches/` and `src/bin/`; this library holds what the
+//! benchmark binaries share.
+
+pub mod plot;

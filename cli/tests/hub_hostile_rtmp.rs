@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, tempdir, wait_until};
 use hub_harness::{Hub, baseline_clip};
+use streamhub::hub::ingest::session::KNOWN_COMMANDS;
 use wire::*;
 
 /// What the hub did with an attempt.
@@ -185,18 +186,6 @@ fn attempt(addr: &str, after_handshake: &[u8], skip: usize) -> Outcome {
     }
 }
 
-const COMMANDS: [&str; 9] = [
-    "connect",
-    "createStream",
-    "publish",
-    "play",
-    "deleteStream",
-    "closeStream",
-    "releaseStream",
-    "FCPublish",
-    "FCUnpublish",
-];
-
 fn expected(name: &str, values: usize, after_connect: bool) -> Outcome {
     use Outcome::*;
     match (values, after_connect, name) {
@@ -216,7 +205,7 @@ fn hostile_rtmp_gets_refusals_or_hang_ups_and_never_a_panic() {
     let addr = rtmp_addr(&hub);
 
     let mut cases: Vec<(String, Vec<u8>, usize, Outcome)> = Vec::new();
-    for name in COMMANDS {
+    for name in KNOWN_COMMANDS {
         for values in 0..3 {
             let all = [string(name), number(2.0)];
             let body = command(&all[..values]);

@@ -17,6 +17,7 @@ use netlab::LoopbackHost;
 use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+use streamhub_benches::plot::{draw_legend, line_swatch, register_sans_font};
 
 #[derive(Parser)]
 struct Args {
@@ -133,14 +134,7 @@ fn run_rate(args: &Args, loss: u32, root: &Path) -> Result<Row, String> {
 type ViewerOf = fn(&Row) -> &Viewer;
 
 fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
-    // ab_glyph draws text from a font file: Debian's DejaVu (fonts-dejavu-core).
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| "unusable font")?;
+    register_sans_font()?;
     let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
@@ -190,19 +184,14 @@ fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
                 color.stroke_width(2),
             ))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .legend(line_swatch(color));
         freezes.draw_series(LineSeries::new(
             rows.iter()
                 .map(|r| (r.loss_percent as f64, of(r).freezes as f64)),
             color.stroke_width(2),
         ))?;
     }
-    frames
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()?;
+    draw_legend(&mut frames, SeriesLabelPosition::LowerLeft)?;
     root.present()?;
     Ok(())
 }

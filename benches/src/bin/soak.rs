@@ -19,6 +19,7 @@ use streamhub::chat::protocol::Role;
 use streamhub::chat::server::{Claims, TokenKeys};
 use streamhub::chat::{ChatClient, ChatConfig, TokenSource};
 use streamhub::whep::{PlayConfig, Player};
+use streamhub_benches::plot::{draw_legend, line_swatch, register_sans_font};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -330,13 +331,7 @@ fn write_csv(path: &Path, samples: &[(String, Sample)]) -> std::io::Result<()> {
 }
 
 fn plot(path: &Path, samples: &[(String, Sample)]) -> Result<(), Box<dyn std::error::Error>> {
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| "unusable font")?;
+    register_sans_font()?;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
@@ -384,20 +379,15 @@ fn plot(path: &Path, samples: &[(String, Sample)]) -> Result<(), Box<dyn std::er
             RED.stroke_width(2),
         ))?
         .label("file descriptors")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        .legend(line_swatch(RED));
     counts
         .draw_series(LineSeries::new(
             samples.iter().map(|(_, s)| (s.t, s.threads as f64)),
             GREEN.stroke_width(2),
         ))?
         .label("threads")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
-    counts
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+        .legend(line_swatch(GREEN));
+    draw_legend(&mut counts, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use netlab::NetLab;
 use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+use streamhub_benches::plot::{draw_legend, line_swatch, register_sans_font};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -259,14 +260,7 @@ fn per_second_max(points: &[(f64, f64)]) -> Vec<(u64, f64)> {
 }
 
 fn plot(path: &Path, runs: &[Series], capped: u64) -> Result<(), Box<dyn std::error::Error>> {
-    // ab_glyph draws text from a font file: Debian's DejaVu (fonts-dejavu-core).
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| "unusable font")?;
+    register_sans_font()?;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(480);
@@ -299,14 +293,9 @@ fn plot(path: &Path, runs: &[Series], capped: u64) -> Result<(), Box<dyn std::er
                 color.stroke_width(2),
             ))?
             .label(run.publisher.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .legend(line_swatch(color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     let mut rates = ChartBuilder::on(&bottom)
         .caption(
             "streamhub: recommended video bitrate and delivered rate",
@@ -328,20 +317,15 @@ fn plot(path: &Path, runs: &[Series], capped: u64) -> Result<(), Box<dyn std::er
                 GREEN.stroke_width(2),
             ))?
             .label("recommended")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+            .legend(line_swatch(GREEN));
         rates
             .draw_series(LineSeries::new(
                 run.bitrate.iter().map(|b| (b.0, b.2 as f64 / 1e6)),
                 BLACK.stroke_width(1),
             ))?
             .label("delivered")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-        rates
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+            .legend(line_swatch(BLACK));
+        draw_legend(&mut rates, SeriesLabelPosition::UpperRight)?;
     }
     root.present()?;
     Ok(())

@@ -26,6 +26,7 @@ pub mod chunk_reader;
 pub mod clock;
 pub mod congestion;
 mod error;
+pub(crate) mod handshake;
 pub mod link;
 pub mod packetizer;
 pub mod publisher;

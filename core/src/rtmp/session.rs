@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::handshake::{Handshake, PeerType};
+
+use super::handshake::feed_handshake;
 use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
@@ -178,25 +180,14 @@ impl PublishSession {
         let chunk_bytes: Vec<u8>;
         let mut data = data;
         if self.state == SessionState::Handshaking {
-            match self
-                .handshake
-                .process_bytes(data)
-                .map_err(|e| RtmpError::Handshake(e.to_string()))?
-            {
-                HandshakeProcessResult::InProgress { response_bytes } => {
-                    self.out.extend_from_slice(&response_bytes);
-                    return Ok(());
-                }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
-                    self.out.extend_from_slice(&response_bytes);
-                    self.on_handshake_done()?;
-                    chunk_bytes = remaining_bytes;
-                    data = &chunk_bytes;
-                }
-            }
+            let after = feed_handshake(&mut self.handshake, data, &mut self.out)
+                .map_err(|e| RtmpError::Handshake(e.to_string()))?;
+            let Some(after) = after else {
+                return Ok(());
+            };
+            self.on_handshake_done()?;
+            chunk_bytes = after;
+            data = &chunk_bytes;
         }
         if data.is_empty() {
             return Ok(());

@@ -96,15 +96,7 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, id: u64) {
     let (control, control_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(sink, frames, control_rx));
     let mut shutdown = shared.shutdown.subscribe();
-    let mut conn = Conn {
-        id,
-        shared,
-        out,
-        claims: None,
-        expires_at: None,
-        warned: false,
-        rooms: HashMap::new(),
-    };
+    let mut conn = Conn::new(id, shared, out);
 
     let connect_deadline = Instant::now() + config.connect_timeout;
     let mut ping = tokio::time::interval(config.ping_interval);
@@ -269,19 +261,24 @@ pub(crate) fn valid_room_name(room: &str) -> bool {
 }
 
 impl Conn {
-    /// A connection with no socket, for [`super::fuzzing`]: what it sends goes to the
-    /// returned queue.
-    pub(super) fn detached(shared: Arc<Shared>) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
-        let (out, frames) = Outbound::new(shared.config.outbound_frames);
-        let conn = Conn {
-            id: shared.next_conn(),
+    /// A connection not yet authenticated, in no room.
+    fn new(id: u64, shared: Arc<Shared>, out: Outbound) -> Self {
+        Conn {
+            id,
             shared,
             out,
             claims: None,
             expires_at: None,
             warned: false,
             rooms: HashMap::new(),
-        };
+        }
+    }
+
+    /// A connection with no socket, for [`super::fuzzing`]: what it sends goes to the
+    /// returned queue.
+    pub(super) fn detached(shared: Arc<Shared>) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+        let (out, frames) = Outbound::new(shared.config.outbound_frames);
+        let conn = Conn::new(shared.next_conn(), shared, out);
         (conn, frames)
     }
 

@@ -5,6 +5,7 @@ use super::*;
 use crate::rtmp::RtmpUrl;
 use crate::rtmp::packetizer::{MediaMessage, MessageKind};
 use crate::rtmp::session::{PublishSession, SessionConfig};
+use rml_rtmp::handshake::HandshakeProcessResult;
 
 /// Moves bytes both ways until neither side has anything to send.
 fn pump(client: &mut PublishSession, hub: &mut IngestSession) -> Vec<IngestEvent> {
@@ -136,18 +137,7 @@ fn our_publisher_goes_live_and_its_media_arrives_with_timestamps() {
 
 #[test]
 fn commands_with_missing_values_are_refused_not_panicked_on() {
-    let names = [
-        "connect",
-        "createStream",
-        "publish",
-        "play",
-        "deleteStream",
-        "closeStream",
-        "releaseStream",
-        "FCPublish",
-        "FCUnpublish",
-    ];
-    for name in names {
+    for name in KNOWN_COMMANDS {
         for count in 0..3 {
             let values = [Amf0Value::Utf8String(name.into()), Amf0Value::Number(2.0)];
             let message = command_message(1, values[..count].to_vec());
@@ -254,4 +244,16 @@ fn media_before_an_accepted_publish_is_not_delivered() {
     );
     assert_eq!(hub.poll_event(), None);
     assert_eq!(hub.stray_media(), 1);
+}
+
+/// Found by the rtmp_hub fuzz target (seed `short-key-in-debug-text`): the stream key
+/// `Key` is part of the words `StreamKey`, so the check is the exact redacted text.
+#[test]
+fn a_stream_key_debugs_as_its_length_only() {
+    for key in ["Key", "1", "hidden", "a-long-secret-stream-key"] {
+        assert_eq!(
+            format!("{:?}", StreamKey(key.into())),
+            format!("StreamKey({} bytes, hidden)", key.len())
+        );
+    }
 }
