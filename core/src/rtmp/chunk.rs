@@ -179,7 +179,7 @@ fn put_basic_header(out: &mut BytesMut, format: u8, csid: u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rml_rtmp::chunk_io::ChunkDeserializer;
 
@@ -200,7 +200,8 @@ mod tests {
         out
     }
 
-    fn header(csid: u32, timestamp: u32, type_id: u8) -> MessageHeader {
+    /// A header on message stream 1 (the chunk reader's tests use it too).
+    pub(crate) fn header(csid: u32, timestamp: u32, type_id: u8) -> MessageHeader {
         MessageHeader {
             csid,
             timestamp,

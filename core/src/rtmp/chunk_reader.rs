@@ -324,17 +324,9 @@ struct ChunkHead {
 
 #[cfg(test)]
 mod tests {
-    use super::super::chunk::{ChunkWriter, MessageHeader};
+    use super::super::chunk::ChunkWriter;
+    use super::super::chunk::tests::header;
     use super::*;
-
-    fn header(csid: u32, timestamp: u32, type_id: u8) -> MessageHeader {
-        MessageHeader {
-            csid,
-            timestamp,
-            type_id,
-            stream_id: 1,
-        }
-    }
 
     fn read_all(reader: &mut ChunkReader) -> Vec<Message> {
         let mut out = Vec::new();
