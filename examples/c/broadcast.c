@@ -39,6 +39,9 @@ static void on_event(void *userdata, const streamhub_event *event) {
         printf("chat sent: %s as seq %llu\n", event->client_msg_id,
                (unsigned long long)event->seq);
         break;
+    case STREAMHUB_EVENT_CHAT_SEND_FAILED:
+        printf("chat not sent: %s: %s\n", event->client_msg_id, event->text);
+        break;
     case STREAMHUB_EVENT_VIEWERS:
         printf("viewers: %llu\n", (unsigned long long)event->viewers);
         break;
@@ -75,7 +78,7 @@ static void sleep_until_us(int64_t deadline) {
 /* Sends `reply` once the events thread saw the audience's first message. */
 static int reply_if_due(streamhub_session *session, struct broadcaster *b, const char *reply) {
     if (!reply || !atomic_exchange(&b->reply_due, 0)) return 0;
-    char id[64];
+    char id[STREAMHUB_CLIENT_MSG_ID_SIZE];
     streamhub_result r = streamhub_session_send_chat(session, reply, id, sizeof id);
     return r == STREAMHUB_OK ? 0 : fail("chat", r);
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::c_void;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use streamhub_ffi::c::session::{
     streamhub_session_stats,
 };
 use streamhub_ffi::c::{events::streamhub_stats, streamhub_version};
+use streamhub_ffi::gate::CallbackGate;
 use streamhub_ffi::runtime;
 use streamhub_ffi::session::pump_frames;
 
@@ -103,13 +104,9 @@ fn callback_path(c: &mut Criterion) {
                     tx.try_send(frame).expect("room for the batch");
                 }
                 drop(tx);
-                let closed = AtomicBool::new(false);
+                let gate = CallbackGate::new();
                 let start = Instant::now();
-                pump_frames(
-                    || runtime::block_on(rx.recv()).ok().flatten(),
-                    &closed,
-                    &sink,
-                );
+                pump_frames(|| runtime::block_on(rx.recv()).ok().flatten(), &gate, &sink);
                 total += start.elapsed();
                 assert_eq!(bytes.load(Ordering::Relaxed), BATCH * data.len() as u64);
             }

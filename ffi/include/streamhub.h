@@ -18,6 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The size of a buffer that holds any `client_msg_id` with its NUL
+// (`streamhub_session_send_chat`).
+#define STREAMHUB_CLIENT_MSG_ID_SIZE 33
+
 // What a StreamHub C function reports. `STREAMHUB_OK` is zero; for any other value,
 // `streamhub_last_error_message` tells the details on the same thread.
 typedef enum streamhub_result {
@@ -100,6 +104,14 @@ typedef enum streamhub_event_kind {
   // Broadcast: live on ingest `ingest` (0: the URL, then the backups); `text`: its URL
   // with the stream key masked.
   STREAMHUB_EVENT_INGEST_LIVE = 10,
+  // A message sent with `streamhub_session_send_chat` was refused for good and will
+  // not be sent: `client_msg_id`, `text` (why).
+  STREAMHUB_EVENT_CHAT_SEND_FAILED = 11,
+  // A message of the room was hidden by a moderator or its author: `room`, `seq`.
+  STREAMHUB_EVENT_CHAT_DELETED = 12,
+  // This session was removed from the chat room (banned): `room`, `text` (the
+  // server's reason). The media part goes on.
+  STREAMHUB_EVENT_CHAT_KICKED = 13,
 } streamhub_event_kind;
 
 // Where a session is in its life (see `streamhub_event` for the details that go with
@@ -497,8 +509,10 @@ extern "C" {
 // The library's version, e.g. `"0.1.0"` (static, NUL-terminated).
 const char *streamhub_version(void);
 
-// Shuts the library down: stops every session still open (as `streamhub_session_free`
-// would), then stops the runtime, waiting up to `timeout_ms` for its threads. After
+// Shuts the library down: closes every session still open (as `streamhub_session_free`
+// would), waits up to `timeout_ms` for the closed sessions to finish stopping (a
+// broadcast unpublishes), then stops the runtime, waiting up to `timeout_ms` for its
+// threads. After
 // this every function that needs the runtime returns `STREAMHUB_SHUT_DOWN`, and
 // handles not freed before can only be freed. Call it once, from the app's main
 // thread, when StreamHub is no longer needed; never from a callback (it would wait for
@@ -617,10 +631,12 @@ enum streamhub_result streamhub_session_send_audio(struct streamhub_session *ses
                                                    const struct streamhub_audio_frame *frame);
 
 // Queues a chat message for the session's room. Its `client_msg_id` is copied to
-// `id_buf` (NUL-terminated; 64 bytes are enough) unless `id_buf` is NULL. The outcome
-// arrives as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_ERROR`; the message
-// survives chat reconnects. Before the chat's first connection it waits for it (up to
-// 10 s).
+// `id_buf` (NUL-terminated; `STREAMHUB_CLIENT_MSG_ID_SIZE` bytes are enough) unless
+// `id_buf` is NULL. A shorter `id_buf` gives `STREAMHUB_BUFFER_TOO_SMALL` and queues
+// nothing, so a retry with a bigger buffer sends the message once. The outcome arrives
+// as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_CHAT_SEND_FAILED`, always (chat
+// outcomes are never dropped); the message survives chat reconnects. Before the chat's
+// first connection it waits for it (up to 10 s).
 //
 // # Safety
 // `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.
@@ -654,18 +670,23 @@ enum streamhub_result streamhub_session_stats(struct streamhub_session *session,
 
 // Ends the session: a broadcast sends what is queued and unpublishes, a watch closes
 // its WHEP session, the chat waits up to 2 s for queued messages (bounded; at most
-// about a minute in the worst case). Writes the final stats unless `out` is NULL. The
-// handle stays valid until `streamhub_session_free`; idempotent.
+// about a minute in the worst case). Returns once the event callback got every event
+// of the session (up to 5 s more for a slow callback; not waited for when called from
+// inside the callback). Writes the final stats unless `out` is NULL. The handle stays
+// valid until `streamhub_session_free`; idempotent.
 //
 // # Safety
 // `out` is NULL or valid for writes.
 enum streamhub_result streamhub_session_stop(struct streamhub_session *session,
                                              struct streamhub_stats *out);
 
-// Stops the session if it still runs (as `streamhub_session_stop`) and releases the
-// handle. When it returns no callback of the session runs any more (called from inside
-// one of the session's callbacks, the current callback is the last). NULL, or a handle
-// already freed, is a no-op.
+// Releases the handle and returns at once. When it returns no callback of the session
+// runs any more (called from inside one of the session's callbacks, the current
+// callback is the last; from another thread, it waits for the callback running at that
+// moment, if any). A session still running stops in the background, as
+// `streamhub_session_stop` would; `streamhub_shutdown` waits for those stops. Events
+// not yet delivered are not: call `streamhub_session_stop` first to get every one.
+// NULL, or a handle already freed, is a no-op.
 void streamhub_session_free(struct streamhub_session *session);
 
 #ifdef __cplusplus

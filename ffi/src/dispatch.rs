@@ -2,17 +2,19 @@
 //!
 //! A session has one event queue ([`SessionEvents`]); the first subscriber starts a
 //! `streamhub-events` thread that reads it and hands each event to every current
-//! subscriber in turn. The subscriber list is copied before the calls, so no lock is
-//! held while app code runs, and a listener may subscribe, cancel or call any other
-//! function from inside its callback.
+//! subscriber in turn. The subscriber list is copied before the calls, so no lock that
+//! another call takes is held while app code runs (only closing the session from
+//! another thread waits for the callback running then, see [`CallbackGate`]), and a
+//! listener may subscribe, cancel or call any other function from inside its callback.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use streamhub::session::{SessionEvent, SessionEvents};
 use tracing::warn;
 
+use crate::gate::{CallbackGate, Delivery};
 use crate::runtime;
 
 /// Something that takes a session's events (a C callback, a uniffi listener).
@@ -28,8 +30,9 @@ pub struct Dispatcher {
     queue: Mutex<Option<SessionEvents>>,
     sinks: Arc<Mutex<Sinks>>,
     next_id: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: Mutex<Option<ThreadId>>,
+    gate: Arc<CallbackGate>,
+    /// Set by the delivery thread when it ends.
+    ended: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Dispatcher {
@@ -40,8 +43,8 @@ impl Dispatcher {
             queue: Mutex::new(Some(events)),
             sinks: Arc::new(Mutex::new(Vec::new())),
             next_id: AtomicU64::new(1),
-            thread: Mutex::new(None),
-            thread_id: Mutex::new(None),
+            gate: Arc::new(CallbackGate::new()),
+            ended: Arc::default(),
         }
     }
 
@@ -54,12 +57,18 @@ impl Dispatcher {
         let queue = lock(&self.queue).take();
         if let Some(queue) = queue {
             let sinks = self.sinks.clone();
-            let thread = std::thread::Builder::new()
+            let gate = self.gate.clone();
+            let ended = self.ended.clone();
+            // Detached: it ends with the session's events, or at the first event after
+            // the gate is shut.
+            std::thread::Builder::new()
                 .name("streamhub-events".into())
-                .spawn(move || deliver_all(queue, sinks))
+                .spawn(move || {
+                    deliver_all(queue, &sinks, &gate);
+                    *lock(&ended.0) = true;
+                    ended.1.notify_all();
+                })
                 .map_err(|_| runtime::RuntimeError::StartFailed)?;
-            *lock(&self.thread_id) = Some(thread.thread().id());
-            *lock(&self.thread) = Some(thread);
         }
         Ok(id)
     }
@@ -72,40 +81,55 @@ impl Dispatcher {
 
     /// True when called from this dispatcher's delivery thread (inside a callback).
     pub fn is_delivery_thread(&self) -> bool {
-        *lock(&self.thread_id) == Some(std::thread::current().id())
+        self.gate.is_delivery_thread()
     }
 
-    /// Ends delivery. Unless called from inside a callback, first waits for the delivery
-    /// thread to hand out the events still queued and end (it ends once the session is
-    /// over, so stop the session first); then drops every subscriber. From inside a
-    /// callback it only drops the subscribers: the running callback is the last.
+    /// Ends delivery at once: no callback starts after this returns, and one running now
+    /// on another thread has finished (called from inside a callback, that callback is
+    /// the last). Events still queued are not delivered. Never waits for the session.
     pub fn close(&self) {
-        if !self.is_delivery_thread() {
-            let thread = lock(&self.thread).take();
-            if let Some(thread) = thread
-                && thread.join().is_err()
-            {
-                warn!("the event delivery thread panicked");
-            }
-        }
+        self.gate.shut();
         lock(&self.sinks).clear();
+    }
+
+    /// Waits up to `within` until every event of the session was handed out (call it
+    /// once the session is over); true when done. Immediate without subscribers, and
+    /// from inside a callback (which would wait for itself).
+    pub fn wait_delivered(&self, within: Duration) -> bool {
+        if lock(&self.queue).is_some() || self.is_delivery_thread() {
+            return true;
+        }
+        let (ended, changed) = &*self.ended;
+        let guard = lock(ended);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, within, |ended| !*ended)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+
+    /// Ends delivery without waiting for a running callback (for `Drop`).
+    pub fn close_without_waiting(&self) {
+        self.gate.shut_without_waiting();
     }
 }
 
-fn deliver_all(mut queue: SessionEvents, sinks: Arc<Mutex<Sinks>>) {
-    loop {
+fn deliver_all(mut queue: SessionEvents, sinks: &Mutex<Sinks>, gate: &CallbackGate) {
+    gate.bind_current_thread();
+    while gate.is_open() {
         let event = match runtime::block_on(queue.next()) {
             Ok(Some(event)) => event,
             Ok(None) | Err(_) => return,
         };
         let current: Vec<Arc<dyn EventSink>> =
-            lock(&sinks).iter().map(|(_, sink)| sink.clone()).collect();
+            lock(sinks).iter().map(|(_, sink)| sink.clone()).collect();
         for sink in current {
             // A panicking listener must not end delivery for the others.
-            let delivered =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.deliver(&event)));
-            if delivered.is_err() {
-                warn!("an event listener panicked; the event was skipped for it");
+            match gate.run(|| sink.deliver(&event)) {
+                Delivery::Done => {}
+                Delivery::Panicked => {
+                    warn!("an event listener panicked; the event was skipped for it");
+                }
+                Delivery::Shut => return,
             }
         }
     }

@@ -15,14 +15,17 @@
 //!   Swift/Kotlin `async` methods run on the runtime, whatever executor awaits them.
 //! - **Callbacks.** A session's events are delivered on its own `streamhub-events`
 //!   thread, in order, one at a time; a C watch session's frames on its own
-//!   `streamhub-frames` thread. No library lock is held while a callback runs, so a
-//!   callback may call anything — send a chat message, read stats, stop or free its own
-//!   session. A slow callback delays only its own session's events (which queue up to
+//!   `streamhub-frames` thread. No lock that another call takes is held while a
+//!   callback runs (only freeing the session from another thread waits for the
+//!   callback running then), so a callback may call anything — send a chat message,
+//!   read stats, stop or free its own session. A slow callback delays only its own session's events (which queue up to
 //!   256, then non-chat events are dropped and counted) or frames (512, then dropped
 //!   and counted). The log callback is the exception: it runs on whichever thread logs,
 //!   runtime threads included, and must not make blocking calls.
-//! - **Ending.** `streamhub_session_free` stops the session and, once it returns, no
-//!   callback of that session runs again. Dropping a Swift/Kotlin session object ends it
+//! - **Ending.** `streamhub_session_stop` stops the session and returns once its events
+//!   were delivered. `streamhub_session_free` returns at once: no callback of that
+//!   session runs after it returns, and the session stops in the background
+//!   (`streamhub_shutdown` waits for those stops). Dropping a Swift/Kotlin session object ends it
 //!   in the background; `Subscription.cancel()` (or dropping it) ends a subscription.
 //!   Every `Drop` is safe on any thread.
 //! - **Shutdown.** `streamhub_shutdown` (C) or `shutdown()` stops the sessions and the
@@ -36,6 +39,7 @@
 pub mod c;
 pub mod dispatch;
 pub mod flv;
+pub mod gate;
 pub mod log;
 pub mod runtime;
 pub mod session;

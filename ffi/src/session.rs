@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use streamhub::rtmp::CongestionPolicy;
@@ -15,6 +14,7 @@ use streamhub::whep::MediaFrame;
 use tracing::warn;
 
 use crate::dispatch::{Dispatcher, EventSink, lock};
+use crate::gate::{CallbackGate, Delivery};
 use crate::runtime::{self, RuntimeError};
 
 /// What an app says about a session, in either binding.
@@ -139,8 +139,8 @@ pub trait FrameSink: Send + Sync {
 pub struct Session {
     session: StreamSession,
     dispatcher: Dispatcher,
-    frames: Mutex<Option<JoinHandle<()>>>,
-    closed: Arc<AtomicBool>,
+    frames_started: AtomicBool,
+    frames_gate: Arc<CallbackGate>,
 }
 
 impl Session {
@@ -164,8 +164,8 @@ impl Session {
         Session {
             session,
             dispatcher: Dispatcher::new(events),
-            frames: Mutex::new(None),
-            closed: Arc::new(AtomicBool::new(false)),
+            frames_started: AtomicBool::new(false),
+            frames_gate: Arc::new(CallbackGate::new()),
         }
     }
 
@@ -182,26 +182,27 @@ impl Session {
     /// Starts delivering frames to `sink` on a `streamhub-frames` thread until the
     /// session ends or [`Session::close`] is called. Only one sink per session.
     pub fn deliver_frames(&self, sink: Arc<dyn FrameSink>) -> Result<(), RuntimeError> {
-        let mut slot = lock(&self.frames);
-        if slot.is_some() {
+        if self.frames_started.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let session = self.session.clone();
-        let closed = self.closed.clone();
-        let thread = std::thread::Builder::new()
+        let gate = self.frames_gate.clone();
+        // Detached: it ends with the session's frames, or at the first frame after the
+        // gate is shut.
+        std::thread::Builder::new()
             .name("streamhub-frames".into())
             .spawn(move || {
+                gate.bind_current_thread();
                 pump_frames(
                     || match runtime::block_on(session.next_frame()) {
                         Ok(Ok(frame)) => frame,
                         _ => None,
                     },
-                    &closed,
+                    &gate,
                     sink.as_ref(),
                 )
             })
             .map_err(|_| RuntimeError::StartFailed)?;
-        *slot = Some(thread);
         Ok(())
     }
 
@@ -228,53 +229,94 @@ impl Session {
         }
     }
 
-    /// Ends the session for the app: stops it, and once this returns no callback of
-    /// this session runs any more — unless called from inside one of its callbacks,
-    /// where the callback running now is the last.
+    /// Stops the session and waits until its listeners got every event (up to
+    /// [`EVENTS_AFTER_STOP`]; not from inside a callback, which would wait for itself).
+    /// Blocking: not for a runtime thread.
+    pub fn stop_blocking(&self) -> Result<SessionStats, RuntimeError> {
+        let stats = runtime::block_on(self.stop())?;
+        if !self.dispatcher.wait_delivered(EVENTS_AFTER_STOP) {
+            warn!("the event listeners are slow: events may still be delivered after stop");
+        }
+        Ok(stats)
+    }
+
+    /// Ends the session for the app at once: once this returns no callback of this
+    /// session runs any more (called from inside one of its callbacks, the one running
+    /// now is the last), and the session stops in the background (see
+    /// [`wait_for_background_stops`]). Waits only for a callback running on another
+    /// thread at this moment.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if runtime::block_on(self.session.stop()).is_err() {
-            // No runtime (shut down, or a runtime thread): the session's tasks are gone
-            // or will see the stop flag when the last handle drops.
-            warn!("closing a session without its runtime");
-        }
         self.dispatcher.close();
-        let frames = lock(&self.frames).take();
-        if let Some(thread) = frames
-            && thread.thread().id() != std::thread::current().id()
-            && thread.join().is_err()
-        {
-            warn!("the frame delivery thread panicked");
+        self.frames_gate.shut();
+        stop_in_background(self.session.clone());
+    }
+}
+
+/// How long [`Session::stop_blocking`] waits for slow listeners.
+pub const EVENTS_AFTER_STOP: Duration = Duration::from_secs(5);
+
+/// Sessions closed by the app, still stopping on the runtime.
+static STOPPING: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn stop_in_background(session: StreamSession) {
+    let Ok(handle) = runtime::handle() else {
+        // Shut down: the session's tasks are gone with the runtime.
+        return;
+    };
+    let task = handle.spawn(async move {
+        if let Err(error) = session.stop().await {
+            warn!(%error, "a closed session did not stop cleanly");
         }
+    });
+    let mut stopping = lock(&STOPPING);
+    stopping.retain(|task| !task.is_finished());
+    stopping.push(task);
+}
+
+/// Waits up to `within` for the sessions closed by the app to finish stopping (a
+/// broadcast unpublishes, a watch deletes its WHEP session); for a clean shutdown.
+pub fn wait_for_background_stops(within: Duration) {
+    let tasks = std::mem::take(&mut *lock(&STOPPING));
+    if tasks.is_empty() {
+        return;
+    }
+    let all = async move {
+        for task in tasks {
+            let _ = task.await;
+        }
+    };
+    // The timer is made inside the runtime (it needs its time driver).
+    match runtime::block_on(async move { tokio::time::timeout(within, all).await }) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => warn!("closed sessions were still stopping at shutdown"),
+        Err(error) => warn!(%error, "cannot wait for closed sessions"),
     }
 }
 
 /// The frame delivery loop: hands each frame `next` yields to `sink` until `next` says
-/// the stream is over or `closed` is set. Public for the benchmark of the callback path.
+/// the stream is over or `gate` is shut. Public for the benchmark of the callback path.
 pub fn pump_frames(
     mut next: impl FnMut() -> Option<MediaFrame>,
-    closed: &AtomicBool,
+    gate: &CallbackGate,
     sink: &dyn FrameSink,
 ) {
-    while !closed.load(Ordering::Acquire) {
+    while gate.is_open() {
         let Some(frame) = next() else {
             return;
         };
-        if closed.load(Ordering::Acquire) {
-            return;
-        }
-        let delivered =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.deliver(&frame)));
-        if delivered.is_err() {
-            warn!("the frame callback panicked; the frame was skipped");
+        match gate.run(|| sink.deliver(&frame)) {
+            Delivery::Done => {}
+            Delivery::Panicked => warn!("the frame callback panicked; the frame was skipped"),
+            Delivery::Shut => return,
         }
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Dropping is safe on any thread: the delivery threads hold their own clones
-        // and end with the session, which ends when its last handle is dropped.
-        self.closed.store(true, Ordering::Release);
+        // Dropping is safe on any thread and never blocks: the delivery threads hold
+        // their own clones and end with the session, which ends when its last handle is
+        // dropped.
+        self.frames_gate.shut_without_waiting();
     }
 }

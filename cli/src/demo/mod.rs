@@ -447,6 +447,9 @@ async fn follow(name: &'static str, mut events: SessionEvents, counters: Arc<Cou
                 last = state;
             }
             SessionEvent::Error(e) => counters.line(format!("  {name}: {e}")),
+            SessionEvent::ChatSendFailed { error, .. } => {
+                counters.line(format!("  {name}: chat message not sent: {error}"))
+            }
             _ => {}
         }
     }

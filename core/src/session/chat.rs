@@ -31,7 +31,7 @@ pub(crate) fn check(chat: Option<&SessionChat>) -> Result<(), SessionError> {
 #[derive(Debug)]
 pub(crate) struct ChatShared {
     room: String,
-    /// The chat client once it has connected (and until the chat stops).
+    /// The chat client once it has connected and joined the room (until the chat stops).
     client: watch::Sender<Option<ChatClient>>,
     connected: AtomicBool,
     connections: AtomicU64,
@@ -61,8 +61,8 @@ impl ChatShared {
         self.client.send_replace(client);
     }
 
-    /// Queues a message; before the chat's first connection, waits for it up to
-    /// [`FIRST_CONNECTION_WAIT`] (a session can be Live before its chat is connected).
+    /// Queues a message; before the chat's first connection and join, waits for them up
+    /// to [`FIRST_CONNECTION_WAIT`] (a session can be Live before its chat is connected).
     pub(crate) async fn send(&self, text: &str) -> Result<String, SessionError> {
         let mut client_rx = self.client.subscribe();
         let client = tokio::time::timeout(FIRST_CONNECTION_WAIT, async {
@@ -106,33 +106,47 @@ impl ChatShared {
     }
 }
 
-/// A chat event as session events; chat messages wait for room in the app's buffer.
-async fn forward(shared: &Shared, chat: &ChatShared, event: ChatEvent) {
-    let event = match event {
+/// A chat event as a session event. Chat outcomes the app is owed (messages, sent,
+/// send failed, deleted, kicked) wait for room in the app's buffer — until the session
+/// stops; the rest is dropped and counted when the buffer is full.
+async fn forward(
+    shared: &Shared,
+    chat: &ChatShared,
+    event: ChatEvent,
+    halt: &mut watch::Receiver<bool>,
+) {
+    let owed = match event {
         ChatEvent::Connected { reconnect, .. } => {
             chat.connected.store(true, Ordering::Relaxed);
             chat.connections.fetch_add(1, Ordering::Relaxed);
-            SessionEvent::ChatConnected { reconnect }
+            shared.emit(SessionEvent::ChatConnected { reconnect });
+            return;
         }
         ChatEvent::Disconnected { reason, retry_in } => {
             chat.connected.store(false, Ordering::Relaxed);
-            SessionEvent::ChatDisconnected { reason, retry_in }
+            shared.emit(SessionEvent::ChatDisconnected { reason, retry_in });
+            return;
         }
         ChatEvent::Joined { room, viewers, .. } => {
             chat.set_viewers(viewers);
-            SessionEvent::ChatJoined { room, viewers }
+            shared.emit(SessionEvent::ChatJoined { room, viewers });
+            return;
+        }
+        ChatEvent::Viewers { count, .. } => {
+            chat.set_viewers(count);
+            shared.emit(SessionEvent::Viewers(count));
+            return;
+        }
+        ChatEvent::Failed(error) => {
+            chat.connected.store(false, Ordering::Relaxed);
+            shared.emit(SessionEvent::Error(SessionError::chat("chat stopped")(
+                error,
+            )));
+            return;
         }
         ChatEvent::Message(message) => {
             chat.received.fetch_add(1, Ordering::Relaxed);
-            if shared
-                .events
-                .send(SessionEvent::Chat(message))
-                .await
-                .is_err()
-            {
-                debug!("the app dropped its events");
-            }
-            return;
+            SessionEvent::Chat(message)
         }
         ChatEvent::Sent {
             client_msg_id,
@@ -145,21 +159,37 @@ async fn forward(shared: &Shared, chat: &ChatShared, event: ChatEvent) {
                 seq: result.seq,
             }
         }
-        ChatEvent::SendFailed { error, .. } => {
+        ChatEvent::SendFailed {
+            client_msg_id,
+            error,
+            ..
+        } => {
             chat.send_failures.fetch_add(1, Ordering::Relaxed);
-            SessionEvent::Error(SessionError::chat("sending a chat message")(error))
+            SessionEvent::ChatSendFailed {
+                client_msg_id,
+                error: SessionError::chat("sending a chat message")(error),
+            }
         }
-        ChatEvent::Viewers { count, .. } => {
-            chat.set_viewers(count);
-            SessionEvent::Viewers(count)
-        }
-        ChatEvent::Failed(error) => {
-            chat.connected.store(false, Ordering::Relaxed);
-            SessionEvent::Error(SessionError::chat("chat stopped")(error))
-        }
+        ChatEvent::Deleted { room, seq } => SessionEvent::ChatDeleted { room, seq },
+        ChatEvent::Kicked { room, error } => SessionEvent::ChatKicked {
+            room,
+            reason: error.message,
+        },
+        // Gaps, members, typing, room rules and token refreshes are the chat client's
+        // business; a session does not surface them.
         _ => return,
     };
-    shared.emit(event);
+    tokio::select! {
+        // Room in the buffer wins over a stop: a stopping session still hands over what
+        // fits.
+        biased;
+        sent = shared.events.send(owed) => {
+            if sent.is_err() {
+                debug!("the app dropped its events");
+            }
+        }
+        _ = super::stop_requested(halt) => debug!("stopping with a chat event unread"),
+    }
 }
 
 fn is_terminal(error: &ChatError) -> bool {
@@ -209,17 +239,21 @@ pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watc
     };
     tokio::pin!(join);
     let mut joining = true;
-    chat.set_client(Some(client.clone()));
     loop {
         tokio::select! {
             result = &mut join, if joining => {
                 joining = false;
-                if let Err(error) = result {
-                    shared.emit(SessionEvent::Error(SessionError::chat("joining the room")(error)));
+                match result {
+                    // Only now can `send_chat` queue: the client refuses messages for a
+                    // room it was not asked to join.
+                    Ok(_) => chat.set_client(Some(client.clone())),
+                    Err(error) => shared.emit(SessionEvent::Error(SessionError::chat(
+                        "joining the room",
+                    )(error))),
                 }
             }
             event = events.next() => match event {
-                Some(event) => forward(&shared, chat, event).await,
+                Some(event) => forward(&shared, chat, event, &mut halt).await,
                 None => break,
             },
             _ = super::stop_requested(&mut halt) => break,
@@ -227,7 +261,18 @@ pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watc
     }
     chat.set_client(None);
     chat.connected.store(false, Ordering::Relaxed);
-    if let Err(error) = client.close(CLOSE_WITHIN).await {
-        debug!(%error, "closing the chat client");
+    // The outcomes of the messages the close flushes (sent, or failed as closed) are
+    // forwarded while it runs, and the rest once the client has stopped.
+    let drain = async {
+        while let Some(event) = events.next().await {
+            forward(&shared, chat, event, &mut halt).await;
+        }
+    };
+    let closing = async { tokio::join!(client.close(CLOSE_WITHIN), drain).0 };
+    match tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(6), closing).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => debug!(%error, "closing the chat client"),
+        Err(_) => warn!("the chat client did not stop in time"),
     }
+    chat.connected.store(false, Ordering::Relaxed);
 }

@@ -74,10 +74,12 @@
 //! [`SessionEvents`] carries state changes, periodic [`SessionStats`], chat messages,
 //! viewer counts and non-fatal errors. Media frames of a watch session are read with
 //! [`StreamSession::next_frame`] instead (they are high-rate). Events are buffered up
-//! to [`BroadcastConfig::event_capacity`]; chat messages wait for room (the chat client
-//! then stops reading), other events are dropped when the buffer is full and counted in
-//! [`SessionStats::events_dropped`] — [`StreamSession::state`] and
-//! [`StreamSession::stats`] are always current.
+//! to [`BroadcastConfig::event_capacity`]. Chat outcomes the app is owed — messages,
+//! [`SessionEvent::ChatSent`], [`SessionEvent::ChatSendFailed`],
+//! [`SessionEvent::ChatDeleted`], [`SessionEvent::ChatKicked`] — are never dropped: they
+//! wait for room (the chat client then stops reading its socket). Other events are
+//! dropped when the buffer is full and counted in [`SessionStats::events_dropped`] —
+//! [`StreamSession::state`] and [`StreamSession::stats`] are always current.
 //!
 //! # Threads
 //!
@@ -324,6 +326,29 @@ pub enum SessionEvent {
         client_msg_id: String,
         /// Its sequence number in the room.
         seq: u64,
+    },
+    /// A message sent with [`StreamSession::send_chat`] was refused for good (too long,
+    /// rate limit past its retries, muted…); it will not be sent.
+    ChatSendFailed {
+        /// The id `send_chat` returned.
+        client_msg_id: String,
+        /// Why.
+        error: SessionError,
+    },
+    /// A message of the room was hidden by a moderator or its author.
+    ChatDeleted {
+        /// The room.
+        room: String,
+        /// The message's sequence number.
+        seq: u64,
+    },
+    /// This session was removed from the chat room (banned): it no longer receives or
+    /// sends there. The media part goes on.
+    ChatKicked {
+        /// The room.
+        room: String,
+        /// The server's reason, for logs.
+        reason: String,
     },
     /// The room's audience changed.
     Viewers(u64),
@@ -811,8 +836,8 @@ impl StreamSession {
     }
 
     /// Queues a chat message for the session's room; returns its `client_msg_id`. The
-    /// outcome arrives as [`SessionEvent::ChatSent`] or [`SessionEvent::Error`]; the
-    /// message survives chat reconnects. Before the chat's first connection (a session
+    /// outcome arrives as [`SessionEvent::ChatSent`] or [`SessionEvent::ChatSendFailed`],
+    /// never dropped; the message survives chat reconnects. Before the chat's first connection (a session
     /// can be Live before its chat is) it waits for it, up to 10 s.
     pub async fn send_chat(&self, text: &str) -> Result<String, SessionError> {
         self.inner.shared.check_open()?;

@@ -161,6 +161,14 @@ pub enum streamhub_event_kind {
     /// Broadcast: live on ingest `ingest` (0: the URL, then the backups); `text`: its URL
     /// with the stream key masked.
     STREAMHUB_EVENT_INGEST_LIVE = 10,
+    /// A message sent with `streamhub_session_send_chat` was refused for good and will
+    /// not be sent: `client_msg_id`, `text` (why).
+    STREAMHUB_EVENT_CHAT_SEND_FAILED = 11,
+    /// A message of the room was hidden by a moderator or its author: `room`, `seq`.
+    STREAMHUB_EVENT_CHAT_DELETED = 12,
+    /// This session was removed from the chat room (banned): `room`, `text` (the
+    /// server's reason). The media part goes on.
+    STREAMHUB_EVENT_CHAT_KICKED = 13,
 }
 
 /// One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
@@ -513,6 +521,24 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
             c_event.kind = STREAMHUB_EVENT_CHAT_SENT;
             c_event.client_msg_id = keep(client_msg_id);
             c_event.seq = *seq;
+        }
+        SessionEvent::ChatSendFailed {
+            client_msg_id,
+            error,
+        } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_SEND_FAILED;
+            c_event.client_msg_id = keep(client_msg_id);
+            c_event.text = keep(&error.to_string());
+        }
+        SessionEvent::ChatDeleted { room, seq } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_DELETED;
+            c_event.room = keep(room);
+            c_event.seq = *seq;
+        }
+        SessionEvent::ChatKicked { room, reason } => {
+            c_event.kind = STREAMHUB_EVENT_CHAT_KICKED;
+            c_event.room = keep(room);
+            c_event.text = keep(reason);
         }
         SessionEvent::Viewers(count) => {
             c_event.kind = STREAMHUB_EVENT_VIEWERS;

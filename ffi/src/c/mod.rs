@@ -34,8 +34,10 @@ pub extern "C" fn streamhub_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// Shuts the library down: stops every session still open (as `streamhub_session_free`
-/// would), then stops the runtime, waiting up to `timeout_ms` for its threads. After
+/// Shuts the library down: closes every session still open (as `streamhub_session_free`
+/// would), waits up to `timeout_ms` for the closed sessions to finish stopping (a
+/// broadcast unpublishes), then stops the runtime, waiting up to `timeout_ms` for its
+/// threads. After
 /// this every function that needs the runtime returns `STREAMHUB_SHUT_DOWN`, and
 /// handles not freed before can only be freed. Call it once, from the app's main
 /// thread, when StreamHub is no longer needed; never from a callback (it would wait for
@@ -49,8 +51,9 @@ pub extern "C" fn streamhub_shutdown(timeout_ms: u32) -> streamhub_result {
                 "streamhub_shutdown was called on a runtime thread",
             ));
         }
-        session::close_all();
-        crate::runtime::shutdown(Duration::from_millis(timeout_ms.into()));
+        let within = Duration::from_millis(timeout_ms.into());
+        session::close_all(within);
+        crate::runtime::shutdown(within);
         Ok(())
     })
 }

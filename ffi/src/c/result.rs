@@ -202,7 +202,9 @@ pub unsafe fn c_str_opt<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a
     }
 }
 
-/// Reads a byte buffer parameter; `len == 0` accepts a NULL pointer.
+/// Reads a byte buffer parameter; `len == 0` accepts a NULL pointer. A length above
+/// `isize::MAX` (a negative length cast to `size_t`, usually) is refused: no buffer can
+/// be that long, and a slice of it would be undefined behaviour.
 ///
 /// # Safety
 /// `ptr` points to `len` readable bytes (or `len` is 0).
@@ -212,6 +214,12 @@ pub unsafe fn c_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a 
     }
     if ptr.is_null() {
         return Err(CError::null(name));
+    }
+    if isize::try_from(len).is_err() {
+        return Err(CError::new(
+            STREAMHUB_INVALID_ARGUMENT,
+            format!("{name}: a length of {len} bytes cannot be a buffer's"),
+        ));
     }
     // SAFETY: the caller guarantees `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })

@@ -5,6 +5,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use streamhub::chat::client::CLIENT_MSG_ID_LEN;
 use streamhub::media::MediaError;
 use streamhub::media::{
     AudioFormat, AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFormat, VideoFrame,
@@ -569,11 +570,19 @@ pub unsafe extern "C" fn streamhub_session_send_audio(
     })
 }
 
+/// The size of a buffer that holds any `client_msg_id` with its NUL
+/// (`streamhub_session_send_chat`).
+pub const STREAMHUB_CLIENT_MSG_ID_SIZE: usize = 33;
+
+const _: () = assert!(STREAMHUB_CLIENT_MSG_ID_SIZE == CLIENT_MSG_ID_LEN + 1);
+
 /// Queues a chat message for the session's room. Its `client_msg_id` is copied to
-/// `id_buf` (NUL-terminated; 64 bytes are enough) unless `id_buf` is NULL. The outcome
-/// arrives as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_ERROR`; the message
-/// survives chat reconnects. Before the chat's first connection it waits for it (up to
-/// 10 s).
+/// `id_buf` (NUL-terminated; `STREAMHUB_CLIENT_MSG_ID_SIZE` bytes are enough) unless
+/// `id_buf` is NULL. A shorter `id_buf` gives `STREAMHUB_BUFFER_TOO_SMALL` and queues
+/// nothing, so a retry with a bigger buffer sends the message once. The outcome arrives
+/// as `STREAMHUB_EVENT_CHAT_SENT` or `STREAMHUB_EVENT_CHAT_SEND_FAILED`, always (chat
+/// outcomes are never dropped); the message survives chat reconnects. Before the chat's
+/// first connection it waits for it (up to 10 s).
 ///
 /// # Safety
 /// `text` is NUL-terminated; `id_buf` is NULL or has `id_len` writable bytes.
@@ -588,9 +597,22 @@ pub unsafe extern "C" fn streamhub_session_send_chat(
         let session = lookup(session)?;
         // SAFETY: forwarded contract.
         let text = unsafe { c_str(text, "text") }?;
+        // Checked before queueing: an app that retries with a bigger buffer must not
+        // send the message twice.
+        if !id_buf.is_null() && id_len < STREAMHUB_CLIENT_MSG_ID_SIZE {
+            return Err(CError::new(
+                STREAMHUB_BUFFER_TOO_SMALL,
+                format!(
+                    "nothing was queued: the id needs {STREAMHUB_CLIENT_MSG_ID_SIZE} bytes, \
+                     id_len is {id_len}"
+                ),
+            ));
+        }
         let id = runtime::block_on(session.core().send_chat(text))??;
         if !id_buf.is_null() {
             if id_len <= id.len() {
+                // Unreachable while ids are CLIENT_MSG_ID_LEN long; kept so that the copy
+                // below can never overrun.
                 return Err(CError::new(
                     STREAMHUB_BUFFER_TOO_SMALL,
                     format!(
@@ -666,8 +688,10 @@ pub unsafe extern "C" fn streamhub_session_stats(
 
 /// Ends the session: a broadcast sends what is queued and unpublishes, a watch closes
 /// its WHEP session, the chat waits up to 2 s for queued messages (bounded; at most
-/// about a minute in the worst case). Writes the final stats unless `out` is NULL. The
-/// handle stays valid until `streamhub_session_free`; idempotent.
+/// about a minute in the worst case). Returns once the event callback got every event
+/// of the session (up to 5 s more for a slow callback; not waited for when called from
+/// inside the callback). Writes the final stats unless `out` is NULL. The handle stays
+/// valid until `streamhub_session_free`; idempotent.
 ///
 /// # Safety
 /// `out` is NULL or valid for writes.
@@ -678,7 +702,7 @@ pub unsafe extern "C" fn streamhub_session_stop(
 ) -> streamhub_result {
     boundary(|| {
         let session = lookup(session)?;
-        let stats = runtime::block_on(session.stop())?;
+        let stats = session.stop_blocking()?;
         if !out.is_null() {
             // SAFETY: non-NULL, writable per the contract.
             unsafe { out.write(c_stats(&stats)) };
@@ -687,10 +711,13 @@ pub unsafe extern "C" fn streamhub_session_stop(
     })
 }
 
-/// Stops the session if it still runs (as `streamhub_session_stop`) and releases the
-/// handle. When it returns no callback of the session runs any more (called from inside
-/// one of the session's callbacks, the current callback is the last). NULL, or a handle
-/// already freed, is a no-op.
+/// Releases the handle and returns at once. When it returns no callback of the session
+/// runs any more (called from inside one of the session's callbacks, the current
+/// callback is the last; from another thread, it waits for the callback running at that
+/// moment, if any). A session still running stops in the background, as
+/// `streamhub_session_stop` would; `streamhub_shutdown` waits for those stops. Events
+/// not yet delivered are not: call `streamhub_session_stop` first to get every one.
+/// NULL, or a handle already freed, is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn streamhub_session_free(session: *mut streamhub_session) {
     boundary_void(|| {
@@ -700,10 +727,12 @@ pub extern "C" fn streamhub_session_free(session: *mut streamhub_session) {
     })
 }
 
-/// Stops every session still open (as `streamhub_session_free` would, without freeing
-/// handles the app still holds: later calls with them return `STREAMHUB_SHUT_DOWN`).
-pub(crate) fn close_all() {
+/// Closes every session still open (as `streamhub_session_free` would, without freeing
+/// handles the app still holds: later calls with them return `STREAMHUB_SHUT_DOWN`),
+/// then waits up to `within` for every closed session to finish stopping.
+pub(crate) fn close_all(within: Duration) {
     for session in SESSIONS.drain() {
         session.close();
     }
+    crate::session::wait_for_background_stops(within);
 }

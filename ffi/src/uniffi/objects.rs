@@ -192,7 +192,8 @@ impl StreamSession {
     }
 
     /// Queues a chat message for the room; returns its client message id. The outcome
-    /// arrives as `ChatSent` or `Error`; the message survives chat reconnects.
+    /// arrives as `ChatSent` or `ChatSendFailed`, never dropped; the message survives
+    /// chat reconnects.
     pub async fn send_chat(&self, text: String) -> Result<String, ChatError> {
         let core = self.session.core().clone();
         Ok(runtime::spawn(async move { core.send_chat(&text).await }).await??)

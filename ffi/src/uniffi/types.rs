@@ -427,6 +427,27 @@ pub enum StreamEvent {
         /// Its position in the room.
         seq: u64,
     },
+    /// A message sent with `sendChat` was refused for good; it will not be sent.
+    ChatSendFailed {
+        /// The id `sendChat` returned.
+        client_msg_id: String,
+        /// Why.
+        message: String,
+    },
+    /// A message of the room was hidden by a moderator or its author.
+    ChatDeleted {
+        /// The room.
+        room: String,
+        /// The message's position in the room.
+        seq: u64,
+    },
+    /// This session was removed from the chat room (banned); the media part goes on.
+    ChatKicked {
+        /// The room.
+        room: String,
+        /// The server's reason, for logs.
+        reason: String,
+    },
     /// The room's audience changed.
     Viewers {
         /// Chat members and video viewers, each person once.
@@ -475,6 +496,21 @@ impl From<&SessionEvent> for StreamEvent {
             SessionEvent::ChatSent { client_msg_id, seq } => StreamEvent::ChatSent {
                 client_msg_id: client_msg_id.clone(),
                 seq: *seq,
+            },
+            SessionEvent::ChatSendFailed {
+                client_msg_id,
+                error,
+            } => StreamEvent::ChatSendFailed {
+                client_msg_id: client_msg_id.clone(),
+                message: error.to_string(),
+            },
+            SessionEvent::ChatDeleted { room, seq } => StreamEvent::ChatDeleted {
+                room: room.clone(),
+                seq: *seq,
+            },
+            SessionEvent::ChatKicked { room, reason } => StreamEvent::ChatKicked {
+                room: room.clone(),
+                reason: reason.clone(),
             },
             SessionEvent::Viewers(count) => StreamEvent::Viewers { count: *count },
             SessionEvent::Error(error) => StreamEvent::Error {

@@ -171,6 +171,13 @@ int main(int argc, char **argv) {
     EXPECT(streamhub_session_set_video_config(broadcast, bytes, sizeof bytes), STREAMHUB_INVALID_ARGUMENT);
     EXPECT(streamhub_session_set_video_config(broadcast, NULL, 5), STREAMHUB_NULL_PARAMETER);
     EXPECT(streamhub_session_set_audio_config(broadcast, bytes, 1), STREAMHUB_INVALID_ARGUMENT);
+    /* A length no buffer can have (a negative length cast to size_t): refused, not read. */
+    streamhub_video_frame huge = {bytes, SIZE_MAX, STREAMHUB_VIDEO_AVCC, true, 0, 0};
+    EXPECT(streamhub_session_send_video(broadcast, &huge), STREAMHUB_INVALID_ARGUMENT);
+    EXPECT(streamhub_session_set_video_config(broadcast, bytes, (size_t)-5), STREAMHUB_INVALID_ARGUMENT);
+    /* An id buffer too small for the id: refused before anything is queued. */
+    char short_id[STREAMHUB_CLIENT_MSG_ID_SIZE - 1];
+    EXPECT(streamhub_session_send_chat(broadcast, "hi", short_id, sizeof short_id), STREAMHUB_BUFFER_TOO_SMALL);
     streamhub_session *retrying = dead_session(0, -1); /* still connecting: not failed yet */
     EXPECT(streamhub_session_send_chat(retrying, "hi", NULL, 0), STREAMHUB_CHAT_ERROR); /* no chat */
     streamhub_session_free(retrying);

@@ -16,7 +16,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use streamhub::chat::Role;
-use streamhub::chat::server::Claims;
+use streamhub::chat::server::{Claims, RoomSnapshot};
 use streamhub::hub::{Hub, HubConfig, StreamSummary};
 
 use process::Proc;
@@ -88,6 +88,11 @@ impl TestHub {
     /// The streams live now.
     pub fn streams(&self) -> Vec<StreamSummary> {
         self.hub.streams()
+    }
+
+    /// A chat room as the hub has it now.
+    pub fn room(&self, name: &str) -> Option<RoomSnapshot> {
+        self.hub.chat().room(name)
     }
 }
 

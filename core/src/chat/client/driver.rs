@@ -326,13 +326,18 @@ impl Driver {
                 }
                 request = self.requests.recv() => match request {
                     None => return false,
-                    Some(request) => self.offline_request(request),
+                    Some(request) => {
+                        if let Some(event) = self.offline_request(request) {
+                            self.emit(event).await;
+                        }
+                    }
                 }
             }
         }
     }
 
-    fn offline_request(&mut self, request: Request) {
+    /// Serves a request while disconnected; the event it caused, if any.
+    fn offline_request(&mut self, request: Request) -> Option<ChatEvent> {
         match request {
             Request::Join { room, reply } => {
                 let entry = self.rooms.entry(room).or_insert_with(new_room);
@@ -342,7 +347,7 @@ impl Driver {
                 self.forget_room(&room, ChatError::NotJoined(room.clone()));
                 let _ = reply.send(Ok(()));
             }
-            Request::Enqueue { message, responder } => self.enqueue(message, responder),
+            Request::Enqueue { message, responder } => return self.enqueue(message, responder),
             Request::Command { reply, .. } => {
                 let _ = reply.send(Err(ChatError::NotConnected));
             }
@@ -353,22 +358,23 @@ impl Driver {
                 });
             }
         }
+        None
     }
 
-    fn enqueue(&mut self, message: OutgoingMessage, mut responder: Responder) {
+    /// Queues a message; a message that cannot be queued fails, and its event is
+    /// returned (a queued message's outcome is owed to the app either way).
+    fn enqueue(&mut self, message: OutgoingMessage, responder: Responder) -> Option<ChatEvent> {
         if !self.rooms.contains_key(&message.room) {
-            if let Some(reply) = responder.reply.take() {
-                let _ = reply.send(Err(ChatError::NotJoined(message.room)));
-            }
-            return;
+            let error = ChatError::NotJoined(message.room.clone());
+            return Some(self.fail(message, responder, error));
         }
-        if let Err((message, mut responder)) = self.outbox.push(message, responder) {
+        if let Err((message, responder)) = self.outbox.push(message, responder) {
             // The permit bounds the queue; this only happens if the sizes disagree.
-            if let Some(reply) = responder.reply.take() {
-                let _ = reply.send(Err(ChatError::QueueFull(self.outbox.len())));
-            }
             warn!(room = %message.room, "outbox full");
+            let error = ChatError::QueueFull(self.outbox.len());
+            return Some(self.fail(message, responder, error));
         }
+        None
     }
 
     /// Drops a room and fails its queued messages.
@@ -616,7 +622,11 @@ impl Driver {
                     .await?;
                 let _ = reply.send(Ok(()));
             }
-            Request::Enqueue { message, responder } => self.enqueue(message, responder),
+            Request::Enqueue { message, responder } => {
+                if let Some(event) = self.enqueue(message, responder) {
+                    self.emit(event).await;
+                }
+            }
             Request::Command { command, reply } => {
                 self.send_command(link, command, Pending::Command(reply))
                     .await?;

@@ -557,7 +557,11 @@ impl ChatClient {
     }
 }
 
-/// A fresh idempotency key: 128 random bits in hex.
+/// The length of every `client_msg_id` this client makes ([`new_client_msg_id`]): 32
+/// hex digits. A binding can check an app's buffer against it before queueing.
+pub const CLIENT_MSG_ID_LEN: usize = 32;
+
+/// A fresh idempotency key: 128 random bits in hex ([`CLIENT_MSG_ID_LEN`] characters).
 pub fn new_client_msg_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }

@@ -1223,7 +1223,8 @@ public protocol StreamSessionProtocol: AnyObject, Sendable {
     
     /**
      * Queues a chat message for the room; returns its client message id. The outcome
-     * arrives as `ChatSent` or `Error`; the message survives chat reconnects.
+     * arrives as `ChatSent` or `ChatSendFailed`, never dropped; the message survives
+     * chat reconnects.
      */
     func sendChat(text: String) async throws  -> String
     
@@ -1408,7 +1409,8 @@ open func sendAudio(frame: AudioFrame)async throws   {
     
     /**
      * Queues a chat message for the room; returns its client message id. The outcome
-     * arrives as `ChatSent` or `Error`; the message survives chat reconnects.
+     * arrives as `ChatSent` or `ChatSendFailed`, never dropped; the message survives
+     * chat reconnects.
      */
 open func sendChat(text: String)async throws  -> String  {
     return
@@ -3895,6 +3897,39 @@ public enum StreamEvent: Equatable, Hashable {
          */seq: UInt64
     )
     /**
+     * A message sent with `sendChat` was refused for good; it will not be sent.
+     */
+    case chatSendFailed(
+        /**
+         * The id `sendChat` returned.
+         */clientMsgId: String, 
+        /**
+         * Why.
+         */message: String
+    )
+    /**
+     * A message of the room was hidden by a moderator or its author.
+     */
+    case chatDeleted(
+        /**
+         * The room.
+         */room: String, 
+        /**
+         * The message's position in the room.
+         */seq: UInt64
+    )
+    /**
+     * This session was removed from the chat room (banned); the media part goes on.
+     */
+    case chatKicked(
+        /**
+         * The room.
+         */room: String, 
+        /**
+         * The server's reason, for logs.
+         */reason: String
+    )
+    /**
      * The room's audience changed.
      */
     case viewers(
@@ -3958,10 +3993,19 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
         case 9: return .chatSent(clientMsgId: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 10: return .viewers(count: try FfiConverterUInt64.read(from: &buf)
+        case 10: return .chatSendFailed(clientMsgId: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .error(message: try FfiConverterString.read(from: &buf)
+        case 11: return .chatDeleted(room: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 12: return .chatKicked(room: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .viewers(count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 14: return .error(message: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -4024,13 +4068,31 @@ public struct FfiConverterTypeStreamEvent: FfiConverterRustBuffer {
             FfiConverterUInt64.write(seq, into: &buf)
             
         
-        case let .viewers(count):
+        case let .chatSendFailed(clientMsgId,message):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(clientMsgId, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .chatDeleted(room,seq):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(room, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .chatKicked(room,reason):
+            writeInt(&buf, Int32(12))
+            FfiConverterString.write(room, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .viewers(count):
+            writeInt(&buf, Int32(13))
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .error(message):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -4613,7 +4675,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() != 14597) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() != 53167) {
+    if (uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() != 1083) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_streamhub_ffi_checksum_method_streamsession_send_video() != 14159) {

@@ -1010,7 +1010,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_audio() and 0xFFFF) != 14597) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() and 0xFFFF) != 53167) {
+    if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_chat() and 0xFFFF) != 1083) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_streamhub_ffi_checksum_method_streamsession_send_video() and 0xFFFF) != 14159) {
@@ -2536,7 +2536,8 @@ public interface StreamSessionInterface {
     
     /**
      * Queues a chat message for the room; returns its client message id. The outcome
-     * arrives as `ChatSent` or `Error`; the message survives chat reconnects.
+     * arrives as `ChatSent` or `ChatSendFailed`, never dropped; the message survives
+     * chat reconnects.
      */
     suspend fun `sendChat`(`text`: kotlin.String): kotlin.String
     
@@ -2759,7 +2760,8 @@ open class StreamSession: Disposable, AutoCloseable, StreamSessionInterface
     
     /**
      * Queues a chat message for the room; returns its client message id. The outcome
-     * arrives as `ChatSent` or `Error`; the message survives chat reconnects.
+     * arrives as `ChatSent` or `ChatSendFailed`, never dropped; the message survives
+     * chat reconnects.
      */
     @Throws(ChatException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5220,6 +5222,63 @@ sealed class StreamEvent {
     }
     
     /**
+     * A message sent with `sendChat` was refused for good; it will not be sent.
+     */
+    data class ChatSendFailed(
+        /**
+         * The id `sendChat` returned.
+         */
+        val `clientMsgId`: kotlin.String, 
+        /**
+         * Why.
+         */
+        val `message`: kotlin.String) : StreamEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A message of the room was hidden by a moderator or its author.
+     */
+    data class ChatDeleted(
+        /**
+         * The room.
+         */
+        val `room`: kotlin.String, 
+        /**
+         * The message's position in the room.
+         */
+        val `seq`: kotlin.ULong) : StreamEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * This session was removed from the chat room (banned); the media part goes on.
+     */
+    data class ChatKicked(
+        /**
+         * The room.
+         */
+        val `room`: kotlin.String, 
+        /**
+         * The server's reason, for logs.
+         */
+        val `reason`: kotlin.String) : StreamEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * The room's audience changed.
      */
     data class Viewers(
@@ -5299,10 +5358,22 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            10 -> StreamEvent.Viewers(
+            10 -> StreamEvent.ChatSendFailed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            11 -> StreamEvent.ChatDeleted(
+                FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            11 -> StreamEvent.Error(
+            12 -> StreamEvent.ChatKicked(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            13 -> StreamEvent.Viewers(
+                FfiConverterULong.read(buf),
+                )
+            14 -> StreamEvent.Error(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -5380,6 +5451,30 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
                 + FfiConverterULong.allocationSize(value.`seq`)
             )
         }
+        is StreamEvent.ChatSendFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`clientMsgId`)
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
+        is StreamEvent.ChatDeleted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`room`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
+        is StreamEvent.ChatKicked -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`room`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
         is StreamEvent.Viewers -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -5450,13 +5545,31 @@ public object FfiConverterTypeStreamEvent : FfiConverterRustBuffer<StreamEvent>{
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
-            is StreamEvent.Viewers -> {
+            is StreamEvent.ChatSendFailed -> {
                 buf.putInt(10)
+                FfiConverterString.write(value.`clientMsgId`, buf)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is StreamEvent.ChatDeleted -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`room`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is StreamEvent.ChatKicked -> {
+                buf.putInt(12)
+                FfiConverterString.write(value.`room`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is StreamEvent.Viewers -> {
+                buf.putInt(13)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
             is StreamEvent.Error -> {
-                buf.putInt(11)
+                buf.putInt(14)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
