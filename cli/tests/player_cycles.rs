@@ -45,6 +45,22 @@ async fn cycle(url: &str) {
     player.close().await.expect("close");
 }
 
+/// Threads and file descriptors once the background tasks of closed connections have
+/// finished: the first of two equal readings 100 ms apart (a closed connection's
+/// tasks end within milliseconds; 10 s is the deadline, not a wait).
+async fn settled() -> (usize, usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = (threads(), open_fds());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = (threads(), open_fds());
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 #[test]
 fn hundred_connect_close_cycles_leave_threads_fds_and_memory_flat() {
     let server = AiortcWhep::start(&["--codec", "vp8"]);
@@ -58,14 +74,13 @@ fn hundred_connect_close_cycles_leave_threads_fds_and_memory_flat() {
         for _ in 0..10 {
             cycle(&url).await;
         }
-        // Let background tasks of the last connection finish.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (t0, f0, m0) = (threads(), open_fds(), rss_kib());
+        let (t0, f0) = settled().await;
+        let m0 = rss_kib();
         for _ in 0..100 {
             cycle(&url).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (t1, f1, m1) = (threads(), open_fds(), rss_kib());
+        let (t1, f1) = settled().await;
+        let m1 = rss_kib();
         eprintln!(
             "after warm-up: {t0} threads, {f0} fds, {m0} KiB; after 100 more cycles: {t1} threads, {f1} fds, {m1} KiB"
         );

@@ -22,6 +22,7 @@ pub mod chat;
 pub mod hub;
 pub mod media;
 pub mod net;
+pub mod redact;
 pub mod rtmp;
 pub mod session;
 pub mod whep;

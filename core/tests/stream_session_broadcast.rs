@@ -240,7 +240,14 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     // Kill the ingest while frames flow in real time: the session reconnects.
     let running = Arc::new(AtomicBool::new(true));
     let feeder = feed_in_real_time(session.clone(), clip.clone(), 3_100_000, running.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await; // let some real-time frames go out
+    // Some real-time frames go out first (about half a second of them).
+    let before_kill = session.stats().video_frames;
+    wait_for(
+        "real-time frames on the wire",
+        Duration::from_secs(10),
+        || session.stats().video_frames >= before_kill + 15,
+    )
+    .await;
     let killed = Instant::now();
     nginx.proc.kill();
     let state = session

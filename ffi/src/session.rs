@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use streamhub::redact::{Hidden, HiddenOption, IngestUrl, IngestUrls};
 use streamhub::rtmp::CongestionPolicy;
 use streamhub::session::{
     BroadcastConfig, OnStreamEnd, SessionChat, SessionError, SessionEvents, SessionState,
@@ -17,8 +18,9 @@ use crate::dispatch::{Dispatcher, EventSink, lock};
 use crate::gate::{CallbackGate, Delivery};
 use crate::runtime::{self, RuntimeError};
 
-/// What an app says about a session, in either binding.
-#[derive(Debug, Clone, Default)]
+/// What an app says about a session, in either binding. Its `Debug` hides the tokens
+/// and masks the stream keys.
+#[derive(Clone, Default)]
 pub struct SessionOptions {
     /// `rtmp(s)://…` to broadcast, the WHEP endpoint `http(s)://…` to watch.
     pub url: String,
@@ -42,6 +44,36 @@ pub struct SessionOptions {
     pub attempts_per_ingest: Option<u32>,
     /// Broadcast: what to do when media waits too long.
     pub congestion: CongestionOptions,
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL is an ingest's (a stream key inside) or a WHEP endpoint's: mask it as
+        // an ingest when it parses as one.
+        let url: &dyn std::fmt::Debug = if self.url.starts_with("rtmp") {
+            &IngestUrl(&self.url)
+        } else {
+            &self.url
+        };
+        f.debug_struct("SessionOptions")
+            .field("url", url)
+            .field("token", &HiddenOption(self.token.as_deref()))
+            .field(
+                "chat",
+                &self
+                    .chat
+                    .as_ref()
+                    .map(|(url, room, token)| (url, room, Hidden(token))),
+            )
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
+            .field("stats_interval", &self.stats_interval)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("end_when_stream_ends", &self.end_when_stream_ends)
+            .field("backup_urls", &IngestUrls(&self.backup_urls))
+            .field("attempts_per_ingest", &self.attempts_per_ingest)
+            .field("congestion", &self.congestion)
+            .finish()
+    }
 }
 
 /// Broadcast: the congestion policy as the app sets it; `None`s keep the defaults of
@@ -318,5 +350,45 @@ impl Drop for Session {
         // their own clones and end with the session, which ends when its last handle is
         // dropped.
         self.frames_gate.shut_without_waiting();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uniffi::types::{BroadcastOptions, ChatRoom};
+
+    #[test]
+    fn the_options_debug_form_shows_no_secret() {
+        let options = SessionOptions {
+            url: "rtmp://ingest.example.com/app/key-SECRET".into(),
+            token: Some("whep-SECRET".into()),
+            chat: Some(("ws://c/chat".into(), "room".into(), "jwt-SECRET".into())),
+            backup_urls: vec!["rtmps://b.example.com/app/key-SECRET".into()],
+            ..SessionOptions::default()
+        };
+        let record = BroadcastOptions {
+            url: options.url.clone(),
+            chat: Some(ChatRoom {
+                url: "ws://c/chat".into(),
+                room: "room".into(),
+                token: "jwt-SECRET".into(),
+            }),
+            max_reconnect_attempts: None,
+            stats_interval_ms: None,
+            backup_urls: options.backup_urls.clone(),
+            attempts_per_ingest: None,
+            back_pressure: false,
+            drop_disposable_ms: None,
+            drop_until_keyframe_ms: None,
+            drop_gops_ms: None,
+        };
+        for shown in [format!("{options:?}"), format!("{record:?}")] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(
+                shown.contains("rtmp://ingest.example.com/app/<key>"),
+                "{shown}"
+            );
+        }
     }
 }

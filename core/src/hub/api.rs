@@ -89,8 +89,8 @@ pub struct TokenRequest {
     pub room: Option<String>,
 }
 
-/// The answer to `POST /api/token`.
-#[derive(Debug, Serialize, Deserialize)]
+/// The answer to `POST /api/token`. Its `Debug` hides the token.
+#[derive(Serialize, Deserialize)]
 pub struct TokenResponse {
     /// A guest viewer token for the room, valid for an hour.
     pub token: String,
@@ -105,6 +105,18 @@ pub struct TokenResponse {
     /// The one room the token allows.
     #[serde(default)]
     pub room: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token", &crate::redact::Hidden(&self.token))
+            .field("chat", &self.chat)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("room", &self.room)
+            .finish()
+    }
 }
 
 /// Whether `POST /api/token` answers, decided when the hub starts serving.

@@ -109,8 +109,8 @@ pub use error::SessionError;
 pub use lifecycle::{FailReason, OnStreamEnd, ReconnectPolicy, SessionState};
 use lifecycle::{Failure, Lifecycle, Next};
 
-/// The stream's chat room.
-#[derive(Debug, Clone)]
+/// The stream's chat room. Its `Debug` hides the token.
+#[derive(Clone)]
 pub struct SessionChat {
     /// The chat server, e.g. `ws://127.0.0.1:8080/chat`.
     pub url: String,
@@ -134,8 +134,19 @@ impl SessionChat {
     }
 }
 
-/// How to go live.
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for SessionChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionChat")
+            .field("url", &self.url)
+            .field("room", &self.room)
+            .field("token", &crate::redact::Hidden(&self.token))
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// How to go live. Its `Debug` masks the stream keys.
+#[derive(Clone)]
 pub struct BroadcastConfig {
     /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
     pub url: String,
@@ -185,6 +196,22 @@ impl BroadcastConfig {
             stats_interval: Duration::from_secs(1),
             event_capacity: 256,
         }
+    }
+}
+
+impl std::fmt::Debug for BroadcastConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::{IngestUrl, IngestUrls};
+        f.debug_struct("BroadcastConfig")
+            .field("url", &IngestUrl(&self.url))
+            .field("backup_urls", &IngestUrls(&self.backup_urls))
+            .field("attempts_per_ingest", &self.attempts_per_ingest)
+            .field("chat", &self.chat)
+            .field("publish", &self.publish)
+            .field("reconnect", &self.reconnect)
+            .field("stats_interval", &self.stats_interval)
+            .field("event_capacity", &self.event_capacity)
+            .finish()
     }
 }
 

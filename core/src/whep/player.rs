@@ -76,8 +76,8 @@ const NACK_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a keyframe is asked for again while the picture is waiting for one.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
-/// How to play.
-#[derive(Debug, Clone)]
+/// How to play. Its `Debug` hides the token.
+#[derive(Clone)]
 pub struct PlayConfig {
     /// Bearer token for the WHEP server.
     pub token: Option<String>,
@@ -96,6 +96,19 @@ pub struct PlayConfig {
     /// answer promised video, ends the playback with [`WhepError::NoMedia`] naming what
     /// was seen.
     pub stall_timeout: Duration,
+}
+
+impl std::fmt::Debug for PlayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlayConfig")
+            .field("token", &crate::redact::HiddenOption(self.token.as_deref()))
+            .field("timeout", &self.timeout)
+            .field("latency", &self.latency)
+            .field("max_retries", &self.max_retries)
+            .field("bind", &self.bind)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish()
+    }
 }
 
 impl Default for PlayConfig {

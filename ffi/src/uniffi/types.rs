@@ -5,10 +5,12 @@ use std::time::Duration;
 use streamhub::session::{FailReason as CoreFailReason, SessionEvent, SessionState, SessionStats};
 use streamhub::whep::{Codec, MediaFrame, MediaKind};
 
+use streamhub::redact::Hidden;
+
 use crate::session::{CongestionOptions, SessionOptions};
 
-/// The stream's chat room.
-#[derive(Debug, Clone, uniffi::Record)]
+/// The stream's chat room. Its `Debug` hides the token.
+#[derive(Clone, uniffi::Record)]
 pub struct ChatRoom {
     /// The chat server, e.g. `ws://127.0.0.1:8080/chat`.
     pub url: String,
@@ -18,8 +20,8 @@ pub struct ChatRoom {
     pub token: String,
 }
 
-/// How to go live.
-#[derive(Debug, Clone, uniffi::Record)]
+/// How to go live. Its `Debug` masks the stream keys.
+#[derive(Clone, uniffi::Record)]
 pub struct BroadcastOptions {
     /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
     pub url: String,
@@ -57,8 +59,8 @@ pub struct BroadcastOptions {
     pub drop_gops_ms: Option<u32>,
 }
 
-/// How to watch.
-#[derive(Debug, Clone, uniffi::Record)]
+/// How to watch. Its `Debug` hides the token.
+#[derive(Clone, uniffi::Record)]
 pub struct WatchOptions {
     /// The WHEP endpoint, `http(s)://…/whep/{stream}`.
     pub url: String,
@@ -82,6 +84,34 @@ pub struct WatchOptions {
     /// instead of waiting for it to come back (the default).
     #[uniffi(default = false)]
     pub end_when_stream_ends: bool,
+}
+
+impl std::fmt::Debug for ChatRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatRoom")
+            .field("url", &self.url)
+            .field("room", &self.room)
+            .field("token", &Hidden(&self.token))
+            .finish()
+    }
+}
+
+/// Shown as the session options they make (whose `Debug` hides the secrets).
+impl std::fmt::Debug for BroadcastOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BroadcastOptions")
+            .field(&SessionOptions::from(self))
+            .finish()
+    }
+}
+
+/// Shown as the session options they make (whose `Debug` hides the secrets).
+impl std::fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WatchOptions")
+            .field(&SessionOptions::from(self))
+            .finish()
+    }
 }
 
 fn chat_triple(chat: &Option<ChatRoom>) -> Option<(String, String, String)> {
