@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// WebRTC stacks on both sides of every test share 2 cores: run these tests one at a
-/// time so that the first-frame deadline measures the protocol, not the scheduler.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn play(server: &AiortcWhep, extra: &[&str], limit: Duration) -> (std::process::Output, Duration) {
     let url = server.url();
     let mut args = vec!["play", url.as_str(), "--json"];

@@ -15,15 +15,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_counters_complete, decoded_frame_counters, free_port, tempdir};
+use common::{assert_counters_complete, decoded_frame_counters, free_port, serial, tempdir};
 use netlab::{LoopbackHost, NetLab};
-
-/// Chromium and the player share 2 cores: one test at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A loopback-only host running the Chromium WHEP sender with `args`; its port.
 fn chromium_sender(host: &mut LoopbackHost, tmp: &Path, args: &[&str]) -> u16 {

@@ -10,13 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Two WebRTC stacks and an encoder share 2 cores: one test at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn check_codec(codec: &str, file: &str) {
     let _serial = serial();
     let dir = tempdir();

@@ -25,6 +25,7 @@ pub mod net;
 pub mod redact;
 pub mod rtmp;
 pub mod session;
+mod sync;
 pub mod whep;
 
 pub use chat::{ChatClient, ChatError, ChatEvent};

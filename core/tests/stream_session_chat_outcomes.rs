@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use streamhub::chat::server::Claims;
 use streamhub::chat::{ChatClient, ChatConfig, Role, TokenSource};
-use streamhub::hub::{Hub, HubConfig};
+use streamhub::hub::Hub;
 use streamhub::session::{BroadcastConfig, SessionChat, SessionEvent, StreamSession};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
+
+#[path = "../../tests/support/loopback_hub.rs"]
+mod loopback_hub;
 
 const ROOM: &str = "outcomes";
 
@@ -25,18 +27,10 @@ fn token(hub: &Hub, user: &str, role: Role) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_app_still_gets_every_sent_deleted_and_kicked() {
-    let hub = Hub::new(HubConfig::with_secret(b"test secret"));
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rtmp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (http_addr, rtmp_addr) = (
-        http.local_addr().expect("addr"),
-        rtmp.local_addr().expect("addr"),
-    );
-    let serving = hub.clone();
-    let server = tokio::spawn(async move { serving.serve(http, rtmp).await });
-    let chat_url = format!("ws://{http_addr}/chat");
+    let loopback_hub::TestHub { hub, http, rtmp } = loopback_hub::start().await;
+    let chat_url = format!("ws://{http}/chat");
 
-    let mut config = BroadcastConfig::new(format!("rtmp://{rtmp_addr}/live/{ROOM}"));
+    let mut config = BroadcastConfig::new(format!("rtmp://{rtmp}/live/{ROOM}"));
     config.chat = Some(SessionChat::new(
         &chat_url,
         ROOM,
@@ -113,5 +107,4 @@ async fn a_slow_app_still_gets_every_sent_deleted_and_kicked() {
         "the buffer was full at some point (else this test proves nothing)"
     );
     session.stop().await.expect("stopped");
-    server.abort();
 }

@@ -36,7 +36,7 @@ static RUNTIME: Mutex<Slot> = Mutex::new(Slot::NotStarted);
 
 /// A handle to the runtime, starting it on first use.
 pub fn handle() -> Result<Handle, RuntimeError> {
-    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = crate::dispatch::lock(&RUNTIME);
     match &*slot {
         Slot::Running(runtime) => Ok(runtime.handle().clone()),
         Slot::ShutDown => Err(RuntimeError::ShutDown),
@@ -79,10 +79,7 @@ where
 
 /// True once [`shutdown`] was called.
 pub fn is_shut_down() -> bool {
-    matches!(
-        &*RUNTIME.lock().unwrap_or_else(|e| e.into_inner()),
-        Slot::ShutDown
-    )
+    matches!(&*crate::dispatch::lock(&RUNTIME), Slot::ShutDown)
 }
 
 /// Stops the runtime: its tasks are dropped (sessions not stopped before end abruptly),
@@ -90,7 +87,7 @@ pub fn is_shut_down() -> bool {
 /// the runtime fail with [`RuntimeError::ShutDown`]. Idempotent.
 pub fn shutdown(within: Duration) {
     let previous = {
-        let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = crate::dispatch::lock(&RUNTIME);
         std::mem::replace(&mut *slot, Slot::ShutDown)
     };
     if let Slot::Running(runtime) = previous {

@@ -482,3 +482,12 @@ pub fn loss_summary(label: &str, report: &serde_json::Value, counters: &[u16]) -
         report["reorder_wait_ms"],
     )
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the test binary's one-at-a-time lock: WebRTC stacks on both sides of a test
+/// (and Chromium) share 2 cores, so the tests of a binary that take it run one at a
+/// time, and a first-frame deadline measures the protocol, not the scheduler.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

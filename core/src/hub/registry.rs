@@ -1,20 +1,15 @@
 //! The live streams of a hub, by name: one publisher each.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::stream::LiveStream;
+use crate::sync::lock;
 
 /// The live streams.
 #[derive(Default)]
 pub struct Registry {
     streams: Mutex<HashMap<String, Arc<LiveStream>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Registry {

@@ -3,9 +3,10 @@
 //! viewer starts at a keyframe at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -118,12 +119,6 @@ pub struct LiveStream {
     whep_viewers: AtomicU64,
     /// WHEP viewers who sent a valid chat token, by user id (several sessions each).
     named_viewers: Mutex<std::collections::HashMap<String, usize>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LiveStream {

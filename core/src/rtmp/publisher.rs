@@ -217,7 +217,7 @@ impl Publisher {
         &self,
         f: impl FnOnce(&mut Packetizer) -> Result<T, crate::media::MediaError>,
     ) -> Result<T, RtmpError> {
-        let mut packetizer = self.packetizer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut packetizer = crate::sync::lock(&self.packetizer);
         Ok(f(&mut packetizer)?)
     }
 
@@ -246,13 +246,13 @@ impl Publisher {
 
     /// Sets the H.264 configuration explicitly (instead of in-band SPS/PPS).
     pub fn set_video_config(&self, config: AvcDecoderConfig) {
-        let mut packetizer = self.packetizer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut packetizer = crate::sync::lock(&self.packetizer);
         packetizer.set_video_config(config);
     }
 
     /// Sets the AAC configuration explicitly (required for raw AAC frames).
     pub fn set_audio_config(&self, config: AudioSpecificConfig) {
-        let mut packetizer = self.packetizer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut packetizer = crate::sync::lock(&self.packetizer);
         packetizer.set_audio_config(config);
     }
 
@@ -282,12 +282,12 @@ impl Publisher {
     /// The app's encoder now runs at `bps` (for example after following
     /// [`CongestionReport::recommended_bps`]): later recommendations start from there.
     pub fn set_encoder_bitrate(&self, bps: u64) {
-        lock_link(&self.link).estimator.encoder_bitrate(bps);
+        crate::sync::lock(&self.link).estimator.encoder_bitrate(bps);
     }
 
     /// The link as last measured (every 100 ms while live).
     pub fn congestion(&self) -> CongestionReport {
-        let mut report = lock_link(&self.link).report;
+        let mut report = crate::sync::lock(&self.link).report;
         report.waiting = self.queue.waiting();
         report.peak_waiting = self.queue.peak_waiting();
         report.dropped = self.queue.drops();
@@ -409,10 +409,6 @@ impl LinkState {
     }
 }
 
-fn lock_link(link: &Mutex<LinkState>) -> std::sync::MutexGuard<'_, LinkState> {
-    link.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What the driver shares with the `Publisher`.
 struct Shared {
     queue: Arc<MediaQueue>,
@@ -514,7 +510,7 @@ async fn poll_link(
             waiting_ms = waiting.as_millis() as u64,
             "link"
         );
-        let mut state = lock_link(&state);
+        let mut state = crate::sync::lock(&state);
         let estimate = state.estimator.sample(LinkSample {
             at: Instant::now(),
             delivered_bytes: acked,

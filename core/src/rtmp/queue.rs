@@ -142,7 +142,7 @@ impl MediaQueue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves plain data behind; keep going.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     fn has_room(&self, inner: &Inner, message: &MediaMessage) -> bool {

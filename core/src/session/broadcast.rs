@@ -14,6 +14,7 @@ use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame
 use crate::rtmp::{
     CongestionReport, DropCounts, PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl,
 };
+use crate::sync::lock;
 
 /// Which frames may go out on a fresh connection.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +43,6 @@ impl Gate {
     pub(crate) fn admit_audio(&self) -> bool {
         !(self.awaiting_keyframe && self.video_seen)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) struct Media {

@@ -463,7 +463,7 @@ impl Shared {
     }
 
     fn lifecycle(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
-        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.lifecycle)
     }
 
     /// Applies a lifecycle step and announces the new state (outside the lock).
@@ -881,12 +881,7 @@ impl StreamSession {
     /// later calls, from any clone, wait for the end and return the stats.
     pub async fn stop(&self) -> Result<SessionStats, SessionError> {
         self.inner.stop.send_replace(true);
-        let supervisor = self
-            .inner
-            .supervisor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let supervisor = crate::sync::lock(&self.inner.supervisor).take();
         // Bounded: the publisher's flush timeout, a WHEP DELETE, 5 s for the chat.
         let limit = Duration::from_secs(60);
         match supervisor {

@@ -70,7 +70,7 @@ impl Media {
     }
 
     fn set_play(&self, stats: Option<PlayStats>) {
-        *self.play.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        *crate::sync::lock(&self.play) = stats;
     }
 
     pub(crate) fn fill_stats(&self, stats: &mut SessionStats) {
@@ -79,7 +79,7 @@ impl Media {
         stats.audio_frames = c.audio_frames.load(Ordering::Relaxed);
         stats.bytes = c.bytes.load(Ordering::Relaxed);
         stats.frames_dropped = c.dropped.load(Ordering::Relaxed);
-        stats.play = self.play.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        stats.play = crate::sync::lock(&self.play).clone();
     }
 
     fn deliver(&self, frames: &mpsc::Sender<MediaFrame>, frame: MediaFrame) {

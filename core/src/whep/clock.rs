@@ -23,7 +23,7 @@ pub struct SenderClock {
 impl SenderClock {
     /// The offset, fixing it to `player_now_us - sender_now_us` if not yet set.
     fn offset(&self, player_now_us: i64, sender_now_us: i64) -> i64 {
-        let mut offset = self.offset_us.lock().unwrap_or_else(|e| e.into_inner());
+        let mut offset = crate::sync::lock(&self.offset_us);
         *offset.get_or_insert(player_now_us - sender_now_us)
     }
 }

@@ -37,6 +37,7 @@ use webrtc::runtime::{
 };
 
 use super::early_answer::{LocalCredentials, answer};
+use crate::sync::lock;
 
 /// Binding requests, and DTLS datagrams, kept per socket at most.
 const KEPT_PER_SOCKET: usize = 8;
@@ -141,12 +142,6 @@ fn keep(kept: &Mutex<VecDeque<Kept>>, datagram: &[u8], meta: &RecvMeta) {
     if kept.len() < KEPT_PER_SOCKET {
         kept.push_back((datagram.to_vec(), *meta));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A DTLS record (RFC 7983 §7: first byte 20 to 63).

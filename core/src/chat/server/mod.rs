@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tracing::warn;
 
@@ -53,6 +53,8 @@ pub use room::{Moderated, RoomSnapshot};
 use room::{Room, RoomRules};
 pub use store::{ChatStore, MemoryStore, RoomLog};
 pub use token::{Claims, PublicKeys, TokenKeys};
+
+pub(crate) use crate::sync::lock;
 
 /// How the server behaves. [`ChatServerConfig::with_secret`] gives the protocol's defaults.
 #[derive(Clone)]
@@ -165,13 +167,6 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<Option<u64>>,
     ticker_started: AtomicBool,
     per_ip: PerIp,
-}
-
-/// Locks a room or the room map; a panic elsewhere never makes them unusable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct ActiveGuard<'a>(&'a AtomicUsize);

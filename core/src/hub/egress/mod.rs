@@ -16,7 +16,7 @@ pub mod rtp;
 pub mod viewer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
 
@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use super::HubShared;
 use super::keys::valid_stream_name;
 use super::watch_tokens::authorize;
+use crate::sync::lock;
 use crate::whep::sdpfrag::{IceFragment, MAX_FRAGMENT_BYTES};
 use ice::{IceHandle, Patched};
 use viewer::Viewer;
@@ -50,12 +51,6 @@ struct Session {
     stream: String,
     stop: watch::Sender<bool>,
     ice: IceHandle,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Sessions {

@@ -190,10 +190,7 @@ impl PublicKeys {
         };
         let _one = remote.fetching.lock().await;
         let timeout = {
-            let mut schedule = remote
-                .schedule
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut schedule = crate::sync::lock(&remote.schedule);
             let now = Instant::now();
             if !schedule.due(why, now) {
                 return false;
@@ -222,11 +219,7 @@ impl PublicKeys {
         let Some(remote) = &self.inner.remote else {
             return;
         };
-        let due = remote
-            .schedule
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .due(Refresh::Periodic, Instant::now());
+        let due = crate::sync::lock(&remote.schedule).due(Refresh::Periodic, Instant::now());
         if !due || remote.background.swap(true, Ordering::AcqRel) {
             return;
         }
