@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::peers::{self, Nginx};
+use common::peers::{self, Nginx, NginxOptions};
 use netlab::NetLab;
 use streamhub::media::flv::FlvPayload;
 use streamhub::session::{BroadcastConfig, SessionEvent, SessionState, StreamSession};
@@ -235,8 +235,8 @@ async fn a_killed_primary_ingest_is_replaced_by_the_backup() {
     let clip = peers::read_clip(&clip_path);
     let (mut primary, backup) = tokio::task::block_in_place(|| {
         (
-            Nginx::start(&dir.path().join("primary"), None),
-            Nginx::start(&dir.path().join("backup"), None),
+            Nginx::start(&dir.path().join("primary"), NginxOptions::default()),
+            Nginx::start(&dir.path().join("backup"), NginxOptions::default()),
         )
     });
     let mut config = BroadcastConfig::new(primary.url("show"));

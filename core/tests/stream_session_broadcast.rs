@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::peers::{self, Nginx};
+use common::peers::{self, Nginx, NginxOptions};
 use common::{Server, client_config, connect, fast_config, wait_for};
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
@@ -139,7 +139,8 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     );
 
     let first_dir = dir.path().join("nginx-1");
-    let mut nginx = tokio::task::block_in_place(|| Nginx::start(&first_dir, None));
+    let mut nginx =
+        tokio::task::block_in_place(|| Nginx::start(&first_dir, NginxOptions::default()));
     let port = nginx.rtmp_port;
     let chat = Server::start(fast_config()).await;
     let (viewer, viewer_log) = connect(&chat, "viewer", Role::Viewer).await;
@@ -180,7 +181,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
         "nginx to record the whole clip",
         Duration::from_secs(20),
         || {
-            received = peers::packets(&recording);
+            received = peers::packets_so_far(&recording);
             peers::of_kind(&received, "video").len() >= source_video.len()
                 && peers::of_kind(&received, "audio").len() >= source_audio.len()
         },
@@ -262,7 +263,15 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     let noticed = killed.elapsed();
 
     let second_dir = dir.path().join("nginx-2");
-    let nginx2 = tokio::task::block_in_place(|| Nginx::start_on(&second_dir, port, None));
+    let nginx2 = tokio::task::block_in_place(|| {
+        Nginx::start(
+            &second_dir,
+            NginxOptions {
+                rtmp_port: Some(port),
+                ..NginxOptions::default()
+            },
+        )
+    });
     let restarted = Instant::now();
     let state = session
         .wait_for_state(Duration::from_secs(15), |s| *s == SessionState::Live)
@@ -275,7 +284,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     wait_for(
         "frames in the second recording",
         Duration::from_secs(15),
-        || peers::of_kind(&peers::packets(&second), "video").len() >= 30,
+        || peers::of_kind(&peers::packets_so_far(&second), "video").len() >= 30,
     )
     .await;
     running.store(false, Ordering::Relaxed);
@@ -364,7 +373,15 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_reasons() {
     let dir = peers::tempdir();
-    let nginx = tokio::task::block_in_place(|| Nginx::start(dir.path(), Some("good")));
+    let nginx = tokio::task::block_in_place(|| {
+        Nginx::start(
+            dir.path(),
+            NginxOptions {
+                only_key: Some("good".into()),
+                ..NginxOptions::default()
+            },
+        )
+    });
 
     let failed = |session: StreamSession| async move {
         session

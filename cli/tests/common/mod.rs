@@ -3,14 +3,21 @@
 //! condition against a deadline; nothing sleeps and hopes.
 #![allow(dead_code)]
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `streamhub` binary under test.
 pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 
+#[path = "../../../tests/support/ffprobe.rs"]
+mod ffprobe;
+#[allow(unused_imports)]
+pub use ffprobe::{Packet, of_kind, packets};
+#[path = "../../../tests/support/nginx.rs"]
+mod nginx;
+#[allow(unused_imports)]
+pub use nginx::{Nginx, NginxOptions, make_certificates};
 #[path = "../../../tests/support/postgres.rs"]
 pub mod postgres;
 #[path = "../../../tests/support/process.rs"]
@@ -60,70 +67,6 @@ pub fn make_clip(path: &Path, seconds: u32, extra: &[&str]) {
         .args(["-f", "flv"])
         .arg(path);
     run_checked("ffmpeg making a clip", &mut cmd);
-}
-
-/// One packet as ffprobe sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
-    pub codec_type: String,
-    pub pts: i64,
-    pub dts: i64,
-    pub key: bool,
-    pub size: u64,
-    pub hash: String,
-}
-
-/// Every packet of a media file, in file order, with the MD5 of its payload.
-pub fn packets(path: &Path) -> Vec<Packet> {
-    require::ffmpeg();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_packets",
-            "-show_data_hash",
-            "MD5",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("running ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
-    let num = |p: &serde_json::Value, k: &str| {
-        p[k].as_i64()
-            .unwrap_or_else(|| panic!("packet without {k}: {p}"))
-    };
-    json["packets"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|p| Packet {
-                    codec_type: p["codec_type"].as_str().unwrap_or_default().to_string(),
-                    pts: num(p, "pts"),
-                    dts: num(p, "dts"),
-                    key: p["flags"].as_str().unwrap_or_default().starts_with('K'),
-                    size: p["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-                    hash: p["data_hash"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Packets of one kind ("video" or "audio").
-pub fn of_kind(packets: &[Packet], kind: &str) -> Vec<Packet> {
-    packets
-        .iter()
-        .filter(|p| p.codec_type == kind)
-        .cloned()
-        .collect()
 }
 
 /// Asserts that `received` holds exactly the packets of `sent`, per kind: same count,
@@ -193,170 +136,6 @@ pub fn report(output: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
-}
-
-/// Options for a private nginx-rtmp.
-#[derive(Default)]
-pub struct NginxOptions {
-    /// Only this stream key may publish (checked by nginx's `on_publish`).
-    pub only_key: Option<String>,
-    /// Also listen for RTMPS through a TLS proxy (nginx stream module).
-    pub tls: bool,
-}
-
-/// nginx with the RTMP module, in the foreground, on free loopback ports; application
-/// `live` records every stream to `<dir>/<key>.flv`.
-pub struct Nginx {
-    pub proc: Proc,
-    pub rtmp_port: u16,
-    pub tls_port: u16,
-    pub dir: PathBuf,
-    /// CA certificate (PEM) that signed the TLS proxy's certificate.
-    pub ca_pem: PathBuf,
-}
-
-impl Nginx {
-    pub fn start(dir: &Path, options: NginxOptions) -> Nginx {
-        require::nginx_rtmp();
-        let rtmp_port = free_port();
-        let http_port = free_port();
-        let tls_port = free_port();
-        let d = dir.display();
-        let mut modules = "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n".to_string();
-        let mut extra = String::new();
-        let ca_pem = dir.join("ca.pem");
-        if options.tls {
-            modules.push_str("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n");
-            make_certificates(dir);
-            extra.push_str(&format!(
-                "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl; \
-                 ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key; \
-                 proxy_pass 127.0.0.1:{rtmp_port}; }} }}\n"
-            ));
-        }
-        let mut on_publish = String::new();
-        if let Some(key) = &options.only_key {
-            on_publish =
-                format!("notify_method get; on_publish http://127.0.0.1:{http_port}/auth;");
-            extra.push_str(&format!(
-                "http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; \
-                 fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi; \
-                 server {{ listen 127.0.0.1:{http_port}; location /auth {{ \
-                 if ($arg_name = \"{key}\") {{ return 200; }} return 403; }} }} }}\n"
-            ));
-        }
-        let conf = format!(
-            "{modules}daemon off;\nmaster_process off;\nworker_processes 1;\n\
-             error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 64; }}\n{extra}\
-             rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096; \
-             application live {{ live on; record all; record_path {d}; record_unique off; \
-             {on_publish} }} }} }}\n"
-        );
-        fs::write(dir.join("nginx.conf"), conf).expect("writing nginx.conf");
-        let proc = Proc::spawn(
-            "nginx",
-            Command::new("nginx")
-                .arg("-c")
-                .arg(dir.join("nginx.conf"))
-                .arg("-p")
-                .arg(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        wait_listen(rtmp_port);
-        if options.tls {
-            wait_listen(tls_port);
-        }
-        if options.only_key.is_some() {
-            wait_listen(http_port);
-        }
-        Nginx {
-            proc,
-            rtmp_port,
-            tls_port,
-            dir: dir.to_path_buf(),
-            ca_pem,
-        }
-    }
-
-    pub fn url(&self, key: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
-    }
-
-    /// Waits until nginx has closed the recording of `key` (it logs the disconnect
-    /// of every publisher) and returns its path.
-    pub fn recording(&self, key: &str, publishers: usize) -> PathBuf {
-        let log = self.dir.join("error.log");
-        wait_until(
-            "nginx to finish the recording",
-            Duration::from_secs(10),
-            || {
-                fs::read_to_string(&log)
-                    .map(|l| l.matches("disconnect").count() >= publishers)
-                    .unwrap_or(false)
-            },
-        );
-        self.dir.join(format!("{key}.flv"))
-    }
-}
-
-/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it:
-/// `ca.pem`, `server.pem` and `server.key` in `dir`.
-pub fn make_certificates(dir: &Path) {
-    require::program("openssl");
-    let ext = dir.join("san.ext");
-    fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san.ext");
-    let openssl = |args: &[&str]| {
-        run_checked(
-            "openssl",
-            Command::new("openssl").current_dir(dir).args(args),
-        )
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=StreamHub Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ]);
 }
 
 /// ffmpeg's own RTMP server: accepts one publisher on rtmp://127.0.0.1:PORT/live/KEY
