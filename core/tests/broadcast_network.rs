@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::peers::{self, Nginx, NginxOptions};
 use netlab::NetLab;
+use streamhub::media::Pacer;
 use streamhub::media::flv::FlvPayload;
 use streamhub::session::{BroadcastConfig, SessionEvent, SessionState, StreamSession};
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ async fn feed(
     start: Instant,
     shift_us: i64,
 ) -> usize {
+    let mut pacer = Pacer::new(start, shift_us);
     for (i, payload) in clip.iter().enumerate().skip(from) {
         let ts = match payload {
             FlvPayload::Video(f) => Some(f.dts_us),
@@ -37,8 +39,7 @@ async fn feed(
             if ts >= until_us {
                 return i;
             }
-            tokio::time::sleep_until(start + Duration::from_micros((ts - shift_us).max(0) as u64))
-                .await;
+            pacer.wait(ts).await;
         }
         match payload {
             FlvPayload::VideoConfig(c) => session.set_video_config(c.clone()).expect("config"),

@@ -12,6 +12,7 @@ use common::peers::{self, Nginx, NginxOptions};
 use common::{Server, client_config, connect, fast_config, wait_for};
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
+use streamhub::media::Pacer;
 use streamhub::media::flv::FlvPayload;
 use streamhub::session::{
     BroadcastConfig, FailReason, ReconnectPolicy, SessionChat, SessionError, SessionEvent,
@@ -105,7 +106,7 @@ fn feed_in_real_time(
 ) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let length_us = clip.iter().filter_map(pts_us).max().unwrap_or(0) + 33_333;
-        let start = Instant::now();
+        let mut pacer = Pacer::new(Instant::now(), 0);
         let mut round = 0i64;
         let mut sent = 0u64;
         while running.load(Ordering::Relaxed) {
@@ -114,8 +115,7 @@ fn feed_in_real_time(
                     break;
                 }
                 if let Some(ts) = pts_us(payload) {
-                    let due = start + Duration::from_micros((round * length_us + ts) as u64);
-                    tokio::time::sleep_until(due).await;
+                    pacer.wait(round * length_us + ts).await;
                     sent += 1;
                 }
                 send(&session, payload, first_shift_us + round * length_us).await;

@@ -4,8 +4,7 @@
 //! cargo run -p streamhub-examples --example publish_flv -- clip.flv rtmp://127.0.0.1/live/key
 //! ```
 
-use std::time::{Duration, Instant};
-
+use streamhub::media::Pacer;
 use streamhub::media::flv::{FlvPayload, FlvReader};
 use streamhub::rtmp::{PublishConfig, Publisher};
 
@@ -22,12 +21,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..PublishConfig::default()
     };
     let publisher = Publisher::connect(&url, config).await?;
-    let start = Instant::now();
+    let mut pacer = Pacer::from_first_timestamp();
     for tag in reader {
         let tag = tag?;
         // Real apps send frames as the encoder produces them; here we pace by timestamp.
-        tokio::time::sleep_until((start + Duration::from_millis(tag.timestamp_ms.into())).into())
-            .await;
+        pacer.wait(i64::from(tag.timestamp_ms) * 1000).await;
         match tag.payload {
             FlvPayload::VideoConfig(config) => publisher.set_video_config(config),
             FlvPayload::AudioConfig(config) => publisher.set_audio_config(config),

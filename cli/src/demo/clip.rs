@@ -3,11 +3,11 @@
 //! stamp in every video frame.
 
 use std::io::Cursor;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
-use streamhub::media::{AudioFrame, AvcDecoderConfig, VideoFrame};
+use streamhub::media::{AudioFrame, AvcDecoderConfig, Pacer, VideoFrame};
 use streamhub::session::{SessionError, StreamSession};
 
 /// The clip's bytes.
@@ -68,7 +68,7 @@ impl Clip {
         duration: Duration,
         mut on_video: impl FnMut(),
     ) -> Result<(), SessionError> {
-        let start = Instant::now();
+        let mut pacer = Pacer::new(tokio::time::Instant::now(), 0);
         let duration_ms = duration.as_millis() as i64;
         for pass in 0i64.. {
             let offset_ms = pass * self.length_ms;
@@ -77,8 +77,7 @@ impl Clip {
                 if at_ms >= duration_ms {
                     return Ok(());
                 }
-                let due = start + Duration::from_millis(at_ms as u64);
-                tokio::time::sleep_until(due.into()).await;
+                pacer.wait(at_ms * 1000).await;
                 let offset_us = offset_ms * 1000;
                 match &tag.payload {
                     FlvPayload::VideoConfig(config) => session.set_video_config(config.clone())?,

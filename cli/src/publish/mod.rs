@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use streamhub::media::Pacer;
 use streamhub::media::flv::{FlvPayload, FlvReader, FlvTag};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
 use streamhub::rtmp::{CongestionPolicy, PublishConfig, StreamMetadata, TlsOptions};
@@ -181,9 +182,8 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
         })
         .transpose()?;
     let mut next_stats = Instant::now();
-    let pace = args.realtime.then(Instant::now);
+    let mut pace = args.realtime.then(Pacer::from_first_timestamp);
     let pace_unix_us = unix_us();
-    let mut first_ts: Option<u32> = None;
     let mut pending = first_media;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -199,23 +199,19 @@ async fn publish(args: PublishArgs) -> Result<ExitCode, String> {
                     None => return Ok(()),
                 },
             };
-            if let Some(start) = pace {
-                let base = *first_ts.get_or_insert(tag.timestamp_ms);
-                let due =
-                    start + Duration::from_millis(u64::from(tag.timestamp_ms.wrapping_sub(base)));
+            let ts_us = i64::from(tag.timestamp_ms) * 1000;
+            if let Some(pacer) = pace.as_mut() {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = pacer.wait(ts_us) => {}
                     _ = &mut interrupted => { was_interrupted = true; return Ok(()); }
                 }
             }
             // The stamp is the frame's capture time: when it was due (realtime), else
             // now. A publisher that falls behind shows in the latency, as a camera's
             // frames would.
-            let stamp_us = match (pace, first_ts) {
-                (Some(_), Some(base)) => {
-                    pace_unix_us + u64::from(tag.timestamp_ms.wrapping_sub(base)) * 1000
-                }
-                _ => unix_us(),
+            let stamp_us = match pace.as_mut() {
+                Some(pacer) => pace_unix_us + pacer.offset(ts_us).as_micros() as u64,
+                None => unix_us(),
             };
             let sent = send_tag(
                 &publisher,

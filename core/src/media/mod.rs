@@ -10,6 +10,7 @@ mod error;
 pub mod flv;
 mod frame;
 mod metadata;
+mod pacer;
 pub mod sei;
 #[cfg(feature = "transcode")]
 pub mod transcode;
@@ -22,3 +23,4 @@ pub use avc::{
 pub use error::MediaError;
 pub use frame::{AudioFormat, AudioFrame, VideoFormat, VideoFrame};
 pub use metadata::StreamMetadata;
+pub use pacer::Pacer;
