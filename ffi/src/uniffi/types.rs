@@ -9,7 +9,7 @@ use streamhub::redact::Hidden;
 
 use crate::session::{CongestionOptions, SessionOptions};
 
-/// The stream's chat room. Its `Debug` hides the token.
+/// The stream's chat room.
 #[derive(Clone, uniffi::Record)]
 pub struct ChatRoom {
     /// The chat server, e.g. `ws://127.0.0.1:8080/chat`.
@@ -20,7 +20,7 @@ pub struct ChatRoom {
     pub token: String,
 }
 
-/// How to go live. Its `Debug` masks the stream keys.
+/// How to go live.
 #[derive(Clone, uniffi::Record)]
 pub struct BroadcastOptions {
     /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
@@ -59,7 +59,7 @@ pub struct BroadcastOptions {
     pub drop_gops_ms: Option<u32>,
 }
 
-/// How to watch. Its `Debug` hides the token.
+/// How to watch.
 #[derive(Clone, uniffi::Record)]
 pub struct WatchOptions {
     /// The WHEP endpoint, `http(s)://…/whep/{stream}`.
@@ -86,6 +86,7 @@ pub struct WatchOptions {
     pub end_when_stream_ends: bool,
 }
 
+// `Debug` by hand: the token stays hidden.
 impl std::fmt::Debug for ChatRoom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatRoom")
