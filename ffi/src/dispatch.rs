@@ -106,11 +106,6 @@ impl Dispatcher {
             .unwrap_or_else(|e| e.into_inner());
         *guard
     }
-
-    /// Ends delivery without waiting for a running callback (for `Drop`).
-    pub fn close_without_waiting(&self) {
-        self.gate.shut_without_waiting();
-    }
 }
 
 fn deliver_all(mut queue: SessionEvents, sinks: &Mutex<Sinks>, gate: &CallbackGate) {
