@@ -27,7 +27,7 @@ static void on_event(void *userdata, const streamhub_event *event) {
     struct broadcaster *b = userdata;
     switch (event->kind) {
     case STREAMHUB_EVENT_STATE_CHANGED:
-        printf("state: %d %s\n", (int)event->state.state, event->text);
+        printf("state: %d %s\n", (int)event->state->state, event->text);
         break;
     case STREAMHUB_EVENT_CHAT_MESSAGE:
         printf("chat: %s: %s (seq %llu)\n", event->user_name, event->text,
@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
     }
     struct broadcaster b = {0};
     streamhub_session_config config;
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     config.url = argv[optind + 1];
     config.chat_url = chat_url;
     config.chat_room = room;
@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
     streamhub_result r = streamhub_session_broadcast(&config, &session);
     if (r != STREAMHUB_OK) return fail("broadcast", r);
 
-    streamhub_state_info state;
+    streamhub_state_info state = { .struct_size = sizeof state };
     r = streamhub_session_wait_live(session, 10000, &state);
     int status = 0;
     if (r != STREAMHUB_OK || state.state != STREAMHUB_STATE_LIVE) {
@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
         status = send_file(session, argv[optind], offset, start, &last, &b, message);
         offset = last + 33333;
     }
-    streamhub_stats stats;
+    streamhub_stats stats = { .struct_size = sizeof stats };
     r = streamhub_session_stop(session, &stats);
     if (r != STREAMHUB_OK) status = fail("stop", r);
     printf("sent video_frames=%llu audio_frames=%llu dropped=%llu chat_received=%d\n",

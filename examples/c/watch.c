@@ -45,7 +45,7 @@ static void on_event(void *userdata, const streamhub_event *event) {
     struct viewer *v = userdata;
     switch (event->kind) {
     case STREAMHUB_EVENT_STATE_CHANGED:
-        printf("state: %d %s\n", (int)event->state.state, event->text);
+        printf("state: %d %s\n", (int)event->state->state, event->text);
         break;
     case STREAMHUB_EVENT_CHAT_JOINED:
     case STREAMHUB_EVENT_VIEWERS:
@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     streamhub_session_config config;
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     config.url = argv[optind];
     config.chat_url = chat_url;
     config.chat_room = room;
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
             if (r != STREAMHUB_OK) { status = fail("chat", r); break; }
             chat_sent = 1;
         }
-        streamhub_state_info state;
+        streamhub_state_info state = { .struct_size = sizeof state };
         if (streamhub_session_state(session, &state) == STREAMHUB_OK) {
             if (state.state == STREAMHUB_STATE_STREAM_ENDED) {
                 fprintf(stderr, "the stream ended\n");
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
         }
         nanosleep(&tick, NULL);
     }
-    streamhub_stats stats;
+    streamhub_stats stats = { .struct_size = sizeof stats };
     r = streamhub_session_stop(session, &stats);
     if (r != STREAMHUB_OK) status = fail("stop", r);
     /* After free returns no callback runs: the counters and the file are ours alone. */

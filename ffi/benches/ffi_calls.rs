@@ -17,7 +17,7 @@ use streamhub_ffi::c::events::{CFrameSink, UserData, streamhub_frame, streamhub_
 use streamhub_ffi::c::result::STREAMHUB_OK;
 use streamhub_ffi::c::session::{
     streamhub_session, streamhub_session_broadcast, streamhub_session_config,
-    streamhub_session_config_init, streamhub_session_free, streamhub_session_state,
+    streamhub_session_config_defaults, streamhub_session_free, streamhub_session_state,
     streamhub_session_stats,
 };
 use streamhub_ffi::c::{events::streamhub_stats, streamhub_version};
@@ -32,7 +32,10 @@ fn idle_session() -> *mut streamhub_session {
     // SAFETY: a valid out-pointer; init fills every field.
     let mut config = unsafe {
         assert_eq!(
-            streamhub_session_config_init(config.as_mut_ptr()),
+            streamhub_session_config_defaults(
+                config.as_mut_ptr(),
+                std::mem::size_of::<streamhub_session_config>()
+            ),
             STREAMHUB_OK
         );
         config.assume_init()
@@ -55,12 +58,16 @@ fn c_calls(c: &mut Criterion) {
         b.iter(|| black_box(streamhub_version()))
     });
     group.bench_function("streamhub_session_state", |b| {
-        let mut state = std::mem::MaybeUninit::<streamhub_state_info>::uninit();
+        let mut state = std::mem::MaybeUninit::<streamhub_state_info>::zeroed();
+        // SAFETY: a writable struct; the library reads its struct_size.
+        unsafe { (*state.as_mut_ptr()).struct_size = size_of::<streamhub_state_info>() as u32 };
         // SAFETY: a live handle and a valid out-pointer.
         b.iter(|| unsafe { black_box(streamhub_session_state(session, state.as_mut_ptr())) })
     });
     group.bench_function("streamhub_session_stats", |b| {
-        let mut stats = std::mem::MaybeUninit::<streamhub_stats>::uninit();
+        let mut stats = std::mem::MaybeUninit::<streamhub_stats>::zeroed();
+        // SAFETY: a writable struct; the library reads its struct_size.
+        unsafe { (*stats.as_mut_ptr()).struct_size = size_of::<streamhub_stats>() as u32 };
         // SAFETY: a live handle and a valid out-pointer.
         b.iter(|| unsafe { black_box(streamhub_session_stats(session, stats.as_mut_ptr())) })
     });

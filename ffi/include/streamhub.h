@@ -9,6 +9,26 @@
  * out-parameters. Callbacks take (void *userdata, const T *) and run on threads the library
  * owns: a session's events on its "streamhub-events" thread, a watch session's frames on its
  * "streamhub-frames" thread, never with a library lock held. See README.md (ffi section).
+ *
+ * Compatibility rule (structs can grow; see ffi/src/c/versioned.rs):
+ * - The structs that can grow start with `uint32_t struct_size`: streamhub_session_config,
+ *   streamhub_stats, streamhub_state_info, streamhub_event and streamhub_frame. Fields
+ *   are only ever appended, each version's first new field at the previous version's
+ *   sizeof, and none of them is embedded by value in another. The media structs
+ *   (streamhub_video_frame, streamhub_audio_frame, streamhub_flv_sample) are fixed: they
+ *   say all an encoded frame needs, and anything more comes as new functions.
+ * - Before handing a struct in or out, the app sets `struct_size = sizeof` (for a
+ *   configuration, streamhub_session_config_defaults(&config, sizeof config) does it; for
+ *   an output, `streamhub_stats stats = { .struct_size = sizeof stats };`).
+ * - The library reads the fields that fit in struct_size and takes the defaults for the
+ *   rest (an app older than the library). Non-zero bytes past what the library knows (an
+ *   app newer than the library that sets a newer field) are refused with
+ *   STREAMHUB_INVALID_ARGUMENT. It writes at most struct_size bytes and then sets
+ *   struct_size to what it wrote: a field past it was not written.
+ * - Structs handed to callbacks carry the library's struct_size: read a field only when
+ *   struct_size covers it (offsetof + sizeof).
+ * - Programs built against the first layout, which had no struct_size, are refused by
+ *   the loader (streamhub_session_config_init no longer exists) and must be rebuilt.
  */
 
 #ifndef STREAMHUB_H
@@ -269,6 +289,9 @@ typedef void (*streamhub_log_callback)(void *userdata,
 
 // A state with its details.
 typedef struct streamhub_state_info {
+  // `sizeof(streamhub_state_info)`, set by the app before the call (see the header's
+  // compatibility rule); the library sets it to the bytes it wrote.
+  uint32_t struct_size;
   // The state.
   enum streamhub_state state;
   // Why, for `STREAMHUB_STATE_FAILED`.
@@ -282,6 +305,10 @@ typedef struct streamhub_state_info {
 
 // Counters of a session (`streamhub_session_stats`, `STREAMHUB_EVENT_STATS`).
 typedef struct streamhub_stats {
+  // `sizeof(streamhub_stats)`, set by the app before the call (see the header's
+  // compatibility rule); the library sets it to the bytes it wrote. In
+  // `STREAMHUB_EVENT_STATS`, the library's size.
+  uint32_t struct_size;
   // The state now.
   enum streamhub_state state;
   // Milliseconds since the session was created.
@@ -343,10 +370,14 @@ typedef struct streamhub_stats {
 // One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
 // apply), and like `stats` valid only during the callback: copy what you keep.
 typedef struct streamhub_event {
+  // `sizeof(streamhub_event)` in the library: a field past it is not there (an app
+  // built against a newer header than the library).
+  uint32_t struct_size;
   // What happened.
   enum streamhub_event_kind kind;
-  // The new state (STATE_CHANGED; `retry_in_ms` also for CHAT_DISCONNECTED).
-  struct streamhub_state_info state;
+  // The new state (STATE_CHANGED; `retry_in_ms` also for CHAT_DISCONNECTED); never
+  // NULL.
+  const struct streamhub_state_info *state;
   // See the event kinds.
   const char *text;
   // The room (CHAT_JOINED, CHAT_MESSAGE).
@@ -388,6 +419,8 @@ typedef void (*streamhub_event_callback)(void *userdata, const struct streamhub_
 
 // A received frame; `data` is valid only during the callback.
 typedef struct streamhub_frame {
+  // `sizeof(streamhub_frame)` in the library: a field past it is not there.
+  uint32_t struct_size;
   // Audio or video.
   enum streamhub_media_kind kind;
   // The codec.
@@ -408,8 +441,9 @@ typedef struct streamhub_frame {
 // thread.
 typedef void (*streamhub_frame_callback)(void *userdata, const struct streamhub_frame *frame);
 
-// How to start a session. Fill it with `streamhub_session_config_init`, then set what
-// you need. Strings are read during the create call only.
+// How to start a session. Fill it with `streamhub_session_config_defaults(&config,
+// sizeof config)`, then set what you need. Strings are read during the create call
+// only.
 //
 // `on_event` and `on_frame` are called on threads the library owns (one
 // `streamhub-events` and one `streamhub-frames` thread per session), never with a
@@ -419,6 +453,9 @@ typedef void (*streamhub_frame_callback)(void *userdata, const struct streamhub_
 // `streamhub_session_free` returns (on another thread), no callback of the session
 // runs any more.
 typedef struct streamhub_session_config {
+  // `sizeof(streamhub_session_config)`, set by `streamhub_session_config_defaults`:
+  // fields past it take their defaults (see the header's compatibility rule).
+  uint32_t struct_size;
   // Broadcast: the ingest, `rtmp://host[:port]/app/key` or `rtmps://…`. Watch: the
   // WHEP endpoint, `http(s)://…`. Required.
   const char *url;
@@ -564,12 +601,15 @@ enum streamhub_result streamhub_last_error_message(char *buf, size_t len, size_t
 // `"STREAMHUB_UNKNOWN"` for a value that is not one.
 const char *streamhub_result_name(int32_t result);
 
-// Fills `config` with the defaults: everything NULL, numbers negative (defaults),
-// callbacks NULL.
+// Fills `config`, of `struct_size` bytes (pass `sizeof config`), with the defaults:
+// everything NULL, numbers negative (defaults), callbacks NULL, and `struct_size`.
+// It replaces `streamhub_session_config_init` of the first, unversioned layout, so that
+// a program built against that is refused by the loader rather than misread.
 //
 // # Safety
-// `config` is NULL (an error) or valid for writes.
-enum streamhub_result streamhub_session_config_init(struct streamhub_session_config *config);
+// `config` is NULL (an error) or valid for `struct_size` bytes of writes.
+enum streamhub_result streamhub_session_config_defaults(struct streamhub_session_config *config,
+                                                        size_t struct_size);
 
 // Starts going live to `config->url` (and joining the chat room) in the background;
 // the session is returned at once, connecting. Frames sent before it is Live are

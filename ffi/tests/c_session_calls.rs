@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::TestHub;
 use streamhub::chat::Role;
-use streamhub_ffi::c::events::{streamhub_event, streamhub_event_kind};
+use streamhub_ffi::c::events::{streamhub_event, streamhub_event_kind, streamhub_state_info};
 use streamhub_ffi::c::result::{STREAMHUB_BUFFER_TOO_SMALL, STREAMHUB_OK, streamhub_result};
 use streamhub_ffi::c::session::*;
 
@@ -74,7 +74,10 @@ fn broadcast(hub: &TestHub, stream: &str, seen: &Seen) -> *mut streamhub_session
     let mut config = std::mem::MaybeUninit::<streamhub_session_config>::uninit();
     // SAFETY: a writable config; the strings outlive the create call, `seen` the session.
     unsafe {
-        ok(streamhub_session_config_init(config.as_mut_ptr()));
+        ok(streamhub_session_config_defaults(
+            config.as_mut_ptr(),
+            std::mem::size_of::<streamhub_session_config>(),
+        ));
         let config = config.assume_init_mut();
         config.url = url.as_ptr();
         config.chat_url = chat_url.as_ptr();
@@ -145,7 +148,9 @@ fn free_returns_at_once_with_a_live_session_and_no_callback_runs_after() {
     let hub = TestHub::start();
     let seen = Seen::default();
     let session = broadcast(&hub, "free", &seen);
-    let mut state = std::mem::MaybeUninit::uninit();
+    let mut state = std::mem::MaybeUninit::<streamhub_state_info>::zeroed();
+    // SAFETY: a writable state, whose struct_size the library reads.
+    unsafe { (*state.as_mut_ptr()).struct_size = size_of::<streamhub_state_info>() as u32 };
     // SAFETY: a live handle; a writable state.
     ok(unsafe { streamhub_session_wait_live(session, 10_000, state.as_mut_ptr()) });
     wait_for("the stream at the hub", Duration::from_secs(10), || {

@@ -6,6 +6,7 @@ use std::ffi::{CString, c_char, c_void};
 use streamhub::session::{FailReason, SessionEvent, SessionState, SessionStats};
 use streamhub::whep::{Codec, MediaFrame, MediaKind};
 
+use super::versioned::{Versioned, own_size};
 use crate::dispatch::EventSink;
 use crate::session::FrameSink;
 
@@ -58,6 +59,9 @@ pub enum streamhub_fail_reason {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct streamhub_state_info {
+    /// `sizeof(streamhub_state_info)`, set by the app before the call (see the header's
+    /// compatibility rule); the library sets it to the bytes it wrote.
+    pub struct_size: u32,
     /// The state.
     pub state: streamhub_state,
     /// Why, for `STREAMHUB_STATE_FAILED`.
@@ -73,6 +77,10 @@ pub struct streamhub_state_info {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct streamhub_stats {
+    /// `sizeof(streamhub_stats)`, set by the app before the call (see the header's
+    /// compatibility rule); the library sets it to the bytes it wrote. In
+    /// `STREAMHUB_EVENT_STATS`, the library's size.
+    pub struct_size: u32,
     /// The state now.
     pub state: streamhub_state,
     /// Milliseconds since the session was created.
@@ -176,10 +184,14 @@ pub enum streamhub_event_kind {
 #[repr(C)]
 #[derive(Debug)]
 pub struct streamhub_event {
+    /// `sizeof(streamhub_event)` in the library: a field past it is not there (an app
+    /// built against a newer header than the library).
+    pub struct_size: u32,
     /// What happened.
     pub kind: streamhub_event_kind,
-    /// The new state (STATE_CHANGED; `retry_in_ms` also for CHAT_DISCONNECTED).
-    pub state: streamhub_state_info,
+    /// The new state (STATE_CHANGED; `retry_in_ms` also for CHAT_DISCONNECTED); never
+    /// NULL.
+    pub state: *const streamhub_state_info,
     /// See the event kinds.
     pub text: *const c_char,
     /// The room (CHAT_JOINED, CHAT_MESSAGE).
@@ -254,6 +266,8 @@ pub enum streamhub_codec {
 #[repr(C)]
 #[derive(Debug)]
 pub struct streamhub_frame {
+    /// `sizeof(streamhub_frame)` in the library: a field past it is not there.
+    pub struct_size: u32,
     /// Audio or video.
     pub kind: streamhub_media_kind,
     /// The codec.
@@ -315,6 +329,7 @@ pub struct CFrameSink {
 impl FrameSink for CFrameSink {
     fn deliver(&self, frame: &MediaFrame) {
         let c_frame = streamhub_frame {
+            struct_size: own_size::<streamhub_frame>(),
             kind: match frame.kind {
                 MediaKind::Video => streamhub_media_kind::STREAMHUB_MEDIA_VIDEO,
                 MediaKind::Audio => streamhub_media_kind::STREAMHUB_MEDIA_AUDIO,
@@ -353,6 +368,7 @@ pub fn state_info(state: &SessionState) -> streamhub_state_info {
     use streamhub_fail_reason::*;
     use streamhub_state::*;
     let mut info = streamhub_state_info {
+        struct_size: own_size::<streamhub_state_info>(),
         state: STREAMHUB_STATE_IDLE,
         fail_reason: STREAMHUB_FAIL_NONE,
         attempt: 0,
@@ -409,6 +425,7 @@ pub fn c_stats(stats: &SessionStats) -> streamhub_stats {
     let play = stats.play.as_ref();
     let chat = stats.chat.unwrap_or_default();
     streamhub_stats {
+        struct_size: own_size::<streamhub_stats>(),
         state: state_info(&stats.state).state,
         uptime_ms: millis(stats.uptime),
         time_live_ms: millis(stats.time_live),
@@ -458,9 +475,11 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
         strings.push(owned);
         ptr
     };
+    let mut state = state_info(&SessionState::Idle);
     let mut c_event = streamhub_event {
+        struct_size: own_size::<streamhub_event>(),
         kind: STREAMHUB_EVENT_ERROR,
-        state: state_info(&SessionState::Idle),
+        state: std::ptr::null(),
         text: empty.as_ptr(),
         room: empty.as_ptr(),
         user_id: empty.as_ptr(),
@@ -481,10 +500,10 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
     };
     let stats_storage;
     match event {
-        SessionEvent::StateChanged(state) => {
+        SessionEvent::StateChanged(new_state) => {
             c_event.kind = STREAMHUB_EVENT_STATE_CHANGED;
-            c_event.state = state_info(state);
-            c_event.text = keep(&state_text(state));
+            state = state_info(new_state);
+            c_event.text = keep(&state_text(new_state));
         }
         SessionEvent::Stats(stats) => {
             c_event.kind = STREAMHUB_EVENT_STATS;
@@ -498,7 +517,7 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
         SessionEvent::ChatDisconnected { reason, retry_in } => {
             c_event.kind = STREAMHUB_EVENT_CHAT_DISCONNECTED;
             c_event.text = keep(reason);
-            c_event.state.retry_in_ms = millis(*retry_in);
+            state.retry_in_ms = millis(*retry_in);
         }
         SessionEvent::ChatJoined { room, viewers } => {
             c_event.kind = STREAMHUB_EVENT_CHAT_JOINED;
@@ -567,6 +586,20 @@ fn with_c_event(event: &SessionEvent, call: impl FnOnce(&streamhub_event)) {
             c_event.text = keep(&format!("unknown event: {other:?}"));
         }
     }
+    c_event.state = &state;
     call(&c_event);
     drop(strings);
+}
+
+// SAFETY: repr(C), starts with `struct_size: u32`; the app writes only `struct_size`
+// (the library reads no other field of it).
+unsafe impl Versioned for streamhub_state_info {
+    const OLDEST_SIZE: usize = size_of::<streamhub_state_info>();
+    const NAME: &'static str = "streamhub_state_info";
+}
+
+// SAFETY: as for `streamhub_state_info`.
+unsafe impl Versioned for streamhub_stats {
+    const OLDEST_SIZE: usize = size_of::<streamhub_stats>();
+    const NAME: &'static str = "streamhub_stats";
 }

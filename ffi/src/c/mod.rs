@@ -22,6 +22,7 @@ pub mod handles;
 pub mod log;
 pub mod result;
 pub mod session;
+pub mod versioned;
 
 use std::ffi::c_char;
 use std::time::Duration;

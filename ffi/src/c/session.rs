@@ -18,6 +18,7 @@ use super::events::{
 };
 use super::handles::Table;
 use super::result::*;
+use super::versioned::{self, Versioned, read_in};
 use crate::runtime;
 use crate::session::{CongestionOptions, Session, SessionOptions};
 
@@ -30,8 +31,9 @@ pub struct streamhub_session {
 pub(crate) static SESSIONS: LazyLock<Table<Session, streamhub_session>> =
     LazyLock::new(|| Table::new("session"));
 
-/// How to start a session. Fill it with `streamhub_session_config_init`, then set what
-/// you need. Strings are read during the create call only.
+/// How to start a session. Fill it with `streamhub_session_config_defaults(&config,
+/// sizeof config)`, then set what you need. Strings are read during the create call
+/// only.
 ///
 /// `on_event` and `on_frame` are called on threads the library owns (one
 /// `streamhub-events` and one `streamhub-frames` thread per session), never with a
@@ -43,6 +45,9 @@ pub(crate) static SESSIONS: LazyLock<Table<Session, streamhub_session>> =
 #[repr(C)]
 #[derive(Debug)]
 pub struct streamhub_session_config {
+    /// `sizeof(streamhub_session_config)`, set by `streamhub_session_config_defaults`:
+    /// fields past it take their defaults (see the header's compatibility rule).
+    pub struct_size: u32,
     /// Broadcast: the ingest, `rtmp://host[:port]/app/key` or `rtmps://…`. Watch: the
     /// WHEP endpoint, `http(s)://…`. Required.
     pub url: *const c_char,
@@ -240,17 +245,25 @@ fn congestion(config: &streamhub_session_config) -> Result<CongestionOptions, CE
     })
 }
 
+/// A C configuration read: the options, the two callbacks and their userdata.
+type ReadConfig = (
+    SessionOptions,
+    streamhub_event_callback,
+    streamhub_frame_callback,
+    UserData,
+);
+
 /// Reads a C configuration.
 ///
 /// # Safety
 /// `config` is NULL or points to a valid `streamhub_session_config` whose strings are
 /// NULL or NUL-terminated.
-unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOptions, CError> {
+unsafe fn options(config: *const streamhub_session_config) -> Result<ReadConfig, CError> {
     if config.is_null() {
         return Err(CError::null("config"));
     }
-    // SAFETY: non-NULL and valid per the contract.
-    let config = unsafe { &*config };
+    // SAFETY: non-NULL and valid for its `struct_size` per the contract.
+    let config = &unsafe { read_in(config, config_defaults(), "config") }?;
     // SAFETY (all four): the strings are NULL or NUL-terminated per the contract.
     let url = unsafe { c_str(config.url, "config.url") }?;
     let token = unsafe { c_str_opt(config.token, "config.token") }?;
@@ -272,7 +285,7 @@ unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOpti
             "config.backup_urls",
         )
     }?;
-    Ok(SessionOptions {
+    let options = SessionOptions {
         backup_urls,
         attempts_per_ingest: u32::try_from(config.attempts_per_ingest).ok(),
         congestion: congestion(config)?,
@@ -294,43 +307,64 @@ unsafe fn options(config: *const streamhub_session_config) -> Result<SessionOpti
                 ));
             }
         },
+    };
+    Ok((
+        options,
+        config.on_event,
+        config.on_frame,
+        UserData(config.userdata),
+    ))
+}
+
+/// Fills `config`, of `struct_size` bytes (pass `sizeof config`), with the defaults:
+/// everything NULL, numbers negative (defaults), callbacks NULL, and `struct_size`.
+/// It replaces `streamhub_session_config_init` of the first, unversioned layout, so that
+/// a program built against that is refused by the loader rather than misread.
+///
+/// # Safety
+/// `config` is NULL (an error) or valid for `struct_size` bytes of writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn streamhub_session_config_defaults(
+    config: *mut streamhub_session_config,
+    struct_size: usize,
+) -> streamhub_result {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        unsafe { versioned::init(config, struct_size, config_defaults(), "config") }
     })
 }
 
-/// Fills `config` with the defaults: everything NULL, numbers negative (defaults),
-/// callbacks NULL.
-///
-/// # Safety
-/// `config` is NULL (an error) or valid for writes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn streamhub_session_config_init(
-    config: *mut streamhub_session_config,
-) -> streamhub_result {
-    boundary(|| {
-        let defaults = streamhub_session_config {
-            url: std::ptr::null(),
-            token: std::ptr::null(),
-            chat_url: std::ptr::null(),
-            chat_room: std::ptr::null(),
-            chat_token: std::ptr::null(),
-            max_reconnect_attempts: -1,
-            stats_interval_ms: -1,
-            stall_timeout_ms: -1,
-            on_event: None,
-            on_frame: None,
-            userdata: std::ptr::null_mut(),
-            on_stream_end: -1,
-            backup_urls: std::ptr::null(),
-            backup_url_count: 0,
-            attempts_per_ingest: -1,
-            congestion: -1,
-            drop_disposable_ms: -1,
-            drop_until_keyframe_ms: -1,
-            drop_gops_ms: -1,
-        };
-        // SAFETY: forwarded contract.
-        unsafe { write_out(config, defaults, "config") }
-    })
+/// The configuration the defaults function writes.
+fn config_defaults() -> streamhub_session_config {
+    streamhub_session_config {
+        struct_size: versioned::own_size::<streamhub_session_config>(),
+        url: std::ptr::null(),
+        token: std::ptr::null(),
+        chat_url: std::ptr::null(),
+        chat_room: std::ptr::null(),
+        chat_token: std::ptr::null(),
+        max_reconnect_attempts: -1,
+        stats_interval_ms: -1,
+        stall_timeout_ms: -1,
+        on_event: None,
+        on_frame: None,
+        userdata: std::ptr::null_mut(),
+        on_stream_end: -1,
+        backup_urls: std::ptr::null(),
+        backup_url_count: 0,
+        attempts_per_ingest: -1,
+        congestion: -1,
+        drop_disposable_ms: -1,
+        drop_until_keyframe_ms: -1,
+        drop_gops_ms: -1,
+    }
+}
+
+// SAFETY: repr(C), starts with `struct_size: u32`; its other fields are integers,
+// pointers and `Option`s of function pointers.
+unsafe impl Versioned for streamhub_session_config {
+    const OLDEST_SIZE: usize = size_of::<streamhub_session_config>();
+    const NAME: &'static str = "streamhub_session_config";
 }
 
 enum Kind {
@@ -350,15 +384,7 @@ unsafe fn open(
             return Err(CError::null("out"));
         }
         // SAFETY: forwarded contract.
-        let options = unsafe { options(config) }?;
-        // SAFETY: `config` was checked non-NULL by `options`.
-        let (on_event, on_frame, userdata) = unsafe {
-            (
-                (*config).on_event,
-                (*config).on_frame,
-                UserData((*config).userdata),
-            )
-        };
+        let (options, on_event, on_frame, userdata) = unsafe { options(config) }?;
         if runtime::is_shut_down() {
             return Err(CError::new(
                 STREAMHUB_SHUT_DOWN,
@@ -643,7 +669,7 @@ pub unsafe extern "C" fn streamhub_session_state(
     boundary(|| {
         let session = lookup(session)?;
         // SAFETY: forwarded contract.
-        unsafe { write_out(out, state_info(&session.core().state()), "out") }
+        unsafe { versioned::write_out(out, state_info(&session.core().state()), "out") }
     })
 }
 
@@ -660,11 +686,15 @@ pub unsafe extern "C" fn streamhub_session_wait_live(
 ) -> streamhub_result {
     boundary(|| {
         let session = lookup(session)?;
+        if !out.is_null() {
+            // SAFETY: non-NULL, readable per the contract; checked before the wait.
+            unsafe { versioned::check_out(out, "out") }?;
+        }
         let within = Duration::from_millis(timeout_ms.into());
         let state = runtime::block_on(session.wait_live(within))?;
         if !out.is_null() {
-            // SAFETY: non-NULL, writable per the contract.
-            unsafe { out.write(state_info(&state)) };
+            // SAFETY: non-NULL, writable for its `struct_size` per the contract.
+            unsafe { versioned::write_out(out, state_info(&state), "out") }?;
         }
         Ok(())
     })
@@ -682,7 +712,7 @@ pub unsafe extern "C" fn streamhub_session_stats(
     boundary(|| {
         let session = lookup(session)?;
         // SAFETY: forwarded contract.
-        unsafe { write_out(out, c_stats(&session.core().stats()), "out") }
+        unsafe { versioned::write_out(out, c_stats(&session.core().stats()), "out") }
     })
 }
 
@@ -704,8 +734,8 @@ pub unsafe extern "C" fn streamhub_session_stop(
         let session = lookup(session)?;
         let stats = session.stop_blocking()?;
         if !out.is_null() {
-            // SAFETY: non-NULL, writable per the contract.
-            unsafe { out.write(c_stats(&stats)) };
+            // SAFETY: non-NULL, writable for its `struct_size` per the contract.
+            unsafe { versioned::write_out(out, c_stats(&stats), "out") }?;
         }
         Ok(())
     })

@@ -33,6 +33,13 @@ static int failures = 0;
         }                                                                  \
     } while (0)
 
+/* The calling thread's last error message. */
+static const char *last_error(void) {
+    static char message[512];
+    streamhub_last_error_message(message, sizeof message, NULL);
+    return message;
+}
+
 static int log_lines = 0;
 static void on_log(void *userdata, int32_t level, const char *target, const char *message) {
     (void)level;
@@ -45,7 +52,7 @@ static void on_log(void *userdata, int32_t level, const char *target, const char
  * attempt, with -1 (the default policy) it keeps retrying for a while. */
 static streamhub_session *dead_session(int watch, int attempts) {
     streamhub_session_config config;
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     config.url = watch ? "http://127.0.0.1:9/whep/nothing" : "rtmp://127.0.0.1:9/live/nothing";
     config.max_reconnect_attempts = attempts;
     streamhub_session *session = NULL;
@@ -62,7 +69,7 @@ int main(int argc, char **argv) {
     uint8_t bytes[16] = {0};
 
     /* The error message and result names. */
-    EXPECT(streamhub_session_config_init(NULL), STREAMHUB_NULL_PARAMETER);
+    EXPECT(streamhub_session_config_defaults(NULL, sizeof(streamhub_session_config)), STREAMHUB_NULL_PARAMETER);
     char small[8];
     size_t full = 0;
     EXPECT(streamhub_last_error_message(small, sizeof small, &full), STREAMHUB_BUFFER_TOO_SMALL);
@@ -77,7 +84,7 @@ int main(int argc, char **argv) {
 
     /* Creating sessions. */
     EXPECT(streamhub_session_broadcast(NULL, &session), STREAMHUB_NULL_PARAMETER);
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_NULL_PARAMETER); /* url */
     config.url = "rtmp://127.0.0.1:9/live/x";
     EXPECT(streamhub_session_broadcast(&config, NULL), STREAMHUB_NULL_PARAMETER);
@@ -93,12 +100,12 @@ int main(int argc, char **argv) {
     config.chat_room = "room";
     config.chat_token = "\xc3\x28";
     EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_UTF8);
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     config.url = "rtmp://127.0.0.1:9/live/x";
     config.on_frame = (streamhub_frame_callback)1; /* frames are for watch sessions */
     EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
     CHECK(session == NULL);
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     CHECK(config.on_stream_end < 0); /* the default: wait for the stream to come back */
     config.url = "http://127.0.0.1:9/whep/x";
     config.on_stream_end = 7; /* not a streamhub_on_stream_end */
@@ -106,7 +113,7 @@ int main(int argc, char **argv) {
     CHECK(session == NULL);
 
     /* Backup ingests and the congestion policy. */
-    streamhub_session_config_init(&config);
+    streamhub_session_config_defaults(&config, sizeof config);
     CHECK(config.backup_urls == NULL && config.backup_url_count == 0);
     CHECK(config.congestion < 0 && config.drop_gops_ms < 0 && config.attempts_per_ingest < 0);
     config.url = "rtmp://127.0.0.1:9/live/x";
@@ -150,8 +157,8 @@ int main(int argc, char **argv) {
     session = NULL;
 
     /* Handles that are NULL, made up, or freed. */
-    streamhub_stats stats;
-    streamhub_state_info state;
+    streamhub_stats stats = { .struct_size = sizeof stats };
+    streamhub_state_info state = { .struct_size = sizeof state };
     EXPECT(streamhub_session_stats(NULL, &stats), STREAMHUB_NULL_PARAMETER);
     EXPECT(streamhub_session_stats((streamhub_session *)0x1234, &stats), STREAMHUB_INVALID_HANDLE);
     streamhub_session_free(NULL);
@@ -207,6 +214,46 @@ int main(int argc, char **argv) {
     CHECK(stats.state == STREAMHUB_STATE_ENDED || stats.state == STREAMHUB_STATE_FAILED);
     streamhub_session_free(watch);
 
+    /* struct_size: the compatibility rule of the header. */
+    EXPECT(streamhub_session_config_defaults(&config, 4), STREAMHUB_INVALID_ARGUMENT);
+    EXPECT(streamhub_session_config_defaults(&config, sizeof config), STREAMHUB_OK);
+    CHECK(config.struct_size == sizeof config);
+    config.url = "rtmp://127.0.0.1:9/live/nothing";
+    config.struct_size = 0; /* never set: as a program built before struct_size */
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "struct_size") != NULL);
+    config.struct_size = 1u << 20;
+    EXPECT(streamhub_session_broadcast(&config, &session), STREAMHUB_INVALID_ARGUMENT);
+    /* A newer app's bigger config: accepted while what this library does not know is
+     * zero, refused once a newer field is set. */
+    struct { streamhub_session_config known; uint64_t newer[2]; } newer_config;
+    EXPECT(streamhub_session_config_defaults(&newer_config.known, sizeof newer_config), STREAMHUB_OK);
+    CHECK(newer_config.known.struct_size == sizeof newer_config && newer_config.newer[1] == 0);
+    newer_config.known.url = "rtmp://127.0.0.1:9/live/nothing";
+    newer_config.known.max_reconnect_attempts = 0;
+    EXPECT(streamhub_session_broadcast(&newer_config.known, &session), STREAMHUB_OK);
+    streamhub_session_free(session);
+    session = NULL;
+    newer_config.newer[1] = 7;
+    EXPECT(streamhub_session_broadcast(&newer_config.known, &session), STREAMHUB_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "does not know") != NULL);
+    /* Outputs: never more than struct_size bytes written; struct_size says how many. */
+    streamhub_session *counted = dead_session(0, 0);
+    struct { streamhub_stats known; uint8_t newer[24]; } newer_stats;
+    memset(&newer_stats, 0xAB, sizeof newer_stats);
+    newer_stats.known.struct_size = sizeof newer_stats;
+    EXPECT(streamhub_session_stats(counted, &newer_stats.known), STREAMHUB_OK);
+    CHECK(newer_stats.known.struct_size == sizeof(streamhub_stats));
+    CHECK(newer_stats.newer[0] == 0xAB && newer_stats.newer[23] == 0xAB);
+    stats.struct_size = 3;
+    EXPECT(streamhub_session_stats(counted, &stats), STREAMHUB_INVALID_ARGUMENT);
+    state.struct_size = 0;
+    EXPECT(streamhub_session_state(counted, &state), STREAMHUB_INVALID_ARGUMENT);
+    state.struct_size = sizeof state;
+    EXPECT(streamhub_session_state(counted, &state), STREAMHUB_OK);
+    CHECK(state.struct_size == sizeof state);
+    streamhub_session_free(counted);
+
     /* The FLV reader. */
     streamhub_flv_reader *reader = NULL;
     streamhub_flv_sample sample;
@@ -232,7 +279,7 @@ int main(int argc, char **argv) {
     char message[256];
     streamhub_last_error_message(message, sizeof message, NULL);
     CHECK(strstr(message, "panic") != NULL);
-    EXPECT(streamhub_session_config_init(&config), STREAMHUB_OK); /* still working */
+    EXPECT(streamhub_session_config_defaults(&config, sizeof config), STREAMHUB_OK); /* still working */
 
     CHECK(log_lines > 0);
     EXPECT(streamhub_set_log_callback(STREAMHUB_LOG_OFF, NULL, NULL), STREAMHUB_OK);
