@@ -365,6 +365,19 @@ typedef struct streamhub_stats {
   uint64_t audio_dropped;
   // Broadcast: which ingest is live (0: the URL, 1…: the backups in order).
   uint32_t ingest;
+  // Since ABI 2. Watch: lost packets repaired by retransmission (NACK/RTX).
+  uint64_t packets_recovered;
+  // Since ABI 2. Watch: NACKs sent.
+  uint64_t nacks_sent;
+  // Since ABI 2. Watch: keyframe requests sent (PLI/FIR).
+  uint64_t keyframe_requests;
+  // Since ABI 2. Watch: times the picture froze (no new frame for a while).
+  uint64_t freezes;
+  // Since ABI 2. Watch: milliseconds spent frozen.
+  uint64_t frozen_ms;
+  // Since ABI 2. Watch: milliseconds from the start of the connection to its first
+  // frame; -1 before.
+  int64_t first_frame_ms;
 } streamhub_stats;
 
 // One event. Strings are NUL-terminated UTF-8, never NULL (empty when they do not
@@ -508,6 +521,14 @@ typedef struct streamhub_session_config {
   // negative for the default (1000). The three must be in order. Audio, sequence
   // headers and metadata are never dropped.
   int32_t drop_gops_ms;
+  // Since ABI 2. Events waiting for `on_event` at most: past it, events that can be
+  // lost (stats, congestion, viewers) are dropped and counted in `events_dropped`;
+  // chat outcomes never are. Negative for the default (256); 0 counts as 1.
+  int64_t event_queue_capacity;
+  // Since ABI 2. Watch: frames waiting for `on_frame` at most; past it frames are
+  // dropped and counted in `frames_dropped`. Negative for the default (512); 0 counts
+  // as 1.
+  int64_t frame_queue_capacity;
 } streamhub_session_config;
 
 // One encoded H.264 access unit to send. `data` is copied during the call.

@@ -44,6 +44,10 @@ pub struct SessionOptions {
     pub attempts_per_ingest: Option<u32>,
     /// Broadcast: what to do when media waits too long.
     pub congestion: CongestionOptions,
+    /// Events buffered for the app (`None`: 256).
+    pub event_capacity: Option<usize>,
+    /// Watch: frames buffered for the app (`None`: 512).
+    pub frame_capacity: Option<usize>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -72,6 +76,8 @@ impl std::fmt::Debug for SessionOptions {
             .field("backup_urls", &IngestUrls(&self.backup_urls))
             .field("attempts_per_ingest", &self.attempts_per_ingest)
             .field("congestion", &self.congestion)
+            .field("event_capacity", &self.event_capacity)
+            .field("frame_capacity", &self.frame_capacity)
             .finish()
     }
 }
@@ -126,6 +132,9 @@ impl SessionOptions {
         if let Some(interval) = self.stats_interval {
             config.stats_interval = interval;
         }
+        if let Some(capacity) = self.event_capacity {
+            config.event_capacity = capacity;
+        }
         config
     }
 
@@ -144,6 +153,12 @@ impl SessionOptions {
         }
         if self.end_when_stream_ends {
             config.on_stream_end = OnStreamEnd::End;
+        }
+        if let Some(capacity) = self.event_capacity {
+            config.event_capacity = capacity;
+        }
+        if let Some(capacity) = self.frame_capacity {
+            config.frame_capacity = capacity;
         }
         config
     }

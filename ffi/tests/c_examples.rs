@@ -17,13 +17,14 @@ use streamhub::chat::Role;
 
 const ASAN_FLAGS: &str = "-O1 -g -fsanitize=address -fno-omit-frame-pointer";
 
-/// Builds examples/c into `build` with ASan.
-fn build_examples(build: &Path) {
+/// Builds examples/c into `build` with ASan, against the header in `include`.
+fn build_examples(build: &Path, include: &Path) {
     common::require::program("make");
     let out = Command::new("make")
         .arg("-C")
         .arg(workspace().join("examples/c"))
         .arg(format!("BUILD={}", build.display()))
+        .arg(format!("INCLUDE={}", include.display()))
         .arg(format!("LIB_DIR={}", library_dir().display()))
         .arg(format!("CFLAGS={ASAN_FLAGS}"))
         .arg("LDFLAGS=-fsanitize=address")
@@ -80,14 +81,54 @@ fn field(output: &Finished, name: &str) -> u64 {
 fn c_examples_broadcast_and_watch_under_asan() {
     let dir = tempdir();
     let build = dir.path().join("build");
-    build_examples(&build);
+    build_examples(&build, &workspace().join("ffi/include"));
+    broadcast_and_watch(dir.path(), &build);
+}
+
+/// The examples built against the header of ABI 1 (`ffi/abi/streamhub-abi1.h`, kept as
+/// it was: smaller `streamhub_session_config` and `streamhub_stats`) run against this
+/// library exactly as the current ones do: the library reads the older config and
+/// writes the older stats. A program built against the first, unversioned layout
+/// cannot load: the function it must call first is gone from the library.
+#[test]
+fn c_examples_built_against_the_previous_abi_still_work() {
+    let dir = tempdir();
+    let include = dir.path().join("abi1");
+    std::fs::create_dir_all(&include).expect("a header folder");
+    std::fs::copy(
+        workspace().join("ffi/abi/streamhub-abi1.h"),
+        include.join("streamhub.h"),
+    )
+    .expect("the ABI 1 header");
+    let build = dir.path().join("build");
+    build_examples(&build, &include);
+    broadcast_and_watch(dir.path(), &build);
+
+    common::require::program("nm");
+    let symbols = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(library_dir().join("libstreamhub_ffi.so"))
+        .output()
+        .expect("nm");
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    assert!(symbols.contains(" streamhub_session_config_defaults\n"));
+    assert!(
+        !symbols.contains(" streamhub_session_config_init\n"),
+        "the unversioned layout's first call is still exported"
+    );
+}
+
+/// Runs the examples built in `build` against a hub: a broadcast of the demo clip
+/// twice and a watcher, chatting both ways; checks what each saw, and that the watcher's
+/// pictures are the source's.
+fn broadcast_and_watch(dir: &Path, build: &Path) {
     let hub = TestHub::start();
     let chat = hub.chat_url();
-    let recording = dir.path().join("watched.h264");
+    let recording = dir.join("watched.h264");
 
     let watch = start_under_asan(
         "watch",
-        dir.path(),
+        dir,
         Command::new(build.join("watch"))
             .args([
                 "-c",
@@ -104,7 +145,7 @@ fn c_examples_broadcast_and_watch_under_asan() {
     );
     let broadcast = start_under_asan(
         "broadcast",
-        dir.path(),
+        dir,
         Command::new(build.join("broadcast"))
             .args(["-c", &chat, "-r", "c-demo"])
             .args(["-t", &hub.token("alice", Role::Broadcaster)])

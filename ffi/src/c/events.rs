@@ -137,7 +137,24 @@ pub struct streamhub_stats {
     pub audio_dropped: u64,
     /// Broadcast: which ingest is live (0: the URL, 1…: the backups in order).
     pub ingest: u32,
+    /// Since ABI 2. Watch: lost packets repaired by retransmission (NACK/RTX).
+    pub packets_recovered: u64,
+    /// Since ABI 2. Watch: NACKs sent.
+    pub nacks_sent: u64,
+    /// Since ABI 2. Watch: keyframe requests sent (PLI/FIR).
+    pub keyframe_requests: u64,
+    /// Since ABI 2. Watch: times the picture froze (no new frame for a while).
+    pub freezes: u64,
+    /// Since ABI 2. Watch: milliseconds spent frozen.
+    pub frozen_ms: u64,
+    /// Since ABI 2. Watch: milliseconds from the start of the connection to its first
+    /// frame; -1 before.
+    pub first_frame_ms: i64,
 }
+
+/// `sizeof(streamhub_stats)` in ABI 1 (`ffi/abi/streamhub-abi1.h`).
+const STATS_ABI1_SIZE: usize = 224;
+const _: () = assert!(std::mem::offset_of!(streamhub_stats, packets_recovered) == STATS_ABI1_SIZE);
 
 /// What happened (which fields of `streamhub_event` are set).
 #[repr(C)]
@@ -460,6 +477,14 @@ pub fn c_stats(stats: &SessionStats) -> streamhub_stats {
         dropped_gop: congestion.map_or(0, |c| c.dropped.gop),
         audio_dropped: 0,
         ingest: u32::try_from(stats.ingest).unwrap_or(u32::MAX),
+        packets_recovered: play.map_or(0, |p| p.packets_recovered),
+        nacks_sent: play.map_or(0, |p| p.nacks_sent),
+        keyframe_requests: play.map_or(0, |p| p.pli_sent),
+        freezes: play.map_or(0, |p| p.freezes),
+        frozen_ms: play.map_or(0, |p| millis(p.frozen)),
+        first_frame_ms: play
+            .and_then(|p| p.first_frame)
+            .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
     }
 }
 
@@ -600,6 +625,6 @@ unsafe impl Versioned for streamhub_state_info {
 
 // SAFETY: as for `streamhub_state_info`.
 unsafe impl Versioned for streamhub_stats {
-    const OLDEST_SIZE: usize = size_of::<streamhub_stats>();
+    const OLDEST_SIZE: usize = STATS_ABI1_SIZE;
     const NAME: &'static str = "streamhub_stats";
 }

@@ -100,7 +100,21 @@ pub struct streamhub_session_config {
     /// negative for the default (1000). The three must be in order. Audio, sequence
     /// headers and metadata are never dropped.
     pub drop_gops_ms: i32,
+    /// Since ABI 2. Events waiting for `on_event` at most: past it, events that can be
+    /// lost (stats, congestion, viewers) are dropped and counted in `events_dropped`;
+    /// chat outcomes never are. Negative for the default (256); 0 counts as 1.
+    pub event_queue_capacity: i64,
+    /// Since ABI 2. Watch: frames waiting for `on_frame` at most; past it frames are
+    /// dropped and counted in `frames_dropped`. Negative for the default (512); 0 counts
+    /// as 1.
+    pub frame_queue_capacity: i64,
 }
+
+/// `sizeof(streamhub_session_config)` in ABI 1 (`ffi/abi/streamhub-abi1.h`).
+const CONFIG_ABI1_SIZE: usize = 136;
+const _: () = assert!(
+    std::mem::offset_of!(streamhub_session_config, event_queue_capacity) == CONFIG_ABI1_SIZE
+);
 
 /// What a broadcast does when the link is slower than the stream.
 #[repr(C)]
@@ -286,6 +300,8 @@ unsafe fn options(config: *const streamhub_session_config) -> Result<ReadConfig,
         )
     }?;
     let options = SessionOptions {
+        event_capacity: usize::try_from(config.event_queue_capacity).ok(),
+        frame_capacity: usize::try_from(config.frame_queue_capacity).ok(),
         backup_urls,
         attempts_per_ingest: u32::try_from(config.attempts_per_ingest).ok(),
         congestion: congestion(config)?,
@@ -357,13 +373,15 @@ fn config_defaults() -> streamhub_session_config {
         drop_disposable_ms: -1,
         drop_until_keyframe_ms: -1,
         drop_gops_ms: -1,
+        event_queue_capacity: -1,
+        frame_queue_capacity: -1,
     }
 }
 
 // SAFETY: repr(C), starts with `struct_size: u32`; its other fields are integers,
 // pointers and `Option`s of function pointers.
 unsafe impl Versioned for streamhub_session_config {
-    const OLDEST_SIZE: usize = size_of::<streamhub_session_config>();
+    const OLDEST_SIZE: usize = CONFIG_ABI1_SIZE;
     const NAME: &'static str = "streamhub_session_config";
 }
 

@@ -142,6 +142,7 @@ impl From<&BroadcastOptions> for SessionOptions {
                 drop_until_keyframe_at: ms(options.drop_until_keyframe_ms),
                 drop_gops_at: ms(options.drop_gops_ms),
             },
+            ..SessionOptions::default()
         }
     }
 }
