@@ -17,6 +17,10 @@
 //! failure is a typed error ([`RtmpError`], [`WhepError`], [`ChatError`],
 //! [`SessionError`]).
 
+// Library code does not unwrap what the network, a file or a caller gives it; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_debug_implementations)]
+
 pub mod chat;
 #[cfg(feature = "server")]
 pub mod hub;

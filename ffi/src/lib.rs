@@ -36,6 +36,10 @@
 //!   `STREAMHUB_PANIC`, uniffi raises an internal error in Swift/Kotlin. The library is
 //!   built with `panic = "unwind"` for this.
 
+// Library code does not unwrap what the network, a file or a caller gives it; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_debug_implementations)]
+
 pub mod c;
 pub mod dispatch;
 pub mod flv;

@@ -320,3 +320,25 @@ impl Hub {
         self.chat.shutdown(retry_after, within).await;
     }
 }
+
+impl std::fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `keys` shows stream names only; the chat config hides its secret.
+        f.debug_struct("HubConfig")
+            .field("chat", &self.chat)
+            .field("keys", &self.keys)
+            .field("webrtc_ip", &self.webrtc_ip)
+            .field("opus_bitrate", &self.opus_bitrate)
+            .field("dev_tokens", &self.dev_tokens)
+            .field("chat_engine", &self.chat_engine.as_ref().map(|_| "custom"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

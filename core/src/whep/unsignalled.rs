@@ -300,6 +300,16 @@ impl Interceptor for UnsignalledWatch {
     }
 }
 
+impl std::fmt::Debug for UnsignalledWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsignalledWatch")
+            .field("bound", &self.bound)
+            .field("repairs", &self.repairs)
+            .field("apt", &self.apt)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

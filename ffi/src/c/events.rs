@@ -628,3 +628,21 @@ unsafe impl Versioned for streamhub_stats {
     const OLDEST_SIZE: usize = STATS_ABI1_SIZE;
     const NAME: &'static str = "streamhub_stats";
 }
+
+impl std::fmt::Debug for UserData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserData")
+    }
+}
+
+impl std::fmt::Debug for CEventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CEventSink").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CFrameSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CFrameSink").finish_non_exhaustive()
+    }
+}

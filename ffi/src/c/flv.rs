@@ -142,3 +142,9 @@ pub unsafe extern "C" fn streamhub_flv_reader_next(
 pub extern "C" fn streamhub_flv_reader_free(reader: *mut streamhub_flv_reader) {
     boundary_void(|| drop(READERS.remove(reader)))
 }
+
+impl std::fmt::Debug for streamhub_flv_reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("streamhub_flv_reader")
+    }
+}

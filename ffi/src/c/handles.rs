@@ -80,3 +80,11 @@ impl<T, H> Table<T, H> {
             .unwrap_or_default()
     }
 }
+
+impl<T, H> std::fmt::Debug for Table<T, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}

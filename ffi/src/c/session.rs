@@ -784,3 +784,9 @@ pub(crate) fn close_all(within: Duration) {
     }
     crate::session::wait_for_background_stops(within);
 }
+
+impl std::fmt::Debug for streamhub_session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("streamhub_session")
+    }
+}

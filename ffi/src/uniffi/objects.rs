@@ -298,3 +298,25 @@ pub fn shutdown(timeout_ms: u32) {
 pub fn debug_panic(message: String) -> Result<(), SessionError> {
     panic!("debug_panic: {message}");
 }
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StreamSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSession")
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FlvReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlvReader").finish_non_exhaustive()
+    }
+}

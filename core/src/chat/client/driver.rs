@@ -503,7 +503,7 @@ impl Driver {
                         }
                     }
                 },
-                token = async { link.refresh.as_mut().expect("guarded").await }, if link.refresh.is_some() => {
+                token = async { match link.refresh.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } }, if link.refresh.is_some() => {
                     link.refresh = None;
                     match token {
                         Ok(Ok(token)) => {

@@ -565,3 +565,11 @@ pub const CLIENT_MSG_ID_LEN: usize = 32;
 pub fn new_client_msg_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
+
+impl std::fmt::Debug for ChatEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatEvents")
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}

@@ -192,6 +192,17 @@ impl<T> Outbox<T> {
     }
 }
 
+impl<T> std::fmt::Debug for Outbox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("queued", &self.queue.len())
+            .field("capacity", &self.capacity)
+            .field("in_flight", &self.in_flight)
+            .field("hold_until", &self.hold_until)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

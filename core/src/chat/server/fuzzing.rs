@@ -43,3 +43,9 @@ impl Drop for DetachedConnection {
         self.conn.leave_all();
     }
 }
+
+impl std::fmt::Debug for DetachedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedConnection").finish_non_exhaustive()
+    }
+}

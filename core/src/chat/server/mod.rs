@@ -462,3 +462,9 @@ fn start_ticker(shared: &Arc<Shared>) {
         }
     });
 }
+
+impl std::fmt::Debug for ChatServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatServer").finish_non_exhaustive()
+    }
+}

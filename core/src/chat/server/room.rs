@@ -688,6 +688,16 @@ fn ceil_ms(wait: Duration) -> u64 {
     wait.as_micros().div_ceil(1000).max(1) as u64
 }
 
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("name", &self.name)
+            .field("members", &self.members.len())
+            .field("slow_mode", &self.slow_mode)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::extract::ws::Utf8Bytes;

@@ -103,3 +103,11 @@ impl IceHandle {
         Ok(Patched::Restarted(ours.to_body()))
     }
 }
+
+impl std::fmt::Debug for IceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceHandle")
+            .field("gathered", &*self.gathered.borrow())
+            .finish_non_exhaustive()
+    }
+}

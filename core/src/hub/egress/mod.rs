@@ -337,3 +337,11 @@ pub(crate) async fn patch(
         }
     }
 }
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("live", &lock(&self.by_id).len())
+            .finish()
+    }
+}

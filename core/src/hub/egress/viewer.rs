@@ -479,3 +479,13 @@ impl Viewer {
         }
     }
 }
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("video", &self.video.is_some())
+            .field("audio", &self.audio.is_some())
+            .field("answer_bytes", &self.answer.len())
+            .finish_non_exhaustive()
+    }
+}

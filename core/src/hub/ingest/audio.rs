@@ -70,3 +70,16 @@ impl AudioPath {
         }
     }
 }
+
+impl std::fmt::Debug for AudioPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AudioPath::None => "AudioPath::None",
+            #[cfg(feature = "transcode")]
+            AudioPath::Aac(_) => "AudioPath::Aac",
+            #[cfg(not(feature = "transcode"))]
+            AudioPath::Aac => "AudioPath::Aac",
+            _ => "AudioPath::Opus",
+        })
+    }
+}

@@ -203,6 +203,16 @@ pub fn to_annexb(avcc: &[u8], config: &AvcDecoderConfig) -> Result<(Bytes, bool)
     Ok((out.freeze(), keyframe))
 }
 
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("stream", &self.stream)
+            .field("audio", &self.audio)
+            .field("opus_bitrate", &self.opus_bitrate)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
