@@ -106,5 +106,5 @@ async fn a_slow_app_still_gets_every_sent_deleted_and_kicked() {
         stats.events_dropped > 0,
         "the buffer was full at some point (else this test proves nothing)"
     );
-    session.stop().await.expect("stopped");
+    session.stop().await;
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::peers::AiortcWhep;
 use common::{Server, client_config, connect, fast_config, wait_for};
+use futures_util::StreamExt;
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
 use streamhub::session::{
@@ -74,8 +75,9 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
             viewers.clone(),
             joined.clone(),
         );
+        // The events as a futures Stream (the inherent `next()` is the same read).
         tokio::spawn(async move {
-            while let Some(event) = events.next().await {
+            while let Some(event) = StreamExt::next(&mut events).await {
                 match event {
                     SessionEvent::StateChanged(s) => states.lock().unwrap().push(s),
                     SessionEvent::Chat(m) => chat_texts.lock().unwrap().push(m.text),
@@ -94,7 +96,9 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         let (session, frames) = (session.clone(), frames.clone());
         tokio::spawn(async move {
             let mut first = true;
-            while let Ok(Some(frame)) = session.next_frame().await {
+            // The frames as a futures Stream: it ends when the session does.
+            let mut stream = std::pin::pin!(session.frames().expect("a watch session"));
+            while let Some(frame) = stream.next().await {
                 match frame.kind {
                     MediaKind::Video => frames.video.fetch_add(1, Ordering::Relaxed),
                     MediaKind::Audio => frames.audio.fetch_add(1, Ordering::Relaxed),
@@ -190,7 +194,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         "the first frame after the reconnect is marked"
     );
 
-    let stats = session.stop().await.unwrap();
+    let stats = session.stop().await;
     assert_eq!(stats.state, SessionState::Ended);
     assert_eq!(stats.reconnects, 1, "{stats:?}");
     assert_eq!(

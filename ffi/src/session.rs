@@ -270,10 +270,7 @@ impl Session {
     /// Stops the session (bounded, see [`StreamSession::stop`]) and returns its final
     /// stats.
     pub async fn stop(&self) -> SessionStats {
-        match self.session.stop().await {
-            Ok(stats) => stats,
-            Err(_) => self.session.stats(),
-        }
+        self.session.stop().await
     }
 
     /// Stops the session and waits until its listeners got every event (up to
@@ -311,9 +308,7 @@ fn stop_in_background(session: StreamSession) {
         return;
     };
     let task = handle.spawn(async move {
-        if let Err(error) = session.stop().await {
-            warn!(%error, "a closed session did not stop cleanly");
-        }
+        session.stop().await;
     });
     let mut stopping = lock(&STOPPING);
     stopping.retain(|task| !task.is_finished());

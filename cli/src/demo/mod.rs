@@ -258,11 +258,11 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     }
     // Alice ends the stream; the hub says goodbye to Bob's player, and Bob's session
     // reads that as the stream's end and ends.
-    let alice_stats = alice.stop().await.map_err(|e| e.to_string())?;
+    let alice_stats = alice.stop().await;
     let _ = bob
         .wait_for_state(Duration::from_secs(5), SessionState::is_terminal)
         .await;
-    let bob_stats = bob.stop().await.ok();
+    let bob_stats = bob.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watch_task).await;
     show_lines(&view, &mut shown_lines);
     view.finish();
@@ -319,15 +319,12 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         latency_ms_max: percentile(&latencies, 100.0),
         latency_samples: latencies.len(),
         first_frame_ms: bob_stats
+            .play
             .as_ref()
-            .and_then(|s| s.play.as_ref())
             .and_then(|p| p.first_frame)
             .map(|d| d.as_millis() as u64),
-        packets_lost: bob_stats
-            .as_ref()
-            .and_then(|s| s.play.as_ref())
-            .map_or(0, |p| p.packets_lost),
-        reconnects: alice_stats.reconnects + bob_stats.as_ref().map_or(0, |s| s.reconnects),
+        packets_lost: bob_stats.play.as_ref().map_or(0, |p| p.packets_lost),
+        reconnects: alice_stats.reconnects + bob_stats.reconnects,
         hub_bitrate_kbps,
         viewer_end,
         healthy: problems.is_empty(),

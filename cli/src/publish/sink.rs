@@ -146,7 +146,7 @@ impl Sink {
                 })
             }
             Sink::Session(s) => {
-                let stats = s.stop().await.map_err(|e| e.to_string())?;
+                let stats = s.stop().await;
                 match &stats.state {
                     SessionState::Failed { reason } => Err(reason.to_string()),
                     _ => Ok(of_session(&stats)),

@@ -21,7 +21,7 @@
 //! for frame in &frames {
 //!     session.send_video(frame).await?;
 //! }
-//! let stats = session.stop().await?;
+//! let stats = session.stop().await;
 //! println!("{} video frames sent", stats.video_frames);
 //! # Ok(()) }
 //! ```
@@ -89,6 +89,7 @@
 mod broadcast;
 mod chat;
 mod error;
+mod events;
 pub mod lifecycle;
 mod watch;
 
@@ -106,6 +107,7 @@ use crate::rtmp::{CongestionPolicy, CongestionReport, PublishConfig, PublishStat
 use crate::whep::{MediaFrame, PlayConfig, PlayStats};
 
 pub use error::SessionError;
+pub use events::SessionEvents;
 pub use lifecycle::{FailReason, OnStreamEnd, ReconnectPolicy, SessionState};
 use lifecycle::{Failure, Lifecycle, Next};
 
@@ -394,27 +396,6 @@ pub enum SessionEvent {
     Error(SessionError),
 }
 
-/// The app's events; `None` from [`SessionEvents::next`] once the session has ended or
-/// failed and every event was read.
-#[derive(Debug)]
-pub struct SessionEvents {
-    rx: mpsc::Receiver<SessionEvent>,
-    finished: state_watch::Receiver<bool>,
-}
-
-impl SessionEvents {
-    /// The next event; `None` once the session is over and every event was read, even
-    /// while handles to the session are still held.
-    pub async fn next(&mut self) -> Option<SessionEvent> {
-        tokio::select! {
-            biased;
-            event = self.rx.recv() => event,
-            // Every event was queued before `finished` was set: drain, then end.
-            _ = self.finished.wait_for(|done| *done) => self.rx.try_recv().ok(),
-        }
-    }
-}
-
 /// State shared by the handle and the session's tasks.
 pub(crate) struct Shared {
     lifecycle: Mutex<Lifecycle>,
@@ -442,13 +423,7 @@ impl Shared {
             chat: chat.map(|c| chat::ChatShared::new(&c.room)),
             finished,
         });
-        (
-            shared,
-            SessionEvents {
-                rx,
-                finished: finished_rx,
-            },
-        )
+        (shared, SessionEvents::new(rx, finished_rx))
     }
 
     /// Sends an event without waiting; counts it when the app's buffer is full.
@@ -862,6 +837,29 @@ impl StreamSession {
         }
     }
 
+    /// The frames (watch) as a [`futures_util::Stream`]: what [`Self::next_frame`]
+    /// returns, ending once the session has ended or failed and every buffered frame was
+    /// read. One reader at a time: two streams of one session share its frames.
+    pub fn frames(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = MediaFrame> + Send + 'static, SessionError> {
+        if let Kind::Broadcast(_) = &self.inner.kind {
+            return Err(SessionError::WrongKind {
+                method: "frames",
+                kind: "broadcast",
+            });
+        }
+        Ok(futures_util::stream::unfold(
+            self.clone(),
+            |session| async move {
+                match session.next_frame().await {
+                    Ok(Some(frame)) => Some((frame, session)),
+                    _ => None,
+                }
+            },
+        ))
+    }
+
     /// Queues a chat message for the session's room; returns its `client_msg_id`. The
     /// outcome arrives as [`SessionEvent::ChatSent`] or [`SessionEvent::ChatSendFailed`],
     /// never dropped; the message survives chat reconnects. Before the chat's first connection (a session
@@ -877,9 +875,10 @@ impl StreamSession {
         chat.send(text).await
     }
 
-    /// Ends the session (see the module docs) and returns the final stats. Idempotent:
-    /// later calls, from any clone, wait for the end and return the stats.
-    pub async fn stop(&self) -> Result<SessionStats, SessionError> {
+    /// Ends the session (see the module docs) and returns the final stats. It cannot
+    /// fail: every step is bounded (about a minute at worst). Idempotent: later calls,
+    /// from any clone, wait for the end and return the stats.
+    pub async fn stop(&self) -> SessionStats {
         self.inner.stop.send_replace(true);
         let supervisor = crate::sync::lock(&self.inner.supervisor).take();
         // Bounded: the publisher's flush timeout, a WHEP DELETE, 5 s for the chat.
@@ -895,7 +894,7 @@ impl StreamSession {
                 let _ = tokio::time::timeout(limit, rx.wait_for(SessionState::is_terminal)).await;
             }
         }
-        Ok(self.stats())
+        self.stats()
     }
 }
 
