@@ -9,8 +9,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::{SessionChat, SessionChatStats, SessionError, SessionEvent, Shared};
-use crate::chat::client::backoff::Backoff;
-use crate::chat::{ChatClient, ChatError, ChatEvent, TokenSource};
+use crate::chat::{ChatClient, ChatEvent, TokenSource};
 
 /// How long `send_chat` waits for the chat's first connection.
 const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(10);
@@ -192,43 +191,23 @@ async fn forward(
     }
 }
 
-fn is_terminal(error: &ChatError) -> bool {
-    matches!(
-        error,
-        ChatError::Unauthorized(_) | ChatError::InvalidUrl(_) | ChatError::Incompatible(_)
-    )
-}
-
-/// Connects (retrying transient failures), joins the room and forwards events until
+/// Starts the chat client, joins the room and forwards events until
 /// the session's media part has ended.
 pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watch::Receiver<bool>) {
     let Some(chat) = shared.chat.as_ref() else {
         return;
     };
+    // The client retries every connection itself, the first one included: its
+    // failures arrive as `Disconnected` events, a final refusal as `Failed`.
     let token = TokenSource::fixed(config.token.clone());
-    let mut backoff = Backoff::new(config.config.backoff);
-    let (client, mut events) = loop {
-        let attempt = tokio::select! {
-            result = ChatClient::connect(&config.url, token.clone(), config.config.clone()) => result,
-            _ = super::stop_requested(&mut halt) => return,
-        };
-        match attempt {
-            Ok(connected) => break connected,
-            Err(error) => {
-                warn!(%error, "chat connect failed");
-                let terminal = is_terminal(&error);
-                shared.emit(SessionEvent::Error(SessionError::chat(
-                    "connecting to chat",
-                )(error)));
-                if terminal {
-                    return;
-                }
-                let delay = backoff.next_delay(rand::random::<f64>(), None);
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = super::stop_requested(&mut halt) => return,
-                }
-            }
+    let (client, mut events) = match ChatClient::start(&config.url, token, config.config.clone()) {
+        Ok(started) => started,
+        Err(error) => {
+            warn!(%error, "chat cannot start");
+            shared.emit(SessionEvent::Error(SessionError::chat(
+                "connecting to chat",
+            )(error)));
+            return;
         }
     };
     // The join's own `Joined` event arrives through `events`.

@@ -25,8 +25,11 @@
 //! server says the current one expires.
 
 pub mod backoff;
+mod connection;
 pub mod cursor;
 mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod outbox;
 pub mod transport;
 
@@ -341,10 +344,38 @@ impl ChatClient {
         token: TokenSource,
         config: ChatConfig,
     ) -> Result<(ChatClient, ChatEvents), ChatError> {
+        let (first_tx, first_rx) = oneshot::channel();
+        let started = ChatClient::spawn(url, token, config, Some(first_tx))?;
+        first_rx.await.map_err(|_| ChatError::Closed)??;
+        Ok(started)
+    }
+
+    /// Starts the client without waiting for a first connection: that one is retried
+    /// like any later one (with backoff), its failures arrive as
+    /// [`ChatEvent::Disconnected`], and a final refusal (unauthorized) as
+    /// [`ChatEvent::Failed`]. Joins and messages asked meanwhile wait for the connection.
+    /// For an app that wants the client whatever the network does now (a stream
+    /// session); [`ChatClient::connect`] is for one that wants the first connection's
+    /// error. Only a URL that cannot work is an error here. Call it inside a tokio
+    /// runtime.
+    pub fn start(
+        url: &str,
+        token: TokenSource,
+        config: ChatConfig,
+    ) -> Result<(ChatClient, ChatEvents), ChatError> {
+        ChatClient::spawn(url, token, config, None)
+    }
+
+    /// Starts the client's task; see [`driver::Driver::run`] for `first`.
+    fn spawn(
+        url: &str,
+        token: TokenSource,
+        config: ChatConfig,
+        first: Option<oneshot::Sender<Result<(), ChatError>>>,
+    ) -> Result<(ChatClient, ChatEvents), ChatError> {
         let url = ChatUrl::parse(url)?;
         let (requests, requests_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
-        let (first_tx, first_rx) = oneshot::channel();
         let client = ChatClient {
             requests,
             permits: Arc::new(Semaphore::new(config.outbox_capacity.max(1))),
@@ -352,8 +383,7 @@ impl ChatClient {
             command_timeout: config.command_timeout,
         };
         let driver = driver::Driver::new(url, token, config, events_tx, requests_rx);
-        tokio::spawn(driver.run(first_tx));
-        first_rx.await.map_err(|_| ChatError::Closed)??;
+        tokio::spawn(driver.run(first));
         Ok((client, ChatEvents { rx: events_rx }))
     }
 
