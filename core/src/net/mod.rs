@@ -1,7 +1,16 @@
-//! Networking pieces shared by the servers.
+//! Networking pieces shared by the protocols and the servers: TLS client settings, the
+//! byte stream under RTMP and the chat WebSocket with its TCP tuning, reconnect backoff,
+//! per-address limits and (feature `server`) HTTP limits.
 
+pub mod backoff;
 #[cfg(feature = "server")]
 pub mod http;
+pub mod link;
 pub mod per_ip;
+mod stream;
+mod tls;
 
+pub use backoff::{Backoff, BackoffConfig};
 pub use per_ip::{IpSlot, PerIp};
+pub use stream::ByteStream;
+pub use tls::{TlsConfigError, TlsOptions};

@@ -97,3 +97,9 @@ impl RtmpError {
         RtmpError::Protocol(what.to_string())
     }
 }
+
+impl From<crate::net::TlsConfigError> for RtmpError {
+    fn from(error: crate::net::TlsConfigError) -> Self {
+        RtmpError::TlsConfig(error.0)
+    }
+}

@@ -27,7 +27,6 @@ pub mod clock;
 pub mod congestion;
 mod error;
 pub(crate) mod handshake;
-pub mod link;
 pub mod packetizer;
 pub mod publisher;
 pub mod queue;
@@ -36,8 +35,8 @@ pub mod transport;
 mod url;
 
 pub use crate::media::StreamMetadata;
+pub use crate::net::TlsOptions;
 pub use congestion::{CongestionPolicy, CongestionReport, DropCounts};
 pub use error::RtmpError;
 pub use publisher::{PublishConfig, PublishStats, Publisher};
-pub use transport::TlsOptions;
 pub use url::{RtmpUrl, Scheme};

@@ -21,13 +21,13 @@ use super::congestion::{
     BitrateEstimator, CapacityFilter, CongestionPolicy, CongestionReport, EstimatorConfig,
     LinkSample,
 };
-use super::link::{self, LinkTuning};
 use super::packetizer::{MediaMessage, Packetizer};
 use super::queue::{MediaQueue, QueueClosed};
 use super::session::{PublishSession, SessionConfig};
 use super::transport::{self, ByteStream, TlsOptions};
 use super::{RtmpError, RtmpUrl};
 use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, StreamMetadata, VideoFrame};
+use crate::net::link::{self, LinkTuning};
 
 /// How to publish.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::chat::client::backoff::{Backoff, BackoffConfig};
+use crate::net::{Backoff, BackoffConfig};
 
 /// Why a session failed for good.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,7 @@
 //!   connection fails or closes, or no frame arrived for
 //!   [`WatchConfig::stall_timeout`]. The session goes `Reconnecting { attempt, retry_in,
 //!   reason }`, waits a full-jitter exponential backoff (the chat client's
-//!   [`Backoff`](crate::chat::client::backoff::Backoff): the window doubles from
+//!   [`Backoff`](crate::net::Backoff): the window doubles from
 //!   `base` to `cap`, and a connection that stayed up for `reset_after` starts again at
 //!   `base`), and reconnects. A failed attempt goes back to `Reconnecting` with the next
 //!   attempt number.
@@ -188,7 +188,7 @@ impl BroadcastConfig {
             // An ingest is cheap to call again: retry within half a second (a link that
             // comes back is used at once), for about a minute.
             reconnect: ReconnectPolicy {
-                backoff: crate::chat::client::backoff::BackoffConfig {
+                backoff: crate::net::BackoffConfig {
                     base: Duration::from_millis(200),
                     cap: Duration::from_millis(500),
                     reset_after: Duration::from_secs(30),

@@ -13,11 +13,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, warn};
 
-use super::backoff::Backoff;
 use super::connection::{Connection, End, Incoming, Outgoing, lost};
 use super::transport::{self, ChatSocket, ChatUrl};
 use super::{ChatConfig, ChatEvent, Request, TokenRequest, TokenSource};
 use crate::chat::ChatError;
+use crate::net::Backoff;
 
 /// How long a close frame may take to write.
 const CLOSE_WRITE: Duration = Duration::from_secs(2);

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, BackoffConfig};
 use super::connection::{Connection, End, Incoming, Outgoing};
 use super::cursor::JoinOutcome;
 use super::outbox::OutgoingMessage;
 use super::{ChatConfig, ChatEvent, Request, Responder};
 use crate::chat::protocol::CommandFrame;
+use crate::net::{Backoff, BackoffConfig};
 
 /// A client that joined rooms `a` and `b` and queued messages for `a`, `b`, `a` and `z`
 /// (never joined), on a link whose `connect` (command 1) was written; the joins are

@@ -24,7 +24,6 @@
 //! sent is published twice. A new token is asked from the app's [`TokenSource`] when the
 //! server says the current one expires.
 
-pub mod backoff;
 mod connection;
 pub mod cursor;
 mod driver;
@@ -45,8 +44,8 @@ use crate::chat::ChatError;
 use crate::chat::protocol::{
     ChatMessage, Command, ErrorBody, HistoryResult, MemberEvent, RoomState, SendResult, UserInfo,
 };
-use crate::rtmp::TlsOptions;
-pub use backoff::BackoffConfig;
+pub use crate::net::BackoffConfig;
+use crate::net::TlsOptions;
 pub use cursor::JoinOutcome;
 use outbox::OutgoingMessage;
 use transport::ChatUrl;

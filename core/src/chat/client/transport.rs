@@ -16,8 +16,7 @@ use url::Url;
 
 use crate::chat::ChatError;
 use crate::chat::protocol::SUBPROTOCOL;
-use crate::rtmp::TlsOptions;
-use crate::rtmp::transport::ByteStream;
+use crate::net::{ByteStream, TlsOptions};
 
 /// The chat socket.
 pub type ChatSocket = WebSocketStream<Box<dyn ByteStream>>;

@@ -1,6 +1,6 @@
 //! Publishing over a link slower than the stream: what to drop, and what bitrate to
 //! recommend to the app's encoder. Pure state machines, fed by the publisher's driver
-//! with what the socket delivered (see [`super::link`]).
+//! with what the socket delivered (see [`crate::net::link`]).
 //!
 //! # Waiting media
 //!

@@ -4,7 +4,7 @@
 //! small, so that media waits in our queue, where it can be dropped by priority,
 //! instead of in the socket. A dead link is noticed by the publisher itself (pings when
 //! idle, and no acknowledgement for too long, read from `TCP_INFO`: see
-//! [`super::Publisher::closed`]); TCP keepalive (1 s idle, 1 s apart, 2 probes: Linux
+//! [`crate::rtmp::Publisher::closed`]); TCP keepalive (1 s idle, 1 s apart, 2 probes: Linux
 //! counts them in whole seconds) and `TCP_USER_TIMEOUT` (3 × `dead_after`, at least
 //! 6 s) are backstops where `TCP_INFO` is missing. A 2 s user timeout killed working
 //! connections on a bufferbloated link (a retransmission backing off past it).
