@@ -38,8 +38,13 @@ fn check_codec(codec: &str, file: &str) {
         report["frames_recorded"].as_u64()
     );
     assert_counters_complete(&counters);
+    // Prompt, judged on the sender's clock (its counter starts at 0 when the track
+    // starts): the first picture is one of the sender's first second. Wall time is only
+    // a bound against a hang, as a loaded CI machine slows both sides.
+    let first = counters.first().copied().unwrap_or(u16::MAX);
+    assert!(first < 30, "the first picture is frame {first}: {report}");
     assert!(
-        report["first_frame_ms"].as_u64().unwrap() < 1000,
+        report["first_frame_ms"].as_u64().unwrap() < 5000,
         "{report}"
     );
     // DELETE reached the server when the duration ended.
@@ -59,18 +64,37 @@ fn vp8_from_aiortc_decodes_cleanly_and_arrives_complete() {
 /// The server withholds its encoder's first frames (the initial IDR), so the viewer starts
 /// mid-GOP as when joining a running stream. The encoders' next natural keyframe is 8 s
 /// (x264, keyint 250 at 30 fps) or 100 s (libvpx, 3000 frames) away, so a first frame
-/// within 1 s can only come from a keyframe request (PLI/FIR).
+/// before the sender's frame 90 (3 s of its clock) can only come from a keyframe request
+/// (PLI/FIR). Judged on the decoded counters, which leave out the set-up (ICE, DTLS, the
+/// sender's start) that a loaded machine stretches; the wall time is printed. Usually
+/// the first picture is frame 3 to 6.
 #[test]
-fn keyframe_requests_get_a_first_frame_within_1_s() {
+fn keyframe_requests_get_a_first_frame_long_before_the_next_natural_keyframe() {
     let _serial = serial();
-    for codec in ["h264", "vp8"] {
+    for (codec, file) in [("h264", "video.h264"), ("vp8", "video.ivf")] {
         let server = AiortcWhep::start(&["--codec", codec, "--drop-first-frames", "3"]);
-        let (out, _) = play(&server, &["--duration", "2"], Duration::from_secs(30));
+        let dir = tempdir();
+        let recording = dir.path().join(file);
+        let (out, _) = play(
+            &server,
+            &["--duration", "2", "--record", recording.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
         let report = report(&out);
-        let first = report["first_frame_ms"].as_u64().expect("a first frame");
+        let first_ms = report["first_frame_ms"].as_u64().expect("a first frame");
         let requests = server.stats()["keyframe_requests"].as_u64().unwrap();
-        eprintln!("{codec}: first frame after {first} ms, {requests} keyframe requests");
-        assert!(first < 1000, "{codec}: first frame after {first} ms");
+        let counters = decoded_frame_counters(&recording, 320, 240);
+        let first = counters.first().copied().unwrap_or(u16::MAX);
+        eprintln!(
+            "{codec}: first picture is frame {first}, after {first_ms} ms, {requests} keyframe \
+             requests"
+        );
+        assert!(
+            (3..90).contains(&first),
+            "{codec}: the first picture is frame {first} (3 withheld; the next natural \
+             keyframe is frame 250 or 3000)"
+        );
+        assert!(first_ms < 5000, "{codec}: first frame after {first_ms} ms");
         assert!(requests >= 1);
     }
 }

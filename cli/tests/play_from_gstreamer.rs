@@ -65,8 +65,14 @@ fn check_codec(codec: &str, file: &str) {
         "{} frames of 180: {report}",
         counters.len()
     );
+    // Prompt, judged on the sender's clock (its counter starts at 0 with the session):
+    // a player that missed the first keyframe and asked for none would start at the
+    // encoder's next periodic one, frame 60 (key-int-max). Wall time is only a bound
+    // against a hang: x265 starting on a loaded CI machine took 1087 ms once.
+    let first = counters.first().copied().unwrap_or(u16::MAX);
+    assert!(first < 60, "the first picture is frame {first}: {report}");
     assert!(
-        report["first_frame_ms"].as_u64().unwrap() < 1000,
+        report["first_frame_ms"].as_u64().unwrap() < 5000,
         "{report}"
     );
     assert_eq!(report["packets_lost"], 0, "{report}");
