@@ -42,11 +42,9 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, String> {
 async fn chat(args: ChatArgs) -> Result<ExitCode, String> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .map_err(|_| format!("invalid --timeout {}", args.timeout))?;
-    let config = ChatConfig {
-        connect_timeout: timeout,
-        client_name: "streamhub-cli".into(),
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.connect_timeout = timeout;
+    config.client_name = "streamhub-cli".into();
     let (client, mut events) =
         ChatClient::connect(&args.url, TokenSource::fixed(args.token.clone()), config)
             .await
@@ -149,6 +147,7 @@ fn outcome_note(outcome: &JoinOutcome) -> String {
             range.end()
         ),
         JoinOutcome::EpochChanged => "; the server lost its history".into(),
+        _ => String::new(),
     }
 }
 
@@ -181,6 +180,7 @@ fn event_json(event: &ChatEvent) -> Option<serde_json::Value> {
                 JoinOutcome::Recovered => "recovered",
                 JoinOutcome::Missed(_) => "missed",
                 JoinOutcome::EpochChanged => "epoch_changed",
+                _ => "other",
             },
         }),
         ChatEvent::Sent {

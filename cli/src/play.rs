@@ -88,12 +88,10 @@ fn seconds(value: f64, what: &str) -> Result<Duration, String> {
 
 async fn play(args: PlayArgs) -> Result<ExitCode, String> {
     let mut recorder = args.record.as_deref().map(Recorder::create).transpose()?;
-    let config = PlayConfig {
-        token: args.token.clone(),
-        timeout: seconds(args.timeout, "--timeout")?,
-        stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
-        ..PlayConfig::default()
-    };
+    let mut config = PlayConfig::default();
+    config.token = args.token.clone();
+    config.timeout = seconds(args.timeout, "--timeout")?;
+    config.stall_timeout = seconds(args.stall_timeout, "--stall-timeout")?;
     let mut player = Player::connect(&args.url, config)
         .await
         .map_err(|e| e.to_string())?;

@@ -33,10 +33,8 @@ fn rss_kib() -> u64 {
 }
 
 async fn cycle(url: &str) {
-    let config = PlayConfig {
-        timeout: Duration::from_secs(10),
-        ..PlayConfig::default()
-    };
+    let mut config = PlayConfig::default();
+    config.timeout = Duration::from_secs(10);
     let mut player = Player::connect(url, config).await.expect("connect");
     let frame = tokio::time::timeout(Duration::from_secs(10), player.next_frame())
         .await

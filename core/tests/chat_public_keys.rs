@@ -40,16 +40,14 @@ async fn serve_chat(public_keys: PublicKeys) -> (ChatServer, SocketAddr) {
 
 /// Connects with `token`, joins `cam1` and sends a message; the error if any step fails.
 async fn chat_with(addr: SocketAddr, token: String) -> Result<(), String> {
-    let (client, _events) = ChatClient::connect(
-        &format!("ws://{addr}/chat"),
-        TokenSource::fixed(token),
-        ChatConfig {
-            command_timeout: Duration::from_secs(5),
-            ..ChatConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let (client, _events) =
+        ChatClient::connect(&format!("ws://{addr}/chat"), TokenSource::fixed(token), {
+            let mut config = ChatConfig::default();
+            config.command_timeout = Duration::from_secs(5);
+            config
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     client.join("cam1").await.map_err(|e| e.to_string())?;
     client
         .send("cam1", "signed elsewhere")

@@ -85,10 +85,9 @@ async fn ask_token(addr: SocketAddr, host: &str, body: &str) -> (u16, String) {
 }
 
 fn client_config() -> ChatConfig {
-    ChatConfig {
-        command_timeout: Duration::from_secs(5),
-        ..ChatConfig::default()
-    }
+    let mut config = ChatConfig::default();
+    config.command_timeout = Duration::from_secs(5);
+    config
 }
 
 /// A chat client of the hub with `token`, joined to `room`.
@@ -318,14 +317,12 @@ async fn wait_live(hub: &Hub, name: &str) {
 }
 
 async fn play(addr: SocketAddr, name: &str, token: Option<String>) -> Result<Player, WhepError> {
-    Player::connect(
-        &format!("http://{addr}/whep/{name}"),
-        PlayConfig {
-            token,
-            timeout: Duration::from_secs(10),
-            ..PlayConfig::default()
-        },
-    )
+    Player::connect(&format!("http://{addr}/whep/{name}"), {
+        let mut config = PlayConfig::default();
+        config.token = token;
+        config.timeout = Duration::from_secs(10);
+        config
+    })
     .await
 }
 

@@ -27,13 +27,11 @@ async fn opus_from_the_publisher_reaches_viewers_byte_for_byte() {
     let serving = hub.clone();
     let server = tokio::spawn(async move { serving.serve(http, rtmp).await });
 
-    let publisher = Publisher::connect(
-        &format!("rtmp://{rtmp_addr}/live/voice"),
-        PublishConfig {
-            timestamp_origin_us: Some(0),
-            ..PublishConfig::default()
-        },
-    )
+    let publisher = Publisher::connect(&format!("rtmp://{rtmp_addr}/live/voice"), {
+        let mut config = PublishConfig::default();
+        config.timestamp_origin_us = Some(0);
+        config
+    })
     .await
     .expect("publish");
     let packets = opus_packets(150);

@@ -59,14 +59,11 @@ impl Events {
 }
 
 fn fast_reconnect() -> ReconnectPolicy {
-    ReconnectPolicy {
-        backoff: BackoffConfig {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(400),
-            reset_after: Duration::from_secs(30),
-        },
-        max_attempts: Some(100),
-    }
+    ReconnectPolicy::new(
+        BackoffConfig::new(Duration::from_millis(100), Duration::from_millis(400))
+            .with_reset_after(Duration::from_secs(30)),
+        Some(100),
+    )
 }
 
 /// Sends one tag; `shift_us` moves its timestamps (to loop a clip).
@@ -152,13 +149,14 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
     config.publish.congestion = streamhub::rtmp::CongestionPolicy::back_pressure();
     config.reconnect = fast_reconnect();
     config.stats_interval = Duration::from_millis(200);
-    config.chat = Some(SessionChat {
-        config: client_config(),
-        ..SessionChat::new(
+    config.chat = Some({
+        let mut chat = SessionChat::new(
             chat.url(),
             "cam1",
             chat.token("caster", Role::Broadcaster, 3600),
-        )
+        );
+        chat.config = client_config();
+        chat
     });
     let started = Instant::now();
     let (session, events) = StreamSession::broadcast(config).unwrap();
@@ -329,19 +327,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
         log.states().last() == Some(&SessionState::Ended)
     })
     .await;
-    let mut phases: Vec<&'static str> = log
-        .states()
-        .iter()
-        .map(|s| match s {
-            SessionState::Idle => "idle",
-            SessionState::Connecting { .. } => "connecting",
-            SessionState::Live => "live",
-            SessionState::Reconnecting { .. } => "reconnecting",
-            SessionState::Ended => "ended",
-            SessionState::StreamEnded => "stream ended",
-            SessionState::Failed { .. } => "failed",
-        })
-        .collect();
+    let mut phases: Vec<&'static str> = log.states().iter().map(SessionState::name).collect();
     phases.dedup();
     assert_eq!(
         phases,
@@ -421,10 +407,7 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
     // Nobody listening: retried, then Unreachable with the attempt count.
     let mut config =
         BroadcastConfig::new(format!("rtmp://127.0.0.1:{}/live/good", peers::free_port()));
-    config.reconnect = ReconnectPolicy {
-        max_attempts: Some(2),
-        ..fast_reconnect()
-    };
+    config.reconnect = ReconnectPolicy::new(fast_reconnect().backoff, Some(2));
     let (session, _events) = StreamSession::broadcast(config).unwrap();
     let state = failed(session).await;
     assert!(

@@ -30,14 +30,11 @@ struct Frames {
 }
 
 fn fast_reconnect() -> ReconnectPolicy {
-    ReconnectPolicy {
-        backoff: BackoffConfig {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(400),
-            reset_after: Duration::from_secs(30),
-        },
-        max_attempts: Some(100),
-    }
+    ReconnectPolicy::new(
+        BackoffConfig::new(Duration::from_millis(100), Duration::from_millis(400))
+            .with_reset_after(Duration::from_secs(30)),
+        Some(100),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,13 +50,14 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
     config.reconnect = fast_reconnect();
     config.stall_timeout = Duration::from_secs(2);
     config.stats_interval = Duration::from_millis(200);
-    config.chat = Some(SessionChat {
-        config: client_config(),
-        ..SessionChat::new(
+    config.chat = Some({
+        let mut chat = SessionChat::new(
             chat.url(),
             "cam1",
             chat.token("watcher", Role::Viewer, 3600),
-        )
+        );
+        chat.config = client_config();
+        chat
     });
     let started = Instant::now();
     let (session, mut events) = StreamSession::watch(config).unwrap();
@@ -215,15 +213,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         .lock()
         .unwrap()
         .iter()
-        .map(|s| match s {
-            SessionState::Idle => "idle",
-            SessionState::Connecting { .. } => "connecting",
-            SessionState::Live => "live",
-            SessionState::Reconnecting { .. } => "reconnecting",
-            SessionState::Ended => "ended",
-            SessionState::StreamEnded => "stream ended",
-            SessionState::Failed { .. } => "failed",
-        })
+        .map(SessionState::name)
         .collect();
     phases.dedup();
     assert_eq!(

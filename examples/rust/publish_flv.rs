@@ -16,10 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let reader = FlvReader::new(std::io::BufReader::new(std::fs::File::open(path)?))?;
 
-    let config = PublishConfig {
-        timestamp_origin_us: Some(0), // FLV times already start near zero
-        ..PublishConfig::default()
-    };
+    // Configs are `#[non_exhaustive]`: start from the defaults, then set fields.
+    let mut config = PublishConfig::default();
+    config.timestamp_origin_us = Some(0); // FLV times already start near zero
     let publisher = Publisher::connect(&url, config).await?;
     let mut pacer = Pacer::from_first_timestamp();
     for tag in reader {

@@ -129,21 +129,20 @@ fn config_for(args: &PublishArgs, metadata: StreamMetadata) -> Result<PublishCon
         tls.add_roots_pem(&pem)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    Ok(PublishConfig {
-        connect_timeout: timeout,
-        publish_timeout: timeout,
-        write_timeout: timeout,
-        // FLV timestamps already are RTMP milliseconds: keep them as they are.
-        timestamp_origin_us: Some(0),
-        metadata,
-        tls,
-        congestion: if args.live() {
-            CongestionPolicy::live()
-        } else {
-            CongestionPolicy::back_pressure()
-        },
-        ..PublishConfig::default()
-    })
+    let mut config = PublishConfig::default();
+    config.connect_timeout = timeout;
+    config.publish_timeout = timeout;
+    config.write_timeout = timeout;
+    // FLV timestamps already are RTMP milliseconds: keep them as they are.
+    config.timestamp_origin_us = Some(0);
+    config.metadata = metadata;
+    config.tls = tls;
+    config.congestion = if args.live() {
+        CongestionPolicy::live()
+    } else {
+        CongestionPolicy::back_pressure()
+    };
+    Ok(config)
 }
 
 async fn publish(args: PublishArgs) -> Result<ExitCode, String> {

@@ -259,15 +259,10 @@ pub fn token(user: &str, role: Role) -> String {
 
 /// Client settings for tests: quick reconnects.
 pub fn client_config() -> ChatConfig {
-    ChatConfig {
-        backoff: BackoffConfig {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(500),
-            reset_after: Duration::from_secs(60),
-        },
-        command_timeout: Duration::from_secs(5),
-        ..ChatConfig::default()
-    }
+    let mut config = ChatConfig::default();
+    config.backoff = BackoffConfig::new(Duration::from_millis(50), Duration::from_millis(500));
+    config.command_timeout = Duration::from_secs(5);
+    config
 }
 
 /// Every event a client produced, collected by a task.

@@ -121,6 +121,7 @@ pub struct ClientInfo {
 /// A client command (the `type` field selects the variant).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Command {
     /// Authenticate; must be the first command.
     Connect {
@@ -506,6 +507,7 @@ pub struct Disconnect {
 /// Everything the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ServerFrame {
     /// The reply to a command.
     Reply(Reply),

@@ -85,6 +85,7 @@ pub enum HubError {
 
 /// How a hub behaves.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct HubConfig {
     /// The chat server's settings (token secret, limits).
     pub chat: ChatServerConfig,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 /// Backoff settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackoffConfig {
     /// The ceiling of the first attempt's window.
     pub base: Duration,
@@ -24,6 +25,24 @@ impl Default for BackoffConfig {
             cap: Duration::from_secs(30),
             reset_after: Duration::from_secs(60),
         }
+    }
+}
+
+impl BackoffConfig {
+    /// Windows from `base` doubling up to `cap`, starting over after 60 s connected.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        BackoffConfig {
+            base,
+            cap,
+            ..BackoffConfig::default()
+        }
+    }
+
+    /// The same windows, starting over after `reset_after` connected.
+    #[must_use]
+    pub fn with_reset_after(mut self, reset_after: Duration) -> Self {
+        self.reset_after = reset_after;
+        self
     }
 }
 

@@ -31,6 +31,7 @@ use crate::net::link::{self, LinkTuning};
 
 /// How to publish.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PublishConfig {
     /// Limit for TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
@@ -87,6 +88,7 @@ impl Default for PublishConfig {
 
 /// Counters of a publish, readable at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PublishStats {
     /// Video frames written to the connection.
     pub video_frames: u64,

@@ -65,6 +65,7 @@ impl std::fmt::Display for FailReason {
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SessionState {
     /// Created; nothing started yet.
     #[default]
@@ -101,6 +102,20 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// The state's name without its details: "idle", "connecting", "live",
+    /// "reconnecting", "stream ended", "ended" or "failed".
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionState::Idle => "idle",
+            SessionState::Connecting { .. } => "connecting",
+            SessionState::Live => "live",
+            SessionState::Reconnecting { .. } => "reconnecting",
+            SessionState::StreamEnded => "stream ended",
+            SessionState::Ended => "ended",
+            SessionState::Failed { .. } => "failed",
+        }
+    }
+
     /// True for [`SessionState::Ended`] and [`SessionState::Failed`].
     pub fn is_terminal(&self) -> bool {
         matches!(self, SessionState::Ended | SessionState::Failed { .. })
@@ -109,6 +124,7 @@ impl SessionState {
 
 /// What a watch session does once the sender ended the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OnStreamEnd {
     /// Stay in [`SessionState::StreamEnded`] and ask for the stream again, with the
     /// reconnect backoff, until it is back (→ `Live`) or the app stops. "Not found"
@@ -121,6 +137,7 @@ pub enum OnStreamEnd {
 
 /// How a session reacts to a lost or refused connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReconnectPolicy {
     /// Delays between attempts: full-jitter exponential backoff, the chat client's.
     pub backoff: BackoffConfig,
@@ -139,6 +156,17 @@ impl Default for ReconnectPolicy {
                 reset_after: Duration::from_secs(30),
             },
             max_attempts: Some(10),
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Delays from `backoff`, failing after `max_attempts` consecutive failures (`None`:
+    /// retry forever).
+    pub fn new(backoff: BackoffConfig, max_attempts: Option<u32>) -> Self {
+        ReconnectPolicy {
+            backoff,
+            max_attempts,
         }
     }
 }

@@ -113,6 +113,7 @@ use lifecycle::{Failure, Lifecycle, Next};
 
 /// The stream's chat room. Its `Debug` hides the token.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SessionChat {
     /// The chat server, e.g. `ws://127.0.0.1:8080/chat`.
     pub url: String,
@@ -149,6 +150,7 @@ impl std::fmt::Debug for SessionChat {
 
 /// How to go live. Its `Debug` masks the stream keys.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct BroadcastConfig {
     /// The ingest, `rtmp://host[:port]/app/key` or `rtmps://…`.
     pub url: String,
@@ -219,6 +221,7 @@ impl std::fmt::Debug for BroadcastConfig {
 
 /// How to watch.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WatchConfig {
     /// The WHEP endpoint, `http(s)://…`.
     pub url: String,
@@ -260,6 +263,7 @@ impl WatchConfig {
 
 /// Counters of the chat part of a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionChatStats {
     /// Connected to the chat server right now.
     pub connected: bool,
@@ -276,6 +280,7 @@ pub struct SessionChatStats {
 /// A snapshot of a session: media counters over every connection, the current
 /// connection's own stats, chat counters and time per state.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct SessionStats {
     /// The state now.
     pub state: SessionState,

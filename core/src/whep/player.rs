@@ -78,6 +78,7 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to play. Its `Debug` hides the token.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct PlayConfig {
     /// Bearer token for the WHEP server.
     pub token: Option<String>,
@@ -126,6 +127,7 @@ impl Default for PlayConfig {
 
 /// Counters of a playback.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct PlayStats {
     /// RTP packets received.
     pub packets_received: u64,

@@ -422,6 +422,9 @@ pub fn state_info(state: &SessionState) -> streamhub_state_info {
                 _ => STREAMHUB_FAIL_OTHER,
             };
         }
+        // The core may add states (built with this crate, none is missing today); one
+        // the C ABI does not know yet reads as connecting.
+        _ => info.state = STREAMHUB_STATE_CONNECTING,
     }
     info
 }

@@ -284,6 +284,9 @@ impl From<&SessionState> for StreamState {
             SessionState::Failed { reason } => StreamState::Failed {
                 reason: reason.into(),
             },
+            // The core may add states (it is built with this crate, so none is missing
+            // today); one this binding does not know yet reads as connecting.
+            _ => StreamState::Connecting { attempt: 0 },
         }
     }
 }

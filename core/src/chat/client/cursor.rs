@@ -21,6 +21,7 @@ pub enum Arrival {
 
 /// What a `join` result means for the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JoinOutcome {
     /// The first join: messages after `seq` will follow.
     Fresh,

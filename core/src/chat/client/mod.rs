@@ -100,6 +100,7 @@ impl std::fmt::Debug for TokenSource {
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChatConfig {
     /// Limit for TCP, TLS, the upgrade and `connect` together (10 s).
     pub connect_timeout: Duration,
@@ -267,6 +268,7 @@ pub struct JoinInfo {
 
 /// Counters of a client's life.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChatStats {
     /// Successful connections (the first one included).
     pub connections: u64,

@@ -58,6 +58,7 @@ pub(crate) use crate::sync::lock;
 
 /// How the server behaves. [`ChatServerConfig::with_secret`] gives the protocol's defaults.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ChatServerConfig {
     /// HS256 secret for tokens.
     pub secret: Vec<u8>,
