@@ -23,6 +23,7 @@ pub mod sdpfrag;
 mod sender_reports;
 pub mod silence;
 mod steps;
+pub mod track_receiver;
 pub mod unsignalled;
 pub mod unwrap;
 

@@ -32,10 +32,8 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_HEVC, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
     MIME_TYPE_VP9, MediaEngine,
 };
-use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -51,30 +49,23 @@ use webrtc::peer_connection::{
 };
 
 use super::WhepError;
-use super::clock::{SenderClock, TrackClock};
-use super::depacketize::{
-    AssembledFrame, Av1Depacketizer, H264Depacketizer, H265Depacketizer, RtpPayload,
-    Vp8Depacketizer, Vp9Depacketizer,
-};
+use super::clock::SenderClock;
+use super::depacketize::RtpPayload;
 use super::early_answer::LocalCredentials;
 use super::early_checks::EarlyChecks;
 use super::frame::{Codec, MediaFrame, MediaKind};
 use super::freeze::FreezeMeter;
 use super::http;
-use super::jitter::{Arrival, JitterBuffer, JitterOutput};
 use super::routing::{self, Routing};
 use super::sdpfrag::IceFragment;
 use super::sender_reports::SenderReportForwarder;
 use super::silence::{Silence, TrackSeen};
 use super::steps::{ConnectSteps, Step, StepState};
+use super::track_receiver::{NACK_INTERVAL, TrackOutput, TrackParams, TrackReceiver, TrackStats};
 use super::unsignalled::{UnsignalledWatch, WireLog};
 
 /// How long the other tracks may take to follow a track the sender ended.
 const GOODBYE_GRACE: Duration = Duration::from_millis(500);
-/// How often missing packets are asked for again (generic NACK).
-const NACK_INTERVAL: Duration = Duration::from_millis(20);
-/// How often a keyframe is asked for again while the picture is waiting for one.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to play. Its `Debug` hides the token.
 #[derive(Clone)]
@@ -204,7 +195,7 @@ struct Counters {
 
 struct Shared {
     started: Instant,
-    sender_clock: SenderClock,
+    sender_clock: Arc<SenderClock>,
     latency: Duration,
     counters: Counters,
     /// Tracks started and tracks the sender said goodbye to (RTCP BYE).
@@ -527,7 +518,7 @@ impl Player {
         let timeout = config.timeout;
         let shared = Arc::new(Shared {
             started: Instant::now(),
-            sender_clock: SenderClock::default(),
+            sender_clock: Arc::default(),
             latency: config.latency,
             counters: Counters::default(),
             tracks: AtomicU64::new(0),
@@ -1181,57 +1172,6 @@ async fn apply_answer_again(pc: &dyn PeerConnection, answer: &str) -> Result<(),
         .map_err(webrtc_error)
 }
 
-enum Assembler {
-    H264(H264Depacketizer),
-    H265(H265Depacketizer),
-    Vp8(Vp8Depacketizer),
-    Vp9(Vp9Depacketizer),
-    Av1(Av1Depacketizer),
-    Opus,
-    Other,
-}
-
-impl Assembler {
-    fn push(&mut self, packet: &RtpPayload) -> Option<AssembledFrame> {
-        match self {
-            Assembler::H264(d) => d.push(packet),
-            Assembler::H265(d) => d.push(packet),
-            Assembler::Vp8(d) => d.push(packet),
-            Assembler::Vp9(d) => d.push(packet),
-            Assembler::Av1(d) => d.push(packet),
-            Assembler::Opus => Some(AssembledFrame {
-                data: packet.payload.clone(),
-                timestamp: packet.timestamp,
-                keyframe: true,
-                discontinuity: false,
-            }),
-            Assembler::Other => None,
-        }
-    }
-
-    fn lost(&mut self) {
-        match self {
-            Assembler::H264(d) => d.lost(),
-            Assembler::H265(d) => d.lost(),
-            Assembler::Vp8(d) => d.lost(),
-            Assembler::Vp9(d) => d.lost(),
-            Assembler::Av1(d) => d.lost(),
-            Assembler::Opus | Assembler::Other => {}
-        }
-    }
-
-    fn needs_keyframe(&self) -> bool {
-        match self {
-            Assembler::H264(d) => d.needs_keyframe(),
-            Assembler::H265(d) => d.needs_keyframe(),
-            Assembler::Vp8(d) => d.needs_keyframe(),
-            Assembler::Vp9(d) => d.needs_keyframe(),
-            Assembler::Av1(d) => d.needs_keyframe(),
-            Assembler::Opus | Assembler::Other => false,
-        }
-    }
-}
-
 async fn request_keyframe(track: &Arc<dyn TrackRemote>, media_ssrc: u32, fir_seq: Option<u8>) {
     let mut packets: Vec<Box<dyn rtc::rtcp::Packet>> = vec![Box::new(PictureLossIndication {
         sender_ssrc: 0,
@@ -1252,6 +1192,8 @@ async fn request_keyframe(track: &Arc<dyn TrackRemote>, media_ssrc: u32, fir_seq
     }
 }
 
+/// The I/O around one track's [`TrackReceiver`]: reads the track, sleeps until its
+/// timeout, sends its keyframe requests and hands its frames to the app's queue.
 async fn track_loop(
     track: Arc<dyn TrackRemote>,
     shared: Arc<Shared>,
@@ -1266,202 +1208,130 @@ async fn track_loop(
         return;
     };
     let (codec, clock_rate) = match track.codec(ssrc).await {
-        Some(c) => (
-            Codec::from_mime(&c.mime_type),
-            u64::from(c.clock_rate.max(1)),
-        ),
+        Some(c) => (Codec::from_mime(&c.mime_type), c.clock_rate.max(1)),
         None => (Codec::Other("unknown".into()), 90_000),
     };
     info!(?kind, codec = codec.name(), ssrc, "track started");
     shared.tracks.fetch_add(1, Ordering::AcqRel);
-    let mut said_goodbye = false;
     if let Ok(mut codecs) = shared.counters.codecs.lock() {
         match kind {
             MediaKind::Video => codecs.0 = Some(codec.clone()),
             MediaKind::Audio => codecs.1 = Some(codec.clone()),
         }
     }
+    let params = TrackParams {
+        kind,
+        codec,
+        ssrc,
+        clock_rate,
+        latency: shared.latency,
+        started: shared.started,
+    };
     let answer_sdp = shared.answer_sdp.get().map_or("", String::as_str);
-    let mut assembler = match codec {
-        Codec::H264 => Assembler::H264(H264Depacketizer::with_sdp(answer_sdp)),
-        Codec::H265 => Assembler::H265(H265Depacketizer::with_sdp(answer_sdp)),
-        Codec::Vp8 => Assembler::Vp8(Vp8Depacketizer::new()),
-        Codec::Vp9 => Assembler::Vp9(Vp9Depacketizer::new()),
-        Codec::Av1 => Assembler::Av1(Av1Depacketizer::new()),
-        Codec::Opus => Assembler::Opus,
-        Codec::Other(_) => Assembler::Other,
-    };
-    let counters = &shared.counters;
-    let mut jitter = JitterBuffer::new(shared.latency, 2048);
-    if kind == MediaKind::Video {
-        // Video is NACKed (audio is not: a late Opus packet is concealed instead).
-        jitter.set_retry_interval(NACK_INTERVAL);
-    }
-    let mut clock = TrackClock::new(clock_rate as u32);
-    let player_now_us = || shared.started.elapsed().as_micros() as i64;
-    let mut next_keyframe_request = Instant::now();
-    let mut fir_seq: u8 = 0;
-    let mut pending_discontinuity = false;
-    let mut jitter_meter = JitterMeter::default();
-    let mut track_packets: u64 = 0;
-    let (jitter_counter, kind_packets) = match kind {
-        MediaKind::Video => (&counters.video_jitter_us, &counters.video_packets),
-        MediaKind::Audio => (&counters.audio_jitter_us, &counters.audio_packets),
-    };
-
+    let mut receiver = TrackReceiver::new(
+        params,
+        answer_sdp,
+        Arc::clone(&shared.sender_clock),
+        Instant::now(),
+    );
+    let mut published = TrackStats::default();
     loop {
-        if kind == MediaKind::Video
-            && assembler.needs_keyframe()
-            && Instant::now() >= next_keyframe_request
-        {
-            // FIR with the first request (some senders ignore PLI), PLI every time.
-            let fir = (fir_seq == 0).then_some(fir_seq);
-            fir_seq = fir_seq.wrapping_add(1);
-            debug!(ssrc, fir = fir.is_some(), "keyframe request");
-            request_keyframe(&track, ssrc, fir).await;
-            counters.pli_sent.fetch_add(1, Ordering::Relaxed);
-            next_keyframe_request = Instant::now() + KEYFRAME_REQUEST_INTERVAL;
+        while let Some(output) = receiver.poll_output() {
+            match output {
+                TrackOutput::Frame(frame) => {
+                    if !deliver(&shared, &frames, frame) {
+                        receiver.frame_dropped();
+                    }
+                }
+                TrackOutput::RequestKeyframe { media_ssrc, fir } => {
+                    debug!(ssrc, fir = fir.is_some(), "keyframe request");
+                    request_keyframe(&track, media_ssrc, fir).await;
+                }
+                TrackOutput::Ended => {
+                    info!(?kind, ssrc, "the sender ended the track (RTCP BYE)");
+                    shared.goodbyes.send_modify(|n| *n += 1);
+                }
+            }
         }
-        let mut wake = jitter.next_deadline();
-        if kind == MediaKind::Video && assembler.needs_keyframe() {
-            wake = Some(wake.map_or(next_keyframe_request, |w| w.min(next_keyframe_request)));
+        publish_track_stats(&shared.counters, kind, receiver.stats(), &mut published);
+        if receiver.is_ended() {
+            break;
         }
-        let sleep = tokio::time::sleep_until(
-            wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
-                .into(),
-        );
+        let wake = receiver
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                    track_packets += 1;
-                    counters.packets_received.fetch_add(1, Ordering::Relaxed);
-                    kind_packets.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-                    let seq = packet.header.sequence_number;
-                    let timestamp = packet.header.timestamp;
-                    let arrival = jitter.push(seq, RtpPayload {
-                        timestamp,
+                    let payload = RtpPayload {
+                        timestamp: packet.header.timestamp,
                         marker: packet.header.marker,
                         payload: packet.payload,
-                    }, Instant::now());
-                    match arrival {
-                        // Jitter (RFC 3550) is of packets as sent once: a repair
-                        // arrives an RTT late by design.
-                        Arrival::InOrder => {
-                            let jitter_us = jitter_meter.update(
-                                shared.started.elapsed(),
-                                timestamp,
-                                clock_rate,
-                            );
-                            jitter_counter.store(jitter_us, Ordering::Relaxed);
-                            jitter.set_jitter(Duration::from_micros(jitter_us));
-                            if kind == MediaKind::Video {
-                                counters
-                                    .reorder_target_us
-                                    .store(jitter.target().as_micros() as u64, Ordering::Relaxed);
-                            }
-                        }
-                        Arrival::Repaired => {
-                            counters.recovered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Arrival::Dropped => {}
-                    }
+                    };
+                    receiver.push_rtp(Instant::now(), packet.header.sequence_number, payload);
                 }
                 Some(TrackRemoteEvent::OnRtcpPacket(packets)) => {
-                    for report in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
-                        if report.ssrc == ssrc {
-                            counters.sender_reports.fetch_add(1, Ordering::Relaxed);
-                            clock.on_sender_report(report.rtp_time, report.ntp_time, player_now_us(), &shared.sender_clock);
-                        }
-                    }
-                    said_goodbye = packets
-                        .iter()
-                        .filter_map(|p| p.as_any().downcast_ref::<Goodbye>())
-                        .any(|bye| bye.sources.contains(&ssrc));
+                    receiver.push_rtcp(Instant::now(), &packets);
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => {}
             },
-            _ = sleep => {}
-        }
-        // After a goodbye, packets still held for reordering are complete or never
-        // coming: release them all, hand out what assembles, then end the track.
-        let release_until = if said_goodbye {
-            Instant::now() + shared.latency * 2
-        } else {
-            Instant::now()
-        };
-        while let Some(out) = jitter.pop(release_until) {
-            let packet = match out {
-                JitterOutput::Packet(packet) => packet,
-                JitterOutput::Lost(n) => {
-                    debug!(?kind, packets = n, wait = ?jitter.target(), "missing packets given up");
-                    counters.packets_lost.fetch_add(n, Ordering::Relaxed);
-                    assembler.lost();
-                    if kind == MediaKind::Audio {
-                        pending_discontinuity = true;
-                    }
-                    continue;
-                }
-            };
-            let Some(frame) = assembler.push(&packet) else {
-                continue;
-            };
-            tracing::trace!(
-                ssrc,
-                ts = frame.timestamp,
-                keyframe = frame.keyframe,
-                "frame assembled"
-            );
-            let timestamp_us = clock.to_player_us(frame.timestamp, player_now_us());
-            let media = MediaFrame {
-                kind,
-                codec: codec.clone(),
-                data: frame.data,
-                timestamp_us,
-                keyframe: frame.keyframe,
-                discontinuity: frame.discontinuity || std::mem::take(&mut pending_discontinuity),
-            };
-            deliver(&shared, &frames, media, &mut pending_discontinuity);
-        }
-        if said_goodbye {
-            info!(?kind, ssrc, "the sender ended the track (RTCP BYE)");
-            shared.goodbyes.send_modify(|n| *n += 1);
-            break;
+            _ = tokio::time::sleep_until(wake.into()) => receiver.handle_timeout(Instant::now()),
         }
     }
-    debug!(?kind, ssrc, packets = track_packets, "track ended");
+    debug!(?kind, ssrc, packets = published.packets, "track ended");
 }
 
-/// RFC 3550 interarrival jitter: the smoothed difference between how far apart packets
-/// arrived and how far apart they were sent.
-#[derive(Debug, Default)]
-struct JitterMeter {
-    last: Option<(Duration, u32)>,
-    jitter: f64,
-}
-
-impl JitterMeter {
-    /// Updates with one packet; returns the jitter in microseconds.
-    fn update(&mut self, arrival: Duration, rtp_timestamp: u32, clock_rate: u64) -> u64 {
-        if let Some((last_arrival, last_ts)) = self.last {
-            let arrival_diff =
-                (arrival.as_secs_f64() - last_arrival.as_secs_f64()) * clock_rate as f64;
-            let sent_diff = f64::from(rtp_timestamp.wrapping_sub(last_ts) as i32);
-            let d = (arrival_diff - sent_diff).abs();
-            self.jitter += (d - self.jitter) / 16.0;
-        }
-        self.last = Some((arrival, rtp_timestamp));
-        (self.jitter / clock_rate as f64 * 1e6) as u64
-    }
-}
-
-fn deliver(
-    shared: &Shared,
-    frames: &mpsc::Sender<MediaFrame>,
-    frame: MediaFrame,
-    pending_discontinuity: &mut bool,
+/// Adds what a track counted since `published` to the player's counters.
+fn publish_track_stats(
+    counters: &Counters,
+    kind: MediaKind,
+    now: TrackStats,
+    published: &mut TrackStats,
 ) {
+    let add = |counter: &AtomicU64, now: u64, before: u64| {
+        if now > before {
+            counter.fetch_add(now - before, Ordering::Relaxed);
+        }
+    };
+    let kind_packets = match kind {
+        MediaKind::Video => &counters.video_packets,
+        MediaKind::Audio => &counters.audio_packets,
+    };
+    add(&counters.packets_received, now.packets, published.packets);
+    add(kind_packets, now.packets, published.packets);
+    add(&counters.bytes_received, now.bytes, published.bytes);
+    add(&counters.packets_lost, now.lost, published.lost);
+    add(&counters.recovered, now.recovered, published.recovered);
+    add(
+        &counters.sender_reports,
+        now.sender_reports,
+        published.sender_reports,
+    );
+    add(
+        &counters.pli_sent,
+        now.keyframe_requests,
+        published.keyframe_requests,
+    );
+    match kind {
+        MediaKind::Video => {
+            counters
+                .video_jitter_us
+                .store(now.jitter_us, Ordering::Relaxed);
+            counters
+                .reorder_target_us
+                .store(now.reorder_target_us, Ordering::Relaxed);
+        }
+        MediaKind::Audio => counters
+            .audio_jitter_us
+            .store(now.jitter_us, Ordering::Relaxed),
+    }
+    *published = now;
+}
+
+/// Hands a frame to the app's queue and counts it; false if the queue was full and the
+/// frame was dropped.
+fn deliver(shared: &Shared, frames: &mpsc::Sender<MediaFrame>, frame: MediaFrame) -> bool {
     let counters = &shared.counters;
     let (kind, keyframe) = (frame.kind, frame.keyframe);
     match frames.try_send(frame) {
@@ -1486,9 +1356,10 @@ fn deliver(
         Err(_) => {
             // The app is not keeping up: drop rather than buffer without bound.
             counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-            *pending_discontinuity = true;
+            return false;
         }
     }
+    true
 }
 
 /// `url` without its query and fragment (they may carry credentials), for logs.
@@ -1497,30 +1368,4 @@ fn without_query(url: &Url) -> String {
     shown.set_query(None);
     shown.set_fragment(None);
     shown.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_is_zero_for_evenly_paced_packets_and_grows_with_variation() {
-        let mut meter = JitterMeter::default();
-        for i in 0..50u32 {
-            let j = meter.update(Duration::from_millis(u64::from(i) * 20), i * 960, 48_000);
-            assert_eq!(j, 0);
-        }
-        let mut meter = JitterMeter::default();
-        let mut last = 0;
-        for i in 0..200u32 {
-            let wobble = if i % 2 == 0 { 0 } else { 10 };
-            last = meter.update(
-                Duration::from_millis(u64::from(i) * 20 + wobble),
-                i * 960,
-                48_000,
-            );
-        }
-        // Alternating 10 ms late: |D| is 10 ms for every pair, so J converges to 10 ms.
-        assert!((9_000..=10_000).contains(&last), "{last} us");
-    }
 }
