@@ -41,6 +41,10 @@ impl Vp8Depacketizer {
     /// Tells the depacketizer that packets were lost just before the next one.
     pub fn lost(&mut self) {
         self.broken = true;
+        // The lost packets may have been a whole frame between two others, which the
+        // next frame may reference: without a way to tell (picture IDs are optional),
+        // wait for a keyframe, as the H.264 and AV1 depacketizers do.
+        self.gate.frame_lost();
     }
 
     /// Feeds one packet; returns a frame when its last packet arrived.
@@ -158,6 +162,26 @@ mod tests {
         );
         let frame = d
             .push(&pkt(360, true, with_descriptor(true, &[0x10, 7])))
+            .unwrap();
+        assert!(frame.keyframe && frame.discontinuity);
+    }
+
+    #[test]
+    fn a_whole_frame_lost_between_two_others_waits_for_a_keyframe() {
+        let mut d = Vp8Depacketizer::new();
+        assert!(
+            d.push(&pkt(0, true, with_descriptor(true, &[0x10])))
+                .is_some()
+        );
+        d.lost(); // frame 90, one packet
+        assert!(
+            d.push(&pkt(180, true, with_descriptor(true, &[0x11])))
+                .is_none(),
+            "frame 180 may reference the lost one"
+        );
+        assert!(d.needs_keyframe());
+        let frame = d
+            .push(&pkt(270, true, with_descriptor(true, &[0x10])))
             .unwrap();
         assert!(frame.keyframe && frame.discontinuity);
     }

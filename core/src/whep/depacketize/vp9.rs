@@ -58,6 +58,10 @@ impl Vp9Depacketizer {
     /// Tells the depacketizer that packets were lost just before the next one.
     pub fn lost(&mut self) {
         self.broken = true;
+        // The lost packets may have been a whole picture between two others, which the
+        // next picture may reference: without a way to tell (picture IDs are optional),
+        // wait for a keyframe, as the H.264 and AV1 depacketizers do.
+        self.gate.frame_lost();
     }
 
     /// Feeds one packet; returns a picture when its last packet arrived.
@@ -195,6 +199,23 @@ mod tests {
             .push(&pkt(15000, true, [KEY_START, 6, 0x11]))
             .expect("keyframe");
         assert!(frame.discontinuity);
+    }
+
+    #[test]
+    fn a_whole_picture_lost_between_two_others_waits_for_a_keyframe() {
+        let mut d = Vp9Depacketizer::new();
+        assert!(d.push(&pkt(0, true, [KEY_START | 0x04, 1, 0xaa])).is_some());
+        d.lost(); // picture 3000, one packet
+        assert!(
+            d.push(&pkt(6000, true, [INTER_START | 0x04, 3, 0xbb]))
+                .is_none(),
+            "picture 6000 may reference the lost one"
+        );
+        assert!(d.needs_keyframe());
+        let frame = d
+            .push(&pkt(9000, true, [KEY_START | 0x04, 4, 0xcc]))
+            .expect("keyframe");
+        assert!(frame.keyframe && frame.discontinuity);
     }
 
     #[test]
