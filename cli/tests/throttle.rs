@@ -14,10 +14,10 @@ mod common;
 mod netlab;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{STREAMHUB, require, tempdir, wait_until};
+use common::{Clip, STREAMHUB, require, tempdir, wait_until};
 use netlab::NetLab;
 use serde_json::Value;
 
@@ -28,51 +28,31 @@ const CLIP_SECONDS: u32 = 40;
 /// The 4 Mbit/s clip: 1280x720 30 fps CBR H.264 Main, 2 B-frames, a keyframe every 60
 /// frames, AAC 128 kbit/s.
 fn make_clip(path: &Path) {
-    require::ffmpeg();
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &CLIP_SECONDS.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "main",
-        ])
-        .args([
-            "-bf",
-            "2",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-            "-sc_threshold",
-            "0",
-        ])
-        .args([
-            "-b:v", "4M", "-minrate", "4M", "-maxrate", "4M", "-bufsize", "2M",
-        ])
-        .args([
-            "-x264-params",
-            "nal-hrd=cbr",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-f",
-            "flv",
-        ])
-        .arg(path)
-        .output()
-        .expect("running ffmpeg");
-    assert!(
-        out.status.success(),
-        "making the clip: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cbr = [
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-minrate",
+        "4M",
+        "-maxrate",
+        "4M",
+        "-bufsize",
+        "2M",
+        "-x264-params",
+        "nal-hrd=cbr",
+    ];
+    Clip {
+        size: "1280x720",
+        seconds: CLIP_SECONDS,
+        profile: "main",
+        b_frames: 2,
+        gop: 60,
+        video_bitrate: "4M",
+        audio_bitrate: "128k",
+        extra: cbr.iter().map(|s| s.to_string()).collect(),
+    }
+    .write(path);
 }
 
 /// What one run measured.

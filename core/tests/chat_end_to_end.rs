@@ -19,7 +19,7 @@ const ROOM: &str = "cam1";
 /// Every user's own messages appear in the order they were sent, and the whole room's
 /// sequence is 1..=n with no gap or repeat.
 fn assert_room_sequence(log: &Log, n: usize) {
-    let messages = log.messages(ROOM);
+    let messages = log.seq_texts(ROOM);
     let seqs: Vec<u64> = messages.iter().map(|m| m.0).collect();
     assert_eq!(
         seqs,
@@ -50,14 +50,14 @@ async fn two_clients_exchange_1000_messages_once_and_in_order(engine: Engine) {
     wait_for(
         "1000 messages at both clients",
         Duration::from_secs(30),
-        || ada_log.messages(ROOM).len() >= 1000 && bob_log.messages(ROOM).len() >= 1000,
+        || ada_log.seq_texts(ROOM).len() >= 1000 && bob_log.seq_texts(ROOM).len() >= 1000,
     )
     .await;
     for log in [&ada_log, &bob_log] {
         assert_room_sequence(log, 1000);
         for name in ["ada", "bob"] {
             let own: Vec<String> = log
-                .messages(ROOM)
+                .seq_texts(ROOM)
                 .into_iter()
                 .map(|m| m.1)
                 .filter(|t| t.starts_with(name))
@@ -67,7 +67,7 @@ async fn two_clients_exchange_1000_messages_once_and_in_order(engine: Engine) {
         }
     }
     // Both logs are the same sequence.
-    assert_eq!(ada_log.messages(ROOM), bob_log.messages(ROOM));
+    assert_eq!(ada_log.seq_texts(ROOM), bob_log.seq_texts(ROOM));
     assert_eq!(server.chat.room(ROOM).unwrap().last_seq, 1000);
     let stats = ada.close(Duration::from_secs(5)).await.unwrap();
     assert_eq!((stats.sent, stats.delivered), (500, 1000));
@@ -99,7 +99,7 @@ async fn cuts_during_a_burst_lose_and_duplicate_nothing(engine: Engine) {
     for round in 1..=3u64 {
         let at = round as usize * 200;
         wait_for("receiver progress", Duration::from_secs(30), || {
-            receiver_log.messages(ROOM).len() >= at
+            receiver_log.seq_texts(ROOM).len() >= at
         })
         .await;
         assert!(receiver_proxy.cut() > 0, "the receiver was connected");
@@ -114,12 +114,12 @@ async fn cuts_during_a_burst_lose_and_duplicate_nothing(engine: Engine) {
     wait_for(
         "every message at the receiver",
         Duration::from_secs(60),
-        || receiver_log.messages(ROOM).len() >= N,
+        || receiver_log.seq_texts(ROOM).len() >= N,
     )
     .await;
 
     let texts: Vec<String> = receiver_log
-        .messages(ROOM)
+        .seq_texts(ROOM)
         .into_iter()
         .map(|m| m.1)
         .collect();
@@ -203,13 +203,13 @@ async fn a_rate_limited_queue_waits_for_retry_after(engine: Engine) {
     // The acknowledgement comes from the node that stored the message; the echo comes
     // back through the engine's fan-out (Redis pub/sub), so it may land a little later.
     wait_for("six echoes", Duration::from_secs(5), || {
-        log.messages(ROOM).len() >= 6
+        log.seq_texts(ROOM).len() >= 6
     })
     .await;
     // Two go at once, then one every 500 ms: the last cannot be acknowledged before
     // 2 s however fast the machine is.
     assert!(elapsed >= Duration::from_millis(1990), "{elapsed:?}");
-    let texts: Vec<String> = log.messages(ROOM).into_iter().map(|m| m.1).collect();
+    let texts: Vec<String> = log.seq_texts(ROOM).into_iter().map(|m| m.1).collect();
     assert_eq!(texts, ["r0", "r1", "r2", "r3", "r4", "r5"]);
     assert_eq!(log.count(|e| matches!(e, ChatEvent::SendFailed { .. })), 0);
     let stats = client.close(Duration::from_secs(5)).await.unwrap();
@@ -293,7 +293,7 @@ async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch(engine
     bob.join(ROOM).await.unwrap();
     ada.send(ROOM, "before").await.unwrap();
     wait_for("bob got it", Duration::from_secs(5), || {
-        bob_log.messages(ROOM).len() == 1
+        bob_log.seq_texts(ROOM).len() == 1
     })
     .await;
 
@@ -331,7 +331,7 @@ async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch(engine
     wait_for(
         "bob got the new epoch's first message",
         Duration::from_secs(5),
-        || bob_log.messages(ROOM).len() == 2,
+        || bob_log.seq_texts(ROOM).len() == 2,
     )
     .await;
     let after_seq = match engine {
@@ -339,7 +339,7 @@ async fn shutdown_asks_to_reconnect_and_a_restarted_server_is_a_new_epoch(engine
         Engine::Redis => 2,
     };
     assert_eq!(
-        bob_log.messages(ROOM),
+        bob_log.seq_texts(ROOM),
         [(1, "before".to_string()), (after_seq, "after".to_string())]
     );
     assert_eq!(restarted.chat.room(ROOM).unwrap().last_seq, after_seq);

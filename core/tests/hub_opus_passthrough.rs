@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use streamhub::hub::{Hub, HubConfig};
 use streamhub::media::{AudioFormat, AudioFrame};
 use streamhub::rtmp::{PublishConfig, Publisher};
 use streamhub::whep::{Codec, MediaKind, PlayConfig, Player};
-use tokio::net::TcpListener;
 
+#[path = "../../tests/support/loopback_hub.rs"]
+mod loopback_hub;
 #[path = "../../tests/support/opus.rs"]
 mod opus;
 
@@ -17,15 +17,8 @@ use opus::tone_packets as opus_packets;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_from_the_publisher_reaches_viewers_byte_for_byte() {
-    let hub = Hub::new(HubConfig::with_secret(b"test secret"));
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rtmp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (http_addr, rtmp_addr) = (
-        http.local_addr().expect("addr"),
-        rtmp.local_addr().expect("addr"),
-    );
-    let serving = hub.clone();
-    let server = tokio::spawn(async move { serving.serve(http, rtmp).await });
+    let (loopback_hub::TestHub { hub, http, rtmp }, server) = loopback_hub::start_serving().await;
+    let (http_addr, rtmp_addr) = (http, rtmp);
 
     let publisher = Publisher::connect(&format!("rtmp://{rtmp_addr}/live/voice"), {
         let mut config = PublishConfig::default();

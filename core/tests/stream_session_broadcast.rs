@@ -217,7 +217,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
         Duration::from_secs(10),
         || {
             viewer_log
-                .messages("cam1")
+                .seq_texts("cam1")
                 .iter()
                 .any(|(_, text)| text == "hello from the broadcaster")
         },

@@ -146,7 +146,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         Duration::from_secs(10),
         || {
             caster_log
-                .messages("cam1")
+                .seq_texts("cam1")
                 .iter()
                 .any(|(_, t)| t == "hello from a watcher")
         },

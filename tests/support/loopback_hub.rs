@@ -15,7 +15,16 @@ pub struct TestHub {
 }
 
 /// Starts a hub (secret `test secret`) on two free loopback ports.
+#[allow(dead_code)] // each test binary uses its own part of this module
 pub async fn start() -> TestHub {
+    start_serving().await.0
+}
+
+/// [`start`], also returning the serving task (it ends after `hub.shutdown`).
+pub async fn start_serving() -> (
+    TestHub,
+    tokio::task::JoinHandle<Result<(), streamhub::hub::HubError>>,
+) {
     let hub = Hub::new(HubConfig::with_secret(b"test secret"));
     let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let rtmp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -24,6 +33,6 @@ pub async fn start() -> TestHub {
         rtmp_listener.local_addr().expect("addr"),
     );
     let serving = hub.clone();
-    tokio::spawn(async move { serving.serve(http_listener, rtmp_listener).await });
-    TestHub { hub, http, rtmp }
+    let task = tokio::spawn(async move { serving.serve(http_listener, rtmp_listener).await });
+    (TestHub { hub, http, rtmp }, task)
 }

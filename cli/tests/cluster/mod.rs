@@ -5,13 +5,15 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::{ChatMessage, Role};
 use streamhub::chat::server::{Claims, TokenKeys};
-use streamhub::chat::{ChatClient, ChatConfig, ChatEvent, ChatEvents, TokenSource};
+use streamhub::chat::{ChatClient, TokenSource};
+
+#[path = "../../../tests/support/chat_log.rs"]
+mod chat_log;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use chat_log::{Log, client_config, wait_for};
 
 use crate::common::process::{Proc, free_port, tempdir, wait_listen};
 use crate::common::redis::{Durability, RedisServer};
@@ -257,59 +259,6 @@ pub fn token(user: &str, role: Role) -> String {
         .expect("a token")
 }
 
-/// Client settings for tests: quick reconnects.
-pub fn client_config() -> ChatConfig {
-    let mut config = ChatConfig::default();
-    config.backoff = BackoffConfig::new(Duration::from_millis(50), Duration::from_millis(500));
-    config.command_timeout = Duration::from_secs(5);
-    config
-}
-
-/// Every event a client produced, collected by a task.
-#[derive(Clone, Default)]
-pub struct Log(pub Arc<Mutex<Vec<ChatEvent>>>);
-
-impl Log {
-    fn collect(mut events: ChatEvents) -> Log {
-        let log = Log::default();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                sink.0.lock().unwrap().push(event);
-            }
-        });
-        log
-    }
-
-    pub fn count(&self, pred: impl Fn(&ChatEvent) -> bool) -> usize {
-        self.0.lock().unwrap().iter().filter(|e| pred(e)).count()
-    }
-
-    /// Every delivered message of `room`, in delivery order.
-    pub fn messages(&self, room: &str) -> Vec<ChatMessage> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ChatEvent::Message(m) if m.room == room => Some(m.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The last audience count pushed for `room`.
-    pub fn viewers(&self, room: &str) -> Option<u64> {
-        self.0.lock().unwrap().iter().rev().find_map(|e| match e {
-            ChatEvent::Viewers { room: r, count } if r == room => Some(*count),
-            ChatEvent::Joined {
-                room: r, viewers, ..
-            } if r == room => Some(*viewers),
-            _ => None,
-        })
-    }
-}
-
 /// A viewer `user` at `url`.
 pub async fn connect(url: &str, user: &str) -> (ChatClient, Log) {
     connect_as(url, user, Role::Viewer).await
@@ -322,18 +271,6 @@ pub async fn connect_as(url: &str, user: &str, role: Role) -> (ChatClient, Log) 
             .await
             .unwrap_or_else(|e| panic!("{user} connects to {url}: {e}"));
     (client, Log::collect(events))
-}
-
-/// Polls `condition` every 10 ms until it holds or `within` passes.
-pub async fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// `(seq, text)` of messages.

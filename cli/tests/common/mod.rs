@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// The `streamhub` binary under test.
 pub const STREAMHUB: &str = env!("CARGO_BIN_EXE_streamhub");
 
+#[path = "../../../tests/support/clips.rs"]
+mod clips;
+#[allow(unused_imports)]
+pub use clips::Clip;
 #[path = "../../../tests/support/ffprobe.rs"]
 mod ffprobe;
 #[allow(unused_imports)]
@@ -46,27 +50,17 @@ pub use pictures::{assert_contiguous_run, decode_checked, picture_hashes};
 /// Makes an FLV clip with ffmpeg: H.264 Main with B-frames (GOP 2 s), AAC, 640x360 30 fps.
 /// `extra` goes before the output name (e.g. `-output_ts_offset`).
 pub fn make_clip(path: &Path, seconds: u32, extra: &[&str]) {
-    require::ffmpeg();
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "main",
-            "-bf",
-            "2",
-        ])
-        .args(["-g", "60", "-b:v", "1M", "-c:a", "aac", "-b:a", "96k"])
-        .args(extra)
-        .args(["-f", "flv"])
-        .arg(path);
-    run_checked("ffmpeg making a clip", &mut cmd);
+    Clip {
+        size: "640x360",
+        seconds,
+        profile: "main",
+        b_frames: 2,
+        gop: 60,
+        video_bitrate: "1M",
+        audio_bitrate: "96k",
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+    }
+    .write(path);
 }
 
 /// Asserts that `received` holds exactly the packets of `sent`, per kind: same count,

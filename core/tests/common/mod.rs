@@ -6,15 +6,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
 use streamhub::chat::server::redis_engine::{RedisEngine, RedisEngineConfig, SequencerConfig};
 use streamhub::chat::server::{ChatServer, ChatServerConfig, Claims};
-use streamhub::chat::{ChatClient, ChatConfig, ChatEvent, ChatEvents, TokenSource};
+use streamhub::chat::{ChatClient, TokenSource};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
+#[path = "../../../tests/support/chat_log.rs"]
+mod chat_log;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use chat_log::{Log, client_config, wait_for};
 #[path = "../../../tests/support/process.rs"]
 pub mod process;
 #[path = "../../../tests/support/redis.rs"]
@@ -149,48 +151,6 @@ pub fn fast_config() -> ChatServerConfig {
     config
 }
 
-/// Client settings for tests: quick reconnects.
-pub fn client_config() -> ChatConfig {
-    let mut config = ChatConfig::default();
-    config.backoff = BackoffConfig::new(Duration::from_millis(50), Duration::from_millis(400));
-    config.command_timeout = Duration::from_secs(5);
-    config
-}
-
-/// Every event a client produced, collected by a task.
-#[derive(Clone, Default)]
-pub struct Log(pub Arc<Mutex<Vec<ChatEvent>>>);
-
-impl Log {
-    pub fn collect(mut events: ChatEvents) -> Log {
-        let log = Log::default();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                sink.0.lock().unwrap().push(event);
-            }
-        });
-        log
-    }
-
-    pub fn count(&self, pred: impl Fn(&ChatEvent) -> bool) -> usize {
-        self.0.lock().unwrap().iter().filter(|e| pred(e)).count()
-    }
-
-    /// `(seq, text)` of every delivered message of `room`, in delivery order.
-    pub fn messages(&self, room: &str) -> Vec<(u64, String)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ChatEvent::Message(m) if m.room == room => Some((m.seq, m.text.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 pub async fn connect(server: &Server, user: &str, role: Role) -> (ChatClient, Log) {
     connect_via(
         &server.url(),
@@ -204,18 +164,6 @@ pub async fn connect_via(url: &str, tokens: TokenSource) -> (ChatClient, Log) {
         .await
         .unwrap();
     (client, Log::collect(events))
-}
-
-/// Polls `condition` every 10 ms until it holds or `within` passes.
-pub async fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// A TCP proxy on loopback whose connections can all be reset at once.

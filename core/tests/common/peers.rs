@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use super::process;
 pub use super::require;
@@ -18,6 +17,9 @@ mod aiortc;
 mod whep_peer;
 #[allow(unused_imports)]
 pub use aiortc::{AiortcWhep, peers_python};
+#[path = "../../../tests/support/clips.rs"]
+mod clips;
+use clips::Clip;
 #[path = "../../../tests/support/ffprobe.rs"]
 mod ffprobe;
 #[allow(unused_imports)]
@@ -30,24 +32,17 @@ pub use nginx::{Nginx, NginxOptions};
 /// An FLV clip: H.264 constrained baseline (no B-frames), a keyframe every 30 frames,
 /// AAC, 320x240 at 30 fps.
 pub fn make_clip(path: &Path, seconds: u32) {
-    require::ffmpeg();
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "baseline",
-        ])
-        .args(["-g", "30", "-b:v", "500k", "-c:a", "aac", "-b:a", "64k"])
-        .args(["-f", "flv"])
-        .arg(path);
-    run_checked("ffmpeg making a clip", &mut cmd);
+    Clip {
+        size: "320x240",
+        seconds,
+        profile: "baseline",
+        b_frames: 0,
+        gop: 30,
+        video_bitrate: "500k",
+        audio_bitrate: "64k",
+        extra: Vec::new(),
+    }
+    .write(path);
 }
 
 /// Every tag payload of an FLV clip, in file order.
