@@ -25,8 +25,8 @@ use streamhub::chat::protocol::{
 use streamhub::chat::server::{Claims, TokenKeys};
 use streamhub::hub::ingest::feed::Feed;
 use streamhub::hub::stream::{LiveStream, MediaUnit};
-use streamhub::media::AvcDecoderConfig;
 use streamhub::media::sei::latency_stamp;
+use streamhub::media::{AdtsFrame, AudioSpecificConfig, AvcDecoderConfig};
 use streamhub_fuzz::chat::{FAR_EXPIRY, SECRET};
 use streamhub_fuzz::{records, rtp};
 
@@ -517,28 +517,18 @@ fn avc(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     seeds.put("avc", "avcc_2_byte_lengths", &avcc)
 }
 
-fn adts(raw: &[u8], profile: u8, index: u8, channels: u8) -> Vec<u8> {
-    let len = raw.len() + 7;
-    let mut out = vec![
-        0xff,
-        0xf1,
-        ((profile - 1) << 6) | (index << 2) | (channels >> 2),
-        ((channels & 3) << 6) | ((len >> 11) as u8 & 3),
-        (len >> 3) as u8,
-        ((len & 7) << 5) as u8 | 0x1f,
-        0xfc,
-    ];
-    out.extend_from_slice(raw);
-    out
-}
-
 fn aac(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
     let config = &demo.audio_config()?.body[2..];
     seeds.put("aac", "demo_config", config)?;
-    // 44.1 kHz is index 4; the demo is AAC-LC stereo.
+    // The demo is AAC-LC, 44.1 kHz, stereo.
+    let lc = AudioSpecificConfig::new(2, 44_100, 2)?;
     let mut stream = Vec::new();
     for tag in demo.audio_frames(3) {
-        stream.extend_from_slice(&adts(&tag.body[2..], 2, 4, 2));
+        let frame = AdtsFrame {
+            config: lc.clone(),
+            payload: Bytes::copy_from_slice(&tag.body[2..]),
+        };
+        stream.extend_from_slice(&frame.to_bytes()?);
     }
     seeds.put("aac", "demo_adts", &stream)?;
     // An explicit sample rate (index 15) and HE-AAC (object type 5).

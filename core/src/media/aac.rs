@@ -105,6 +105,47 @@ pub struct AdtsFrame {
     pub payload: Bytes,
 }
 
+impl AdtsFrame {
+    /// The frame with its 7-byte ADTS header (no CRC), as `.aac` files and MPEG-TS
+    /// carry AAC. ADTS names only object types 1-4 (2 = AAC-LC), one of the 13 table
+    /// sample rates, and frames up to 8191 bytes: others are an error.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MediaError> {
+        const WHAT: &str = "ADTS frame";
+        let config = &self.config;
+        let object_type = config.object_type();
+        if !(1..=4).contains(&object_type) {
+            return Err(MediaError::invalid(
+                WHAT,
+                format!("object type {object_type} has no ADTS profile"),
+            ));
+        }
+        let index = SAMPLE_RATES
+            .iter()
+            .position(|&r| r == config.sample_rate())
+            .ok_or_else(|| {
+                MediaError::invalid(WHAT, format!("sample rate {}", config.sample_rate()))
+            })?;
+        let len = self.payload.len() + 7;
+        if len > 0x1fff {
+            return Err(MediaError::invalid(WHAT, format!("{len} bytes")));
+        }
+        // Both fit their fields: index < 13, len <= 13 bits, checked above.
+        let (index, channels) = (index as u8, config.channels());
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&[
+            0xff,
+            0xf1, // MPEG-4, layer 0, no CRC
+            ((object_type - 1) << 6) | (index << 2) | (channels >> 2),
+            ((channels & 3) << 6) | ((len >> 11) as u8 & 3),
+            (len >> 3) as u8,
+            ((len as u8 & 7) << 5) | 0x1f, // buffer fullness 0x7ff: variable rate
+            0xfc,                          // one raw data block
+        ]);
+        out.extend_from_slice(&self.payload);
+        Ok(out)
+    }
+}
+
 /// Splits a buffer of one or more ADTS frames into raw AAC access units.
 pub fn split_adts(data: &Bytes) -> Result<Vec<AdtsFrame>, MediaError> {
     const WHAT: &str = "ADTS frame";
@@ -154,19 +195,14 @@ pub fn split_adts(data: &Bytes) -> Result<Vec<AdtsFrame>, MediaError> {
 mod tests {
     use super::*;
 
-    fn adts(payload: &[u8], profile: u8, index: u8, channels: u8) -> Vec<u8> {
-        let len = payload.len() + 7;
-        let mut out = vec![
-            0xff,
-            0xf1,
-            ((profile - 1) << 6) | (index << 2) | (channels >> 2),
-            ((channels & 3) << 6) | ((len >> 11) as u8 & 3),
-            (len >> 3) as u8,
-            ((len as u8 & 7) << 5) | 0x1f,
-            0xfc,
-        ];
-        out.extend_from_slice(payload);
-        out
+    /// AAC-LC at 44.1 kHz (table index 4), stereo, around `payload`.
+    fn adts(payload: &[u8]) -> Vec<u8> {
+        AdtsFrame {
+            config: AudioSpecificConfig::new(2, 44_100, 2).unwrap(),
+            payload: Bytes::copy_from_slice(payload),
+        }
+        .to_bytes()
+        .unwrap()
     }
 
     #[test]
@@ -205,8 +241,8 @@ mod tests {
 
     #[test]
     fn splits_adts_frames_into_raw_units() {
-        let mut data = adts(&[1, 2, 3], 2, 4, 2);
-        data.extend(adts(&[4, 5], 2, 4, 2));
+        let mut data = adts(&[1, 2, 3]);
+        data.extend(adts(&[4, 5]));
         let frames = split_adts(&Bytes::from(data)).unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(&frames[0].payload[..], &[1, 2, 3]);
@@ -215,8 +251,37 @@ mod tests {
     }
 
     #[test]
+    fn writes_the_adts_header_encoders_write() {
+        // AAC-LC, 48 kHz, stereo, 2 bytes: the header ffmpeg's ADTS muxer writes.
+        let frame = AdtsFrame {
+            config: AudioSpecificConfig::new(2, 48_000, 2).unwrap(),
+            payload: Bytes::from_static(&[0xaa, 0xbb]),
+        };
+        assert_eq!(
+            frame.to_bytes().unwrap(),
+            [0xff, 0xf1, 0x4c, 0x80, 0x01, 0x3f, 0xfc, 0xaa, 0xbb]
+        );
+        let back = split_adts(&Bytes::from(frame.to_bytes().unwrap())).unwrap();
+        assert_eq!(back, [frame]);
+    }
+
+    #[test]
+    fn refuses_what_adts_cannot_say() {
+        let he_aac = AdtsFrame {
+            config: AudioSpecificConfig::new(5, 44_100, 2).unwrap(),
+            payload: Bytes::new(),
+        };
+        assert!(he_aac.to_bytes().is_err(), "object type 5 has no profile");
+        let huge = AdtsFrame {
+            config: AudioSpecificConfig::new(2, 44_100, 2).unwrap(),
+            payload: Bytes::from(vec![0; 8185]),
+        };
+        assert!(huge.to_bytes().is_err(), "8192 bytes do not fit 13 bits");
+    }
+
+    #[test]
     fn rejects_truncated_and_garbage_adts() {
-        let data = adts(&[1, 2, 3], 2, 4, 2);
+        let data = adts(&[1, 2, 3]);
         let err = split_adts(&Bytes::copy_from_slice(&data[..8])).unwrap_err();
         assert!(matches!(err, MediaError::Truncated { .. }));
         assert!(split_adts(&Bytes::from_static(&[0, 1, 2, 3, 4, 5, 6, 7])).is_err());
