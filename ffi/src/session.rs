@@ -400,6 +400,7 @@ mod tests {
             drop_disposable_ms: None,
             drop_until_keyframe_ms: None,
             drop_gops_ms: None,
+            event_queue_capacity: None,
         };
         for shown in [format!("{options:?}"), format!("{record:?}")] {
             assert!(!shown.contains("SECRET"), "{shown}");

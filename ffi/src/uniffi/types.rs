@@ -57,6 +57,10 @@ pub struct BroadcastOptions {
     /// The three must be in order; audio is never dropped.
     #[uniffi(default = None)]
     pub drop_gops_ms: Option<u32>,
+    /// Events held for the listener (default 256). Chat outcomes are never dropped;
+    /// other events past this are dropped and counted (`eventsDropped`).
+    #[uniffi(default = None)]
+    pub event_queue_capacity: Option<u32>,
 }
 
 /// How to watch.
@@ -84,6 +88,14 @@ pub struct WatchOptions {
     /// instead of waiting for it to come back (the default).
     #[uniffi(default = false)]
     pub end_when_stream_ends: bool,
+    /// Events held for the listener (default 256). Chat outcomes are never dropped;
+    /// other events past this are dropped and counted (`eventsDropped`).
+    #[uniffi(default = None)]
+    pub event_queue_capacity: Option<u32>,
+    /// Frames held for the listener (default 512); past this the newest are dropped
+    /// and counted (`framesDropped`), and the next frame says so (`discontinuity`).
+    #[uniffi(default = None)]
+    pub frame_queue_capacity: Option<u32>,
 }
 
 // `Debug` by hand: the token stays hidden.
@@ -124,6 +136,11 @@ fn ms(value: Option<u32>) -> Option<Duration> {
     value.map(|v| Duration::from_millis(v.into()))
 }
 
+/// A queue capacity from the app (u32 always fits usize on the platforms we build).
+fn capacity(value: Option<u32>) -> Option<usize> {
+    value.and_then(|v| usize::try_from(v).ok())
+}
+
 impl From<&BroadcastOptions> for SessionOptions {
     fn from(options: &BroadcastOptions) -> Self {
         SessionOptions {
@@ -142,6 +159,7 @@ impl From<&BroadcastOptions> for SessionOptions {
                 drop_until_keyframe_at: ms(options.drop_until_keyframe_ms),
                 drop_gops_at: ms(options.drop_gops_ms),
             },
+            event_capacity: capacity(options.event_queue_capacity),
             ..SessionOptions::default()
         }
     }
@@ -157,6 +175,8 @@ impl From<&WatchOptions> for SessionOptions {
             stats_interval: ms(options.stats_interval_ms),
             stall_timeout: ms(options.stall_timeout_ms),
             end_when_stream_ends: options.end_when_stream_ends,
+            event_capacity: capacity(options.event_queue_capacity),
+            frame_capacity: capacity(options.frame_queue_capacity),
             ..SessionOptions::default()
         }
     }
@@ -342,12 +362,25 @@ pub struct StreamStats {
     pub audio_dropped: u64,
     /// Broadcast: which ingest is live (0: the URL, then the backups).
     pub ingest: u32,
+    /// Watch: lost packets repaired by retransmission (NACK/RTX).
+    pub packets_recovered: u64,
+    /// Watch: NACKs sent.
+    pub nacks_sent: u64,
+    /// Watch: keyframe requests sent (PLI/FIR).
+    pub keyframe_requests: u64,
+    /// Watch: times the picture froze (no new frame for a while).
+    pub freezes: u64,
+    /// Watch: milliseconds spent frozen.
+    pub frozen_ms: u64,
+    /// Watch: milliseconds from the start of the connection to its first frame.
+    pub first_frame_ms: Option<u64>,
 }
 
 impl From<&SessionStats> for StreamStats {
     fn from(stats: &SessionStats) -> Self {
         let chat = stats.chat.unwrap_or_default();
         let congestion = stats.congestion.as_ref();
+        let play = stats.play.as_ref();
         StreamStats {
             state: (&stats.state).into(),
             uptime_ms: millis(stats.uptime),
@@ -358,7 +391,7 @@ impl From<&SessionStats> for StreamStats {
             audio_frames: stats.audio_frames,
             bytes: stats.bytes,
             frames_dropped: stats.frames_dropped,
-            packets_lost: stats.play.as_ref().map_or(0, |p| p.packets_lost),
+            packets_lost: play.map_or(0, |p| p.packets_lost),
             chat_messages_received: chat.messages_received,
             chat_messages_sent: chat.messages_sent,
             viewers: stats.viewers,
@@ -373,6 +406,12 @@ impl From<&SessionStats> for StreamStats {
             dropped_gop: congestion.map_or(0, |c| c.dropped.gop),
             audio_dropped: 0,
             ingest: u32::try_from(stats.ingest).unwrap_or(u32::MAX),
+            packets_recovered: play.map_or(0, |p| p.packets_recovered),
+            nacks_sent: play.map_or(0, |p| p.nacks_sent),
+            keyframe_requests: play.map_or(0, |p| p.pli_sent),
+            freezes: play.map_or(0, |p| p.freezes),
+            frozen_ms: play.map_or(0, |p| millis(p.frozen)),
+            first_frame_ms: play.and_then(|p| p.first_frame).map(millis),
         }
     }
 }

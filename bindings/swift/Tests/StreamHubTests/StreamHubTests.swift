@@ -20,7 +20,9 @@ final class StreamHubTests: XCTestCase {
 
         // The hub knows the stream from the publish on: the watcher connects while the
         // first frames go out, and goes Live with the first frame it gets.
-        let watcher = try StreamSession.watch(options: WatchOptions(url: try whepURL(name), maxReconnectAttempts: 20))
+        // A frame queue larger than the default (ABI 2 option): both loops fit.
+        let watcher = try StreamSession.watch(options: WatchOptions(
+            url: try whepURL(name), maxReconnectAttempts: 20, frameQueueCapacity: 1024))
         let receiving = Task { () async throws -> Received in
             var received = Received()
             for try await frame in watcher.frames {
@@ -34,8 +36,10 @@ final class StreamHubTests: XCTestCase {
         let sent = try await broadcaster.broadcastFlv(path: flv, realtime: true, loops: 2)
         let sentStats = try await broadcaster.stop()
         // Stopping the watcher ends `frames`, should the 120 frames never have come.
-        _ = try await watcher.stop()
+        let watched = try await watcher.stop()
         let received = try await receiving.value
+        // The watch counters (ABI 2) reach Swift.
+        XCTAssertNotNil(watched.firstFrameMs, "a first frame time")
 
         XCTAssertEqual(sent, 2 * clipFrames)
         XCTAssertEqual(sentStats.videoFrames, UInt64(sent))

@@ -1872,6 +1872,11 @@ public struct BroadcastOptions: Equatable, Hashable {
      * The three must be in order; audio is never dropped.
      */
     public var dropGopsMs: UInt32?
+    /**
+     * Events held for the listener (default 256). Chat outcomes are never dropped;
+     * other events past this are dropped and counted (`eventsDropped`).
+     */
+    public var eventQueueCapacity: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1910,7 +1915,11 @@ public struct BroadcastOptions: Equatable, Hashable {
         /**
          * Live: the hard cap (ms): queued video is dropped by whole GOPs (default 1000).
          * The three must be in order; audio is never dropped.
-         */dropGopsMs: UInt32? = nil) {
+         */dropGopsMs: UInt32? = nil, 
+        /**
+         * Events held for the listener (default 256). Chat outcomes are never dropped;
+         * other events past this are dropped and counted (`eventsDropped`).
+         */eventQueueCapacity: UInt32? = nil) {
         self.url = url
         self.chat = chat
         self.maxReconnectAttempts = maxReconnectAttempts
@@ -1921,6 +1930,7 @@ public struct BroadcastOptions: Equatable, Hashable {
         self.dropDisposableMs = dropDisposableMs
         self.dropUntilKeyframeMs = dropUntilKeyframeMs
         self.dropGopsMs = dropGopsMs
+        self.eventQueueCapacity = eventQueueCapacity
     }
 
     
@@ -1948,7 +1958,8 @@ public struct FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer {
                 backPressure: FfiConverterBool.read(from: &buf), 
                 dropDisposableMs: FfiConverterOptionUInt32.read(from: &buf), 
                 dropUntilKeyframeMs: FfiConverterOptionUInt32.read(from: &buf), 
-                dropGopsMs: FfiConverterOptionUInt32.read(from: &buf)
+                dropGopsMs: FfiConverterOptionUInt32.read(from: &buf), 
+                eventQueueCapacity: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -1963,6 +1974,7 @@ public struct FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.dropDisposableMs, into: &buf)
         FfiConverterOptionUInt32.write(value.dropUntilKeyframeMs, into: &buf)
         FfiConverterOptionUInt32.write(value.dropGopsMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.eventQueueCapacity, into: &buf)
     }
 }
 
@@ -2508,6 +2520,30 @@ public struct StreamStats: Equatable, Hashable {
      * Broadcast: which ingest is live (0: the URL, then the backups).
      */
     public var ingest: UInt32
+    /**
+     * Watch: lost packets repaired by retransmission (NACK/RTX).
+     */
+    public var packetsRecovered: UInt64
+    /**
+     * Watch: NACKs sent.
+     */
+    public var nacksSent: UInt64
+    /**
+     * Watch: keyframe requests sent (PLI/FIR).
+     */
+    public var keyframeRequests: UInt64
+    /**
+     * Watch: times the picture froze (no new frame for a while).
+     */
+    public var freezes: UInt64
+    /**
+     * Watch: milliseconds spent frozen.
+     */
+    public var frozenMs: UInt64
+    /**
+     * Watch: milliseconds from the start of the connection to its first frame.
+     */
+    public var firstFrameMs: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2583,7 +2619,25 @@ public struct StreamStats: Equatable, Hashable {
          */audioDropped: UInt64, 
         /**
          * Broadcast: which ingest is live (0: the URL, then the backups).
-         */ingest: UInt32) {
+         */ingest: UInt32, 
+        /**
+         * Watch: lost packets repaired by retransmission (NACK/RTX).
+         */packetsRecovered: UInt64, 
+        /**
+         * Watch: NACKs sent.
+         */nacksSent: UInt64, 
+        /**
+         * Watch: keyframe requests sent (PLI/FIR).
+         */keyframeRequests: UInt64, 
+        /**
+         * Watch: times the picture froze (no new frame for a while).
+         */freezes: UInt64, 
+        /**
+         * Watch: milliseconds spent frozen.
+         */frozenMs: UInt64, 
+        /**
+         * Watch: milliseconds from the start of the connection to its first frame.
+         */firstFrameMs: UInt64?) {
         self.state = state
         self.uptimeMs = uptimeMs
         self.timeLiveMs = timeLiveMs
@@ -2608,6 +2662,12 @@ public struct StreamStats: Equatable, Hashable {
         self.droppedGop = droppedGop
         self.audioDropped = audioDropped
         self.ingest = ingest
+        self.packetsRecovered = packetsRecovered
+        self.nacksSent = nacksSent
+        self.keyframeRequests = keyframeRequests
+        self.freezes = freezes
+        self.frozenMs = frozenMs
+        self.firstFrameMs = firstFrameMs
     }
 
     
@@ -2649,7 +2709,13 @@ public struct FfiConverterTypeStreamStats: FfiConverterRustBuffer {
                 droppedUntilKeyframe: FfiConverterUInt64.read(from: &buf), 
                 droppedGop: FfiConverterUInt64.read(from: &buf), 
                 audioDropped: FfiConverterUInt64.read(from: &buf), 
-                ingest: FfiConverterUInt32.read(from: &buf)
+                ingest: FfiConverterUInt32.read(from: &buf), 
+                packetsRecovered: FfiConverterUInt64.read(from: &buf), 
+                nacksSent: FfiConverterUInt64.read(from: &buf), 
+                keyframeRequests: FfiConverterUInt64.read(from: &buf), 
+                freezes: FfiConverterUInt64.read(from: &buf), 
+                frozenMs: FfiConverterUInt64.read(from: &buf), 
+                firstFrameMs: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -2678,6 +2744,12 @@ public struct FfiConverterTypeStreamStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.droppedGop, into: &buf)
         FfiConverterUInt64.write(value.audioDropped, into: &buf)
         FfiConverterUInt32.write(value.ingest, into: &buf)
+        FfiConverterUInt64.write(value.packetsRecovered, into: &buf)
+        FfiConverterUInt64.write(value.nacksSent, into: &buf)
+        FfiConverterUInt64.write(value.keyframeRequests, into: &buf)
+        FfiConverterUInt64.write(value.freezes, into: &buf)
+        FfiConverterUInt64.write(value.frozenMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.firstFrameMs, into: &buf)
     }
 }
 
@@ -2830,6 +2902,16 @@ public struct WatchOptions: Equatable, Hashable {
      * instead of waiting for it to come back (the default).
      */
     public var endWhenStreamEnds: Bool
+    /**
+     * Events held for the listener (default 256). Chat outcomes are never dropped;
+     * other events past this are dropped and counted (`eventsDropped`).
+     */
+    public var eventQueueCapacity: UInt32?
+    /**
+     * Frames held for the listener (default 512); past this the newest are dropped
+     * and counted (`framesDropped`), and the next frame says so (`discontinuity`).
+     */
+    public var frameQueueCapacity: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2856,7 +2938,15 @@ public struct WatchOptions: Equatable, Hashable {
         /**
          * End the session once the sender ended the stream (`StreamEnded`, then `Ended`)
          * instead of waiting for it to come back (the default).
-         */endWhenStreamEnds: Bool = false) {
+         */endWhenStreamEnds: Bool = false, 
+        /**
+         * Events held for the listener (default 256). Chat outcomes are never dropped;
+         * other events past this are dropped and counted (`eventsDropped`).
+         */eventQueueCapacity: UInt32? = nil, 
+        /**
+         * Frames held for the listener (default 512); past this the newest are dropped
+         * and counted (`framesDropped`), and the next frame says so (`discontinuity`).
+         */frameQueueCapacity: UInt32? = nil) {
         self.url = url
         self.token = token
         self.chat = chat
@@ -2864,6 +2954,8 @@ public struct WatchOptions: Equatable, Hashable {
         self.statsIntervalMs = statsIntervalMs
         self.stallTimeoutMs = stallTimeoutMs
         self.endWhenStreamEnds = endWhenStreamEnds
+        self.eventQueueCapacity = eventQueueCapacity
+        self.frameQueueCapacity = frameQueueCapacity
     }
 
     
@@ -2888,7 +2980,9 @@ public struct FfiConverterTypeWatchOptions: FfiConverterRustBuffer {
                 maxReconnectAttempts: FfiConverterOptionUInt32.read(from: &buf), 
                 statsIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
                 stallTimeoutMs: FfiConverterOptionUInt32.read(from: &buf), 
-                endWhenStreamEnds: FfiConverterBool.read(from: &buf)
+                endWhenStreamEnds: FfiConverterBool.read(from: &buf), 
+                eventQueueCapacity: FfiConverterOptionUInt32.read(from: &buf), 
+                frameQueueCapacity: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -2900,6 +2994,8 @@ public struct FfiConverterTypeWatchOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.statsIntervalMs, into: &buf)
         FfiConverterOptionUInt32.write(value.stallTimeoutMs, into: &buf)
         FfiConverterBool.write(value.endWhenStreamEnds, into: &buf)
+        FfiConverterOptionUInt32.write(value.eventQueueCapacity, into: &buf)
+        FfiConverterOptionUInt32.write(value.frameQueueCapacity, into: &buf)
     }
 }
 

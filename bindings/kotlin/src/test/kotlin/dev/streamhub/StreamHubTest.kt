@@ -136,7 +136,9 @@ class StreamHubTest {
         StreamSession.broadcast(BroadcastOptions(url = rtmp(name))).use { broadcaster ->
             val log = EventLog(this, broadcaster)
             broadcaster.awaitLive()
-            StreamSession.watch(WatchOptions(url = whep(name))).use { watcher ->
+            // Queues larger than the defaults (ABI 2 options): the whole clip fits.
+            val watchOptions = WatchOptions(url = whep(name), eventQueueCapacity = 512u, frameQueueCapacity = 1024u)
+            StreamSession.watch(watchOptions).use { watcher ->
                 val watcherLog = EventLog(this, watcher)
                 val video = AtomicInteger()
                 val audio = AtomicInteger()
@@ -167,8 +169,15 @@ class StreamHubTest {
                     watcherLog.events.value.none { it is StreamEvent.StateChanged && it.state is StreamState.Reconnecting },
                     "the end of the stream is not a lost connection",
                 )
-                watcher.stop()
+                val watched = watcher.stop()
                 withTimeout(10.seconds) { watching.join() }
+                // The watch counters (ABI 2) reach Kotlin.
+                assertTrue(watched.firstFrameMs != null, "no first frame time: $watched")
+                assertEquals(0uL, watched.framesDropped, "dropped with room for 1024 frames")
+                println(
+                    "kotlin: watcher first frame ${watched.firstFrameMs} ms, ${watched.keyframeRequests} keyframe " +
+                        "requests, ${watched.nacksSent} NACKs, ${watched.packetsRecovered} recovered, ${watched.freezes} freezes",
+                )
 
                 log.await("Live on the broadcaster's events") {
                     it is StreamEvent.StateChanged && it.state == StreamState.Live

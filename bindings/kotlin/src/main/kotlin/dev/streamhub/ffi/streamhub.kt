@@ -3420,6 +3420,12 @@ data class BroadcastOptions (
      * The three must be in order; audio is never dropped.
      */
     var `dropGopsMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * Events held for the listener (default 256). Chat outcomes are never dropped;
+     * other events past this are dropped and counted (`eventsDropped`).
+     */
+    var `eventQueueCapacity`: kotlin.UInt? = null 
     
 ){
     
@@ -3446,6 +3452,7 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -3459,7 +3466,8 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterBoolean.allocationSize(value.`backPressure`) +
             FfiConverterOptionalUInt.allocationSize(value.`dropDisposableMs`) +
             FfiConverterOptionalUInt.allocationSize(value.`dropUntilKeyframeMs`) +
-            FfiConverterOptionalUInt.allocationSize(value.`dropGopsMs`)
+            FfiConverterOptionalUInt.allocationSize(value.`dropGopsMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`eventQueueCapacity`)
     )
 
     override fun write(value: BroadcastOptions, buf: ByteBuffer) {
@@ -3473,6 +3481,7 @@ public object FfiConverterTypeBroadcastOptions: FfiConverterRustBuffer<Broadcast
             FfiConverterOptionalUInt.write(value.`dropDisposableMs`, buf)
             FfiConverterOptionalUInt.write(value.`dropUntilKeyframeMs`, buf)
             FfiConverterOptionalUInt.write(value.`dropGopsMs`, buf)
+            FfiConverterOptionalUInt.write(value.`eventQueueCapacity`, buf)
     }
 }
 
@@ -3909,6 +3918,36 @@ data class StreamStats (
      * Broadcast: which ingest is live (0: the URL, then the backups).
      */
     var `ingest`: kotlin.UInt
+    , 
+    /**
+     * Watch: lost packets repaired by retransmission (NACK/RTX).
+     */
+    var `packetsRecovered`: kotlin.ULong
+    , 
+    /**
+     * Watch: NACKs sent.
+     */
+    var `nacksSent`: kotlin.ULong
+    , 
+    /**
+     * Watch: keyframe requests sent (PLI/FIR).
+     */
+    var `keyframeRequests`: kotlin.ULong
+    , 
+    /**
+     * Watch: times the picture froze (no new frame for a while).
+     */
+    var `freezes`: kotlin.ULong
+    , 
+    /**
+     * Watch: milliseconds spent frozen.
+     */
+    var `frozenMs`: kotlin.ULong
+    , 
+    /**
+     * Watch: milliseconds from the start of the connection to its first frame.
+     */
+    var `firstFrameMs`: kotlin.ULong?
     
 ){
     
@@ -3949,6 +3988,12 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
@@ -3976,7 +4021,13 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.allocationSize(value.`droppedUntilKeyframe`) +
             FfiConverterULong.allocationSize(value.`droppedGop`) +
             FfiConverterULong.allocationSize(value.`audioDropped`) +
-            FfiConverterUInt.allocationSize(value.`ingest`)
+            FfiConverterUInt.allocationSize(value.`ingest`) +
+            FfiConverterULong.allocationSize(value.`packetsRecovered`) +
+            FfiConverterULong.allocationSize(value.`nacksSent`) +
+            FfiConverterULong.allocationSize(value.`keyframeRequests`) +
+            FfiConverterULong.allocationSize(value.`freezes`) +
+            FfiConverterULong.allocationSize(value.`frozenMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`firstFrameMs`)
     )
 
     override fun write(value: StreamStats, buf: ByteBuffer) {
@@ -4004,6 +4055,12 @@ public object FfiConverterTypeStreamStats: FfiConverterRustBuffer<StreamStats> {
             FfiConverterULong.write(value.`droppedGop`, buf)
             FfiConverterULong.write(value.`audioDropped`, buf)
             FfiConverterUInt.write(value.`ingest`, buf)
+            FfiConverterULong.write(value.`packetsRecovered`, buf)
+            FfiConverterULong.write(value.`nacksSent`, buf)
+            FfiConverterULong.write(value.`keyframeRequests`, buf)
+            FfiConverterULong.write(value.`freezes`, buf)
+            FfiConverterULong.write(value.`frozenMs`, buf)
+            FfiConverterOptionalULong.write(value.`firstFrameMs`, buf)
     }
 }
 
@@ -4120,6 +4177,18 @@ data class WatchOptions (
      * instead of waiting for it to come back (the default).
      */
     var `endWhenStreamEnds`: kotlin.Boolean = false 
+    , 
+    /**
+     * Events held for the listener (default 256). Chat outcomes are never dropped;
+     * other events past this are dropped and counted (`eventsDropped`).
+     */
+    var `eventQueueCapacity`: kotlin.UInt? = null 
+    , 
+    /**
+     * Frames held for the listener (default 512); past this the newest are dropped
+     * and counted (`framesDropped`), and the next frame says so (`discontinuity`).
+     */
+    var `frameQueueCapacity`: kotlin.UInt? = null 
     
 ){
     
@@ -4143,6 +4212,8 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -4153,7 +4224,9 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalUInt.allocationSize(value.`maxReconnectAttempts`) +
             FfiConverterOptionalUInt.allocationSize(value.`statsIntervalMs`) +
             FfiConverterOptionalUInt.allocationSize(value.`stallTimeoutMs`) +
-            FfiConverterBoolean.allocationSize(value.`endWhenStreamEnds`)
+            FfiConverterBoolean.allocationSize(value.`endWhenStreamEnds`) +
+            FfiConverterOptionalUInt.allocationSize(value.`eventQueueCapacity`) +
+            FfiConverterOptionalUInt.allocationSize(value.`frameQueueCapacity`)
     )
 
     override fun write(value: WatchOptions, buf: ByteBuffer) {
@@ -4164,6 +4237,8 @@ public object FfiConverterTypeWatchOptions: FfiConverterRustBuffer<WatchOptions>
             FfiConverterOptionalUInt.write(value.`statsIntervalMs`, buf)
             FfiConverterOptionalUInt.write(value.`stallTimeoutMs`, buf)
             FfiConverterBoolean.write(value.`endWhenStreamEnds`, buf)
+            FfiConverterOptionalUInt.write(value.`eventQueueCapacity`, buf)
+            FfiConverterOptionalUInt.write(value.`frameQueueCapacity`, buf)
     }
 }
 
