@@ -1,4 +1,4 @@
-//! A broadcast [`StreamSession`] against real peers: nginx-rtmp (recording every publish,
+//! A [`BroadcastSession`] against real peers: nginx-rtmp (recording every publish,
 //! judged by ffprobe) and an in-process chat server. The ingest is killed and restarted
 //! on the same port mid-stream.
 
@@ -15,8 +15,8 @@ use streamhub::chat::protocol::Role;
 use streamhub::media::Pacer;
 use streamhub::media::flv::FlvPayload;
 use streamhub::session::{
-    BroadcastConfig, FailReason, ReconnectPolicy, SessionChat, SessionError, SessionEvent,
-    SessionEvents, SessionState, StreamSession,
+    BroadcastConfig, BroadcastSession, FailReason, ReconnectPolicy, SessionChat, SessionError,
+    SessionEvent, SessionEvents, SessionState,
 };
 use tokio::time::Instant;
 
@@ -67,7 +67,7 @@ fn fast_reconnect() -> ReconnectPolicy {
 }
 
 /// Sends one tag; `shift_us` moves its timestamps (to loop a clip).
-async fn send(session: &StreamSession, payload: &FlvPayload, shift_us: i64) {
+async fn send(session: &BroadcastSession, payload: &FlvPayload, shift_us: i64) {
     match payload {
         FlvPayload::VideoConfig(config) => session.set_video_config(config.clone()).unwrap(),
         FlvPayload::AudioConfig(config) => session.set_audio_config(config.clone()).unwrap(),
@@ -96,7 +96,7 @@ fn pts_us(payload: &FlvPayload) -> Option<i64> {
 
 /// Sends the clip over and over in real time until `running` is cleared.
 fn feed_in_real_time(
-    session: StreamSession,
+    session: BroadcastSession,
     clip: Arc<Vec<FlvPayload>>,
     first_shift_us: i64,
     running: Arc<AtomicBool>,
@@ -159,7 +159,7 @@ async fn broadcast_goes_live_chats_survives_an_ingest_restart_and_ends() {
         chat
     });
     let started = Instant::now();
-    let (session, events) = StreamSession::broadcast(config).unwrap();
+    let (session, events) = BroadcastSession::start(config).unwrap();
     let log = Events::collect(events);
 
     // Connecting → Live.
@@ -369,7 +369,7 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
         )
     });
 
-    let failed = |session: StreamSession| async move {
+    let failed = |session: BroadcastSession| async move {
         session
             .wait_for_state(Duration::from_secs(15), SessionState::is_terminal)
             .await
@@ -377,7 +377,7 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
 
     // A key nginx's on_publish refuses.
     let (session, _events) =
-        StreamSession::broadcast(BroadcastConfig::new(nginx.url("bad"))).unwrap();
+        BroadcastSession::start(BroadcastConfig::new(nginx.url("bad"))).unwrap();
     let state = failed(session.clone()).await;
     assert!(
         matches!(&state, SessionState::Failed { reason: FailReason::Rejected { detail } } if detail.contains("publish refused")),
@@ -397,7 +397,7 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
 
     // An application nginx does not have.
     let url = format!("rtmp://127.0.0.1:{}/nope/good", nginx.rtmp_port);
-    let (session, _events) = StreamSession::broadcast(BroadcastConfig::new(url)).unwrap();
+    let (session, _events) = BroadcastSession::start(BroadcastConfig::new(url)).unwrap();
     let state = failed(session).await;
     assert!(
         matches!(&state, SessionState::Failed { reason: FailReason::Rejected { detail } } if detail.contains("connect refused")),
@@ -408,7 +408,7 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
     let mut config =
         BroadcastConfig::new(format!("rtmp://127.0.0.1:{}/live/good", peers::free_port()));
     config.reconnect = ReconnectPolicy::new(fast_reconnect().backoff, Some(2));
-    let (session, _events) = StreamSession::broadcast(config).unwrap();
+    let (session, _events) = BroadcastSession::start(config).unwrap();
     let state = failed(session).await;
     assert!(
         matches!(
@@ -422,12 +422,12 @@ async fn refused_key_wrong_application_and_unreachable_ingest_fail_with_typed_re
 
     // Not an RTMP URL: refused at creation.
     assert!(matches!(
-        StreamSession::broadcast(BroadcastConfig::new("http://127.0.0.1/live/key")),
+        BroadcastSession::start(BroadcastConfig::new("http://127.0.0.1/live/key")),
         Err(SessionError::InvalidConfig(_))
     ));
     // The right key works.
     let (session, _events) =
-        StreamSession::broadcast(BroadcastConfig::new(nginx.url("good"))).unwrap();
+        BroadcastSession::start(BroadcastConfig::new(nginx.url("good"))).unwrap();
     let state = session
         .wait_for_state(Duration::from_secs(10), |s| *s == SessionState::Live)
         .await;

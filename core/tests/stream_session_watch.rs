@@ -1,4 +1,4 @@
-//! A watch [`StreamSession`] against real peers: the aiortc WHEP sender of
+//! A [`WatchSession`] against real peers: the aiortc WHEP sender of
 //! `tests/peers/` (an independent WebRTC stack) and an in-process chat server. The sender
 //! is killed and restarted on the same port mid-stream.
 
@@ -14,8 +14,7 @@ use futures_util::StreamExt;
 use streamhub::chat::client::BackoffConfig;
 use streamhub::chat::protocol::Role;
 use streamhub::session::{
-    FailReason, ReconnectPolicy, SessionChat, SessionEvent, SessionState, StreamSession,
-    WatchConfig,
+    FailReason, ReconnectPolicy, SessionChat, SessionEvent, SessionState, WatchConfig, WatchSession,
 };
 use streamhub::whep::MediaKind;
 use tokio::time::Instant;
@@ -60,7 +59,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         chat
     });
     let started = Instant::now();
-    let (session, mut events) = StreamSession::watch(config).unwrap();
+    let (session, mut events) = WatchSession::start(config).unwrap();
 
     let states: Arc<Mutex<Vec<SessionState>>> = Arc::default();
     let chat_texts: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -95,7 +94,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
         tokio::spawn(async move {
             let mut first = true;
             // The frames as a futures Stream: it ends when the session does.
-            let mut stream = std::pin::pin!(session.frames().expect("a watch session"));
+            let mut stream = std::pin::pin!(session.frames());
             while let Some(frame) = stream.next().await {
                 match frame.kind {
                     MediaKind::Video => frames.video.fetch_add(1, Ordering::Relaxed),
@@ -233,7 +232,7 @@ async fn watch_goes_live_counts_frames_chats_and_survives_a_sender_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unauthorized_watch_fails_with_a_typed_reason() {
     let sender = tokio::task::block_in_place(|| AiortcWhep::start(&["--mode", "401"]));
-    let (session, _events) = StreamSession::watch(WatchConfig::new(sender.url())).unwrap();
+    let (session, _events) = WatchSession::start(WatchConfig::new(sender.url())).unwrap();
     let state = session
         .wait_for_state(Duration::from_secs(15), SessionState::is_terminal)
         .await;

@@ -91,6 +91,7 @@ mod chat;
 mod error;
 mod events;
 pub mod lifecycle;
+mod typed;
 mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +111,7 @@ pub use error::SessionError;
 pub use events::SessionEvents;
 pub use lifecycle::{FailReason, OnStreamEnd, ReconnectPolicy, SessionState};
 use lifecycle::{Failure, Lifecycle, Next};
+pub use typed::{BroadcastSession, WatchSession};
 
 /// The stream's chat room. Its `Debug` hides the token.
 #[derive(Clone)]
