@@ -36,13 +36,19 @@ pub mod redact;
 pub mod rtmp;
 pub mod session;
 mod sync;
+#[cfg(feature = "whep")]
 pub mod whep;
 
-pub use chat::{ChatClient, ChatError, ChatEvent};
+pub use chat::ChatError;
+#[cfg(feature = "chat")]
+pub use chat::{ChatClient, ChatEvent};
 pub use media::{AudioFormat, AudioFrame, MediaError, StreamMetadata, VideoFormat, VideoFrame};
 pub use rtmp::{PublishConfig, PublishStats, Publisher, RtmpError, RtmpUrl};
+#[cfg(feature = "whep")]
+pub use session::WatchConfig;
 pub use session::{
     BroadcastConfig, FailReason, ReconnectPolicy, SessionChat, SessionError, SessionEvent,
-    SessionEvents, SessionState, SessionStats, StreamSession, WatchConfig,
+    SessionEvents, SessionState, SessionStats, StreamSession,
 };
+#[cfg(feature = "whep")]
 pub use whep::{MediaFrame, PlayConfig, PlayStats, Player, WhepError};

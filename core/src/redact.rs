@@ -69,6 +69,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "chat", feature = "whep"))]
     fn no_config_shows_a_secret_in_its_debug_form() {
         use crate::session::{BroadcastConfig, SessionChat, WatchConfig};
         let chat = SessionChat::new("ws://chat.example.com/chat", "room", "chat-jwt-SECRET");

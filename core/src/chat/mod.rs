@@ -4,12 +4,14 @@
 //! - [`client`]: [`ChatClient`], which reconnects, recovers and deduplicates by itself.
 //! - `server` (feature `server`): rooms, sequencer, history, JWT auth, moderation.
 
+#[cfg(feature = "chat")]
 pub mod client;
 mod error;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
 
+#[cfg(feature = "chat")]
 pub use client::{
     ChatClient, ChatConfig, ChatEvent, ChatEvents, ChatStats, JoinInfo, JoinOutcome, TokenRequest,
     TokenSource,

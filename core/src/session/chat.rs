@@ -42,6 +42,11 @@ pub(crate) struct ChatShared {
 }
 
 impl ChatShared {
+    /// The shared state of `chat`'s room.
+    pub(crate) fn for_session(chat: &SessionChat) -> Self {
+        Self::new(&chat.room)
+    }
+
     pub(crate) fn new(room: &str) -> Self {
         ChatShared {
             room: room.to_string(),

@@ -2,6 +2,7 @@
 
 use crate::chat::ChatError;
 use crate::rtmp::RtmpError;
+#[cfg(feature = "whep")]
 use crate::whep::WhepError;
 
 use super::FailReason;
@@ -23,6 +24,7 @@ pub enum SessionError {
         source: RtmpError,
     },
     /// The WHEP playback failed.
+    #[cfg(feature = "whep")]
     #[error("{context}: {source}")]
     Whep {
         /// What the session was doing.
@@ -65,10 +67,12 @@ impl SessionError {
         move |source| SessionError::Rtmp { context, source }
     }
 
+    #[cfg(feature = "whep")]
     pub(crate) fn whep(context: &'static str) -> impl FnOnce(WhepError) -> SessionError {
         move |source| SessionError::Whep { context, source }
     }
 
+    #[cfg(feature = "chat")]
     pub(crate) fn chat(context: &'static str) -> impl FnOnce(ChatError) -> SessionError {
         move |source| SessionError::Chat { context, source }
     }

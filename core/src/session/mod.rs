@@ -87,11 +87,16 @@
 //! `&self`. The session runs on the tokio runtime it was created in.
 
 mod broadcast;
+#[cfg(feature = "chat")]
+mod chat;
+#[cfg(not(feature = "chat"))]
+#[path = "chat_off.rs"]
 mod chat;
 mod error;
 mod events;
 pub mod lifecycle;
 mod typed;
+#[cfg(feature = "whep")]
 mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,18 +107,30 @@ use tokio::sync::{mpsc, watch as state_watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span};
 
-use crate::chat::{ChatConfig, ChatMessage};
+#[cfg(feature = "chat")]
+use crate::chat::ChatConfig;
+use crate::chat::ChatMessage;
 use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame};
 use crate::rtmp::{CongestionPolicy, CongestionReport, PublishConfig, PublishStats, RtmpUrl};
+#[cfg(feature = "whep")]
 use crate::whep::{MediaFrame, PlayConfig, PlayStats};
 
 pub use error::SessionError;
 pub use events::SessionEvents;
 pub use lifecycle::{FailReason, OnStreamEnd, ReconnectPolicy, SessionState};
 use lifecycle::{Failure, Lifecycle, Next};
-pub use typed::{BroadcastSession, WatchSession};
+pub use typed::BroadcastSession;
+#[cfg(feature = "whep")]
+pub use typed::WatchSession;
+
+/// Without the `chat` feature there is no chat room: this type has no value, so a
+/// config's `chat` is always `None`.
+#[cfg(not(feature = "chat"))]
+#[derive(Debug, Clone)]
+pub enum SessionChat {}
 
 /// The stream's chat room. Its `Debug` hides the token.
+#[cfg(feature = "chat")]
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct SessionChat {
@@ -127,6 +144,7 @@ pub struct SessionChat {
     pub config: ChatConfig,
 }
 
+#[cfg(feature = "chat")]
 impl SessionChat {
     /// A room on a server with the default client settings.
     pub fn new(url: impl Into<String>, room: impl Into<String>, token: impl Into<String>) -> Self {
@@ -139,6 +157,7 @@ impl SessionChat {
     }
 }
 
+#[cfg(feature = "chat")]
 impl std::fmt::Debug for SessionChat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionChat")
@@ -222,6 +241,7 @@ impl std::fmt::Debug for BroadcastConfig {
 }
 
 /// How to watch.
+#[cfg(feature = "whep")]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WatchConfig {
@@ -246,6 +266,7 @@ pub struct WatchConfig {
     pub frame_capacity: usize,
 }
 
+#[cfg(feature = "whep")]
 impl WatchConfig {
     /// Defaults for everything but the WHEP URL.
     pub fn new(url: impl Into<String>) -> Self {
@@ -318,6 +339,7 @@ pub struct SessionStats {
     /// written to connections plus `frames_dropped`.
     pub frames_sent_by_app: u64,
     /// The current WHEP connection's stats (watch), refreshed every 250 ms.
+    #[cfg(feature = "whep")]
     pub play: Option<PlayStats>,
     /// Chat counters, when the session has a chat.
     pub chat: Option<SessionChatStats>,
@@ -427,7 +449,7 @@ impl Shared {
             state: state_watch::Sender::new(SessionState::Idle),
             events,
             events_dropped: AtomicU64::new(0),
-            chat: chat.map(|c| chat::ChatShared::new(&c.room)),
+            chat: chat.map(chat::ChatShared::for_session),
             finished,
         });
         (shared, SessionEvents::new(rx, finished_rx))
@@ -485,6 +507,7 @@ impl Shared {
         self.step(|lc, now| lc.lost(reason, rand::random::<f64>(), now))
     }
 
+    #[cfg_attr(not(feature = "whep"), allow(dead_code))]
     pub(crate) fn stream_ended(&self, policy: OnStreamEnd) -> Next {
         self.step(|lc, now| lc.stream_ended(policy, rand::random::<f64>(), now))
     }
@@ -548,6 +571,7 @@ pub(crate) async fn stop_requested(stop: &mut state_watch::Receiver<bool>) {
 #[derive(Clone)]
 enum Kind {
     Broadcast(Arc<broadcast::Media>),
+    #[cfg(feature = "whep")]
     Watch(Arc<watch::Media>),
 }
 
@@ -555,6 +579,7 @@ impl Kind {
     fn name(&self) -> &'static str {
         match self {
             Kind::Broadcast(_) => "broadcast",
+            #[cfg(feature = "whep")]
             Kind::Watch(_) => "watch",
         }
     }
@@ -564,6 +589,7 @@ fn snapshot(shared: &Shared, kind: &Kind) -> SessionStats {
     let mut stats = shared.base_stats();
     match kind {
         Kind::Broadcast(media) => media.fill_stats(&mut stats),
+        #[cfg(feature = "whep")]
         Kind::Watch(media) => media.fill_stats(&mut stats),
     }
     stats
@@ -659,6 +685,7 @@ impl StreamSession {
     /// Starts watching `config.url` (and joins the chat room) in the background and
     /// returns at once, in [`SessionState::Connecting`]. Must be called within a tokio
     /// runtime.
+    #[cfg(feature = "whep")]
     pub fn watch(config: WatchConfig) -> Result<(StreamSession, SessionEvents), SessionError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SessionError::NoRuntime)?;
         watch::check_url(&config.url)?;
@@ -779,9 +806,11 @@ impl StreamSession {
         snapshot(&self.inner.shared, &self.inner.kind)
     }
 
+    #[cfg_attr(not(feature = "whep"), allow(unused_variables))]
     fn broadcast_media(&self, method: &'static str) -> Result<&broadcast::Media, SessionError> {
         match &self.inner.kind {
             Kind::Broadcast(media) => Ok(media),
+            #[cfg(feature = "whep")]
             Kind::Watch(_) => Err(SessionError::WrongKind {
                 method,
                 kind: "watch",
@@ -829,6 +858,7 @@ impl StreamSession {
         Ok(())
     }
 
+    #[cfg(feature = "whep")]
     /// The next frame (watch), across reconnects; `None` once the session has ended or
     /// failed and every buffered frame was read. The first frame after a reconnect has
     /// `discontinuity` set.
@@ -844,6 +874,7 @@ impl StreamSession {
         }
     }
 
+    #[cfg(feature = "whep")]
     /// The frames (watch) as a [`futures_util::Stream`]: what [`Self::next_frame`]
     /// returns, ending once the session has ended or failed and every buffered frame was
     /// read. One reader at a time: two streams of one session share its frames.

@@ -15,14 +15,17 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "whep")]
 use futures_util::StreamExt;
 
 use crate::media::{AudioFrame, AudioSpecificConfig, AvcDecoderConfig, VideoFrame};
+#[cfg(feature = "whep")]
 use crate::whep::MediaFrame;
 
+#[cfg(feature = "whep")]
+use super::WatchConfig;
 use super::{
     BroadcastConfig, SessionError, SessionEvents, SessionState, SessionStats, StreamSession,
-    WatchConfig,
 };
 
 /// A session that goes live (RTMP publish); see [`StreamSession::broadcast`].
@@ -30,6 +33,7 @@ use super::{
 pub struct BroadcastSession(StreamSession);
 
 /// A session that watches (WHEP playback); see [`StreamSession::watch`].
+#[cfg(feature = "whep")]
 #[derive(Debug, Clone)]
 pub struct WatchSession(StreamSession);
 
@@ -108,6 +112,7 @@ impl BroadcastSession {
     }
 }
 
+#[cfg(feature = "whep")]
 impl WatchSession {
     /// Starts watching; see [`StreamSession::watch`].
     pub fn start(config: WatchConfig) -> Result<(Self, SessionEvents), SessionError> {
