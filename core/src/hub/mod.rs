@@ -29,17 +29,17 @@
 //! # }
 //! ```
 
-pub mod api;
-pub mod cors;
-pub mod egress;
+pub(crate) mod api;
+pub(crate) mod cors;
+pub(crate) mod egress;
 pub mod ingest;
 pub mod keys;
-pub mod limits;
-pub mod page;
-pub mod registry;
+pub(crate) mod limits;
+pub(crate) mod page;
+pub(crate) mod registry;
 pub mod stream;
 mod tls;
-pub mod watch_tokens;
+pub(crate) mod watch_tokens;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -99,6 +99,7 @@ impl SocketFd {
     }
 }
 
+#[cfg(test)]
 /// Reads `TCP_INFO` of `stream` (Linux and Android; `None` elsewhere or on failure).
 pub fn read_tcp_info(stream: &TcpStream) -> Option<TcpInfo> {
     read_tcp_info_fd(&SocketFd::of(stream))

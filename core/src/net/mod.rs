@@ -2,11 +2,11 @@
 //! byte stream under RTMP and the chat WebSocket with its TCP tuning, reconnect backoff,
 //! per-address limits and (feature `server`) HTTP limits.
 
-pub mod backoff;
+pub(crate) mod backoff;
 #[cfg(feature = "server")]
-pub mod http;
-pub mod link;
-pub mod per_ip;
+pub(crate) mod http;
+pub(crate) mod link;
+pub(crate) mod per_ip;
 mod stream;
 mod tls;
 

@@ -29,17 +29,18 @@ pub struct VideoTiming {
 }
 
 impl MediaClock {
+    /// The origin in use, once known.
+    #[cfg(test)]
+    pub fn origin_us(&self) -> Option<i64> {
+        self.origin_us
+    }
+
     /// A clock whose zero is `origin_us`, or the first frame's time when `None`.
     pub fn new(origin_us: Option<i64>) -> Self {
         MediaClock {
             origin_us,
             ..Self::default()
         }
-    }
-
-    /// The origin in use, once known.
-    pub fn origin_us(&self) -> Option<i64> {
-        self.origin_us
     }
 
     /// Timing for a video frame; decode times must not go backwards.

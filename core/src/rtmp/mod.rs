@@ -19,19 +19,19 @@
 //! [`packetizer`] (frames to messages), [`session`] (the protocol state machine, no I/O),
 //! [`queue`] (time-bounded send queue) and [`publisher`] (the tokio driver).
 
-pub mod ack;
+pub(crate) mod ack;
 pub mod amf0;
 pub mod chunk;
 pub mod chunk_reader;
-pub mod clock;
-pub mod congestion;
+pub(crate) mod clock;
+pub(crate) mod congestion;
 mod error;
 pub(crate) mod handshake;
 pub mod packetizer;
-pub mod publisher;
-pub mod queue;
+pub(crate) mod publisher;
+pub(crate) mod queue;
 pub mod session;
-pub mod transport;
+pub(crate) mod transport;
 mod url;
 
 pub use crate::media::StreamMetadata;

@@ -121,6 +121,7 @@ pub struct MediaQueue {
 }
 
 impl MediaQueue {
+    #[cfg(test)]
     /// A back-pressure queue holding at most `max_span` of media and `max_bytes` of
     /// payload.
     pub fn new(max_span: Duration, max_bytes: usize) -> Self {
@@ -301,6 +302,7 @@ impl MediaQueue {
         self.lock().items.iter().filter(|m| m.is_frame).count() as u64
     }
 
+    #[cfg(test)]
     /// Payload bytes queued.
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes

@@ -248,6 +248,7 @@ impl Lifecycle {
         }
     }
 
+    #[cfg(test)]
     /// The current state.
     pub fn state(&self) -> &SessionState {
         &self.state

@@ -94,7 +94,7 @@ mod chat;
 mod chat;
 mod error;
 mod events;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 mod typed;
 #[cfg(feature = "whep")]
 mod watch;

@@ -81,7 +81,7 @@ impl TrackClock {
     }
 
     /// The player time of an RTP timestamp seen at `player_now_us`.
-    pub fn to_player_us(&mut self, rtp: u32, player_now_us: i64) -> i64 {
+    pub fn player_time_us(&mut self, rtp: u32, player_now_us: i64) -> i64 {
         let ext = self.unwrapper.unwrap(u64::from(rtp));
         let mapped = match self.report {
             Some((report_rtp, report_ntp_us, offset)) => {
@@ -126,10 +126,10 @@ mod tests {
     #[test]
     fn first_packet_is_pinned_to_arrival_until_a_report() {
         let mut clock = TrackClock::new(90_000);
-        assert_eq!(clock.to_player_us(1_000, 250_000), 250_000);
-        assert_eq!(clock.to_player_us(4_000, 260_000), 250_000 + 33_333);
+        assert_eq!(clock.player_time_us(1_000, 250_000), 250_000);
+        assert_eq!(clock.player_time_us(4_000, 260_000), 250_000 + 33_333);
         assert_eq!(
-            clock.to_player_us(0xffff_ffff, 300_000),
+            clock.player_time_us(0xffff_ffff, 300_000),
             250_000 + 33_334,
             "a reordered timestamp never goes back"
         );
@@ -142,12 +142,12 @@ mod tests {
         let mut outputs = Vec::new();
         // Frames pinned to arrival: 1 000 000 µs + n × 33 333.
         for n in 0..10u32 {
-            outputs.push(clock.to_player_us(n * 3000, 1_000_000 + i64::from(n) * 33_333));
+            outputs.push(clock.player_time_us(n * 3000, 1_000_000 + i64::from(n) * 33_333));
         }
         // The report says frame 9 was captured 50 ms before it arrived.
         clock.on_sender_report(9 * 3000, ntp(5_000_000), 1_300_000 - 50_000, &shared);
         for n in 10..200u32 {
-            outputs.push(clock.to_player_us(n * 3000, 0));
+            outputs.push(clock.player_time_us(n * 3000, 0));
         }
         assert!(
             outputs.windows(2).all(|w| w[1] > w[0]),
@@ -175,8 +175,8 @@ mod tests {
         );
         // Frames captured at the same sender instant map to the same player time.
         let t = t_report + 500_000;
-        let v = video.to_player_us((5_000 + t * 9 / 100) as u32, 2_600_000);
-        let a = audio.to_player_us((77 + t * 48 / 1000) as u32, 2_600_000);
+        let v = video.player_time_us((5_000 + t * 9 / 100) as u32, 2_600_000);
+        let a = audio.player_time_us((77 + t * 48 / 1000) as u32, 2_600_000);
         assert!((v - a).abs() <= 1, "video {v} audio {a}");
         assert_eq!(v, 2_500_000);
     }

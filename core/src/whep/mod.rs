@@ -5,27 +5,27 @@
 //! Opus packets. The pure parts (no network) are public for testing and reuse: RTP
 //! counter unwrapping, the reorder buffer, the depacketizers and the WHEP header parsing.
 
-pub mod clock;
+pub(crate) mod clock;
 pub mod depacketize;
 mod early_answer;
 mod early_checks;
 mod error;
 mod frame;
-pub mod freeze;
+pub(crate) mod freeze;
 pub mod http;
 pub mod jitter;
-pub mod mdns;
+pub(crate) mod mdns;
 mod player;
-pub mod repair_wait;
-pub mod routing;
+pub(crate) mod repair_wait;
+pub(crate) mod routing;
 mod rtx;
-pub mod sdpfrag;
+pub(crate) mod sdpfrag;
 mod sender_reports;
-pub mod silence;
+pub(crate) mod silence;
 mod steps;
-pub mod track_receiver;
-pub mod unsignalled;
-pub mod unwrap;
+pub(crate) mod track_receiver;
+pub(crate) mod unsignalled;
+pub(crate) mod unwrap;
 
 pub use error::WhepError;
 pub use frame::{Codec, MediaFrame, MediaKind};

@@ -105,6 +105,7 @@ impl RepairWait {
         (wait + self.retry_interval * RETRIES_WAITED).clamp(MIN_WAIT, MAX_WAIT)
     }
 
+    #[cfg(test)]
     /// The repair time learned so far.
     pub fn repair_time(&self) -> Option<Duration> {
         self.repair

@@ -307,7 +307,7 @@ impl TrackReceiver {
         );
         let timestamp_us = self
             .clock
-            .to_player_us(frame.timestamp, self.player_us(now));
+            .player_time_us(frame.timestamp, self.player_us(now));
         let discontinuity = frame.discontinuity || std::mem::take(&mut self.pending_discontinuity);
         self.outputs.push_back(TrackOutput::Frame(MediaFrame {
             kind: self.params.kind,

@@ -25,12 +25,12 @@
 //! server says the current one expires.
 
 mod connection;
-pub mod cursor;
+pub(crate) mod cursor;
 mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod outbox;
-pub mod transport;
+pub(crate) mod outbox;
+pub(crate) mod transport;
 
 use std::future::Future;
 use std::ops::RangeInclusive;

@@ -50,11 +50,13 @@ impl SendDedup {
         }
     }
 
+    #[cfg(test)]
     /// How many replies are remembered.
     pub fn len(&self) -> usize {
         self.replies.len()
     }
 
+    #[cfg(test)]
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.replies.is_empty()

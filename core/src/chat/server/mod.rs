@@ -15,15 +15,15 @@
 //! messages of each room (1000 by default) for recovery and `history`.
 
 mod connection;
-pub mod dedup;
-pub mod engine;
+pub(crate) mod dedup;
+pub(crate) mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod outbound;
-pub mod rate;
+pub(crate) mod outbound;
+pub(crate) mod rate;
 pub mod redis_engine;
-pub mod room;
-pub mod store;
+pub(crate) mod room;
+pub(crate) mod store;
 pub mod token;
 
 use std::collections::HashMap;

@@ -11,9 +11,9 @@
 //! A session's URL holds a random 128-bit id: knowing it is what allows `PATCH` and
 //! `DELETE` on the session.
 
-pub mod ice;
-pub mod rtp;
-pub mod viewer;
+pub(crate) mod ice;
+pub(crate) mod rtp;
+pub(crate) mod viewer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,9 +37,6 @@ use viewer::Viewer;
 
 /// The media type of ICE fragments (RFC 8840).
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
-
-/// Largest offer accepted.
-pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 /// The live WHEP sessions, by id.
 #[derive(Default)]
@@ -110,16 +107,6 @@ impl Sessions {
         for session in lock(&self.by_id).values() {
             session.stop.send_replace(true);
         }
-    }
-
-    /// Sessions open now.
-    pub fn len(&self) -> usize {
-        lock(&self.by_id).len()
-    }
-
-    /// True when no session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -7,13 +7,13 @@
 //! what viewers receive. Connections are capped per IP address
 //! ([`crate::hub::HubLimits::rtmp_per_ip`]).
 
-pub mod audio;
-pub mod connection;
-pub mod enhanced;
+pub(crate) mod audio;
+pub(crate) mod connection;
+pub(crate) mod enhanced;
 pub mod feed;
 mod replies;
 pub mod session;
-pub mod timestamps;
+pub(crate) mod timestamps;
 
 use std::sync::Arc;
 

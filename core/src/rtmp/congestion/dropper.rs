@@ -56,6 +56,7 @@ pub struct Dropper {
 }
 
 impl Dropper {
+    #[cfg(test)]
     /// True while video waits for a keyframe.
     pub fn skipping(&self) -> bool {
         self.skipping

@@ -17,9 +17,9 @@
 //! [`CongestionPolicy::back_pressure`] (files, `streamhub publish` without
 //! `--realtime`): nothing is dropped and `send_*` waits while the queue is full.
 
-pub mod capacity;
-pub mod dropper;
-pub mod estimator;
+pub(crate) mod capacity;
+pub(crate) mod dropper;
+pub(crate) mod estimator;
 #[cfg(test)]
 mod simulation;
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use capacity::CapacityFilter;
 pub use dropper::{DropReason, Dropper, MessageClass, Verdict};
-pub use estimator::{BitrateEstimator, Estimate, EstimatorConfig, LinkSample};
+pub use estimator::{BitrateEstimator, EstimatorConfig, LinkSample};
 
 /// How the publisher treats media that waits too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

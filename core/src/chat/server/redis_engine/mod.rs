@@ -26,7 +26,7 @@ mod archiver;
 mod engine;
 mod follow;
 mod keys;
-pub mod mirror;
+pub(crate) mod mirror;
 
 use std::time::Duration;
 
