@@ -12,6 +12,6 @@ cargo test --workspace "$@"
 if [ $# -eq 0 ]; then
   echo; echo "=== fuzz smoke run: scripts/fuzz.sh smoke ($(date +%T))"
   bash scripts/fuzz.sh smoke
-  echo; echo "=== soak, 60 s: CHECK=1 benches/soak.sh 60 ($(date +%T))"
+  echo; echo "=== soak, 60 s after a 60 s warm-up: CHECK=1 benches/soak.sh 60 ($(date +%T))"
   CHECK=1 bash benches/soak.sh 60
 fi
