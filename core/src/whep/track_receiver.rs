@@ -99,8 +99,9 @@ pub struct TrackReceiver {
     next_keyframe_request: Instant,
     fir_seq: u8,
     pending_discontinuity: bool,
-    /// Set by a goodbye: the held packets are released as if this much later.
+    /// The sender said goodbye: held packets are released at once (their wait is over).
     goodbye: bool,
+    /// The goodbye was handled and `Ended` queued: nothing more is taken.
     ended: bool,
     outputs: VecDeque<TrackOutput>,
     stats: TrackStats,
