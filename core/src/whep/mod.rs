@@ -15,6 +15,7 @@ pub(crate) mod freeze;
 pub mod http;
 pub mod jitter;
 pub(crate) mod mdns;
+pub(crate) mod peer;
 mod player;
 pub(crate) mod repair_wait;
 pub(crate) mod routing;

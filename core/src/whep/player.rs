@@ -43,8 +43,7 @@ use tracing::{debug, info, trace, warn};
 use url::Url;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, RTCIceConnectionState, RTCPeerConnectionState, RTCSessionDescription,
     SettingEngineBuilder,
 };
 
@@ -56,6 +55,10 @@ use super::early_checks::EarlyChecks;
 use super::frame::{Codec, MediaFrame, MediaKind};
 use super::freeze::FreezeMeter;
 use super::http;
+use super::peer::{
+    GATHER_TIMEOUT, Gathering, PeerObserver, PeerParts, PeerSignals, PeerStates, build_peer,
+    peer_handler,
+};
 use super::routing::{self, Routing};
 use super::sdpfrag::IceFragment;
 use super::sender_reports::SenderReportForwarder;
@@ -241,7 +244,7 @@ pub struct Player {
     resource: Url,
     token: Option<String>,
     shared: Arc<Shared>,
-    states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+    states: PeerStates,
     ended: bool,
     deleted: bool,
     /// When the stream counts as ended after a goodbye on some of its tracks.
@@ -259,7 +262,7 @@ pub struct Player {
     /// The server takes ICE fragments by PATCH (`Accept-Patch`), so ICE can restart.
     accepts_patch: bool,
     /// ICE gathering completions, to know when a restart's candidates are all there.
-    gathered: mpsc::UnboundedReceiver<()>,
+    gathered: Gathering,
     /// ICE restarts so far, and when the last one was made.
     restarts: u32,
     last_restart: Option<Instant>,
@@ -289,26 +292,18 @@ impl std::fmt::Debug for Player {
     }
 }
 
-#[derive(Clone)]
-struct Handler {
+/// The player's part in its connection's events: the connect steps, the early checks,
+/// and a receive loop for each track.
+struct PlayerObserver {
     shared: Arc<Shared>,
     frames: mpsc::Sender<MediaFrame>,
-    gathered: mpsc::UnboundedSender<()>,
-    states: mpsc::UnboundedSender<RTCPeerConnectionState>,
     /// Checks that came before the answer, replayed once ICE can take them, and DTLS
     /// that came before ICE was connected.
     early: EarlyChecks,
 }
 
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(());
-        }
-    }
-
-    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+impl PeerObserver for PlayerObserver {
+    fn ice_state(&self, state: RTCIceConnectionState) {
         debug!(%state, "ICE connection state");
         match state {
             RTCIceConnectionState::Checking => {
@@ -333,19 +328,16 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+    fn connection_state(&self, state: RTCPeerConnectionState) {
         debug!(%state, "peer connection state");
         if state == RTCPeerConnectionState::Connected {
             self.shared
                 .step(Step::Dtls, StepState::Done("SRTP keys ready".into()));
         }
-        let _ = self.states.send(state);
     }
 
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let shared = self.shared.clone();
-        let frames = self.frames.clone();
-        tokio::spawn(track_loop(track, shared, frames));
+    fn track(&self, track: Arc<dyn TrackRemote>) {
+        tokio::spawn(track_loop(track, self.shared.clone(), self.frames.clone()));
     }
 }
 
@@ -569,13 +561,15 @@ impl Player {
         let early = EarlyChecks::default();
         let runtime = webrtc::runtime::default_runtime()
             .ok_or_else(|| WhepError::WebRtc("no async runtime".into()))?;
-        let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
-        let (states_tx, states) = mpsc::unbounded_channel();
-        let handler = Arc::new(Handler {
+        let (
+            handler,
+            PeerSignals {
+                mut gathered,
+                states,
+            },
+        ) = peer_handler(PlayerObserver {
             shared: shared.clone(),
             frames: frames_tx,
-            gathered: gathered_tx,
-            states: states_tx,
             early: early.clone(),
         });
         let bind = config.bind.clone().unwrap_or_else(|| {
@@ -612,18 +606,14 @@ impl Player {
             )
             .with_discard_local_candidates_during_ice_restart(true);
         let settings = super::mdns::off_where_unavailable(settings).build();
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(settings)
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_udp_addrs(bind)
-            .with_runtime(early.runtime(runtime))
-            .build()
-            .await
-            .map_err(webrtc_error)?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let parts = PeerParts {
+            engine,
+            registry,
+            settings,
+            udp_addrs: bind,
+            runtime: Some(early.runtime(runtime)),
+        };
+        let pc = build_peer(parts, handler).await.map_err(webrtc_error)?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             pc.add_transceiver_from_kind(
                 kind,
@@ -640,11 +630,12 @@ impl Player {
             Some(local) => early.answer_as(local),
             None => debug!("the offer has no ICE credentials: early checks wait for the agent"),
         }
+        // Host candidates gather at once; do not wait long for anything slower.
+        let before = gathered.mark();
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error)?;
-        // Host candidates gather at once; do not wait long for anything slower.
-        let _ = tokio::time::timeout(Duration::from_secs(2), gathered.recv()).await;
+        gathered.wait_past(before, GATHER_TIMEOUT).await;
         let offer = pc
             .local_description()
             .await
@@ -786,7 +777,7 @@ impl Player {
                         None => std::future::pending().await,
                     }
                 } => self.ended = true,
-                state = self.states.recv() => {
+                state = self.states.next() => {
                     if state == Some(RTCPeerConnectionState::Connected)
                         && self.connected_at.is_none()
                     {
@@ -880,7 +871,7 @@ impl Player {
                 "the server took the PATCH but did not restart ICE (no new credentials)".into(),
             ));
         };
-        while self.gathered.try_recv().is_ok() {}
+        let before = self.gathered.mark();
         self.pc
             .set_local_description(offer)
             .await
@@ -898,7 +889,7 @@ impl Player {
             .await
             .map_err(|e| WhepError::Protocol(format!("bad restart answer: {e}")))?;
         // Our new candidates, trickled (the server also learns them from our checks).
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.gathered.recv()).await;
+        self.gathered.wait_past(before, GATHER_TIMEOUT).await;
         if let Some(local) = self.pc.local_description().await {
             let mut candidates = IceFragment::from_description(&local.sdp);
             candidates.end_of_candidates = true;

@@ -6,24 +6,21 @@
 //! and candidates are the reply.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 use tracing::info;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::hub::HubError;
+use crate::whep::peer::{GATHER_TIMEOUT, Gathering};
 use crate::whep::sdpfrag::IceFragment;
-
-/// Longest wait for ICE candidates before answering with what we have.
-pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running viewer's ICE, for its PATCH requests.
 #[derive(Clone)]
 pub struct IceHandle {
     pc: Arc<dyn PeerConnection>,
     /// Gathering completions so far.
-    gathered: watch::Receiver<u64>,
+    gathered: Gathering,
     /// One PATCH at a time per session.
     busy: Arc<Mutex<()>>,
 }
@@ -38,7 +35,7 @@ pub enum Patched {
 }
 
 impl IceHandle {
-    pub(super) fn new(pc: Arc<dyn PeerConnection>, gathered: watch::Receiver<u64>) -> Self {
+    pub(super) fn new(pc: Arc<dyn PeerConnection>, gathered: Gathering) -> Self {
         IceHandle {
             pc,
             gathered,
@@ -73,7 +70,7 @@ impl IceHandle {
         let offer = RTCSessionDescription::offer(fragment.apply_to(&remote.sdp))
             .map_err(|e| HubError::BadOffer(format!("restart offer: {e}")))?;
         let mut gathered = self.gathered.clone();
-        let before = *gathered.borrow_and_update();
+        let before = gathered.mark();
         self.pc
             .set_remote_description(offer)
             .await
@@ -87,7 +84,7 @@ impl IceHandle {
             .set_local_description(answer)
             .await
             .map_err(|e| HubError::WebRtc(format!("restart answer: {e}")))?;
-        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|n| *n > before)).await;
+        gathered.wait_past(before, GATHER_TIMEOUT).await;
         let local = self
             .pc
             .local_description()
@@ -107,7 +104,7 @@ impl IceHandle {
 impl std::fmt::Debug for IceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IceHandle")
-            .field("gathered", &*self.gathered.borrow())
+            .field("gathered", &self.gathered.count())
             .finish_non_exhaustive()
     }
 }

@@ -23,16 +23,17 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription, SettingEngineBuilder};
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::ice::{GATHER_TIMEOUT, IceHandle};
+use super::ice::IceHandle;
 use super::rtp::{TrackNumbering, burst_times};
 use crate::hub::HubError;
 use crate::hub::stream::{LiveStream, MediaUnit, Subscription};
+use crate::whep::peer::{
+    GATHER_TIMEOUT, Gathering, PeerParts, PeerSignals, PeerStates, build_peer, is_over,
+    peer_handler,
+};
 
 /// Pace of the cached group of pictures sent to a new viewer (32 Mbit/s: a 2 s group of
 /// a 2 Mbit/s stream takes 125 ms).
@@ -51,31 +52,11 @@ pub struct ViewerReport {
     pub skipped: u64,
 }
 
-#[derive(Clone)]
-struct Handler {
-    /// Gathering completions so far (a restart gathers again).
-    gathered: watch::Sender<u64>,
-    states: watch::Sender<RTCPeerConnectionState>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.send_modify(|n| *n += 1);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.states.send_replace(state);
-    }
-}
-
 /// A negotiated viewer, ready to run.
 pub struct Viewer {
     pc: Arc<dyn PeerConnection>,
-    gathered: watch::Receiver<u64>,
-    states: watch::Receiver<RTCPeerConnectionState>,
+    gathered: Gathering,
+    states: PeerStates,
     video: Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
     audio: Option<(Arc<TrackLocalStaticRTP>, TrackNumbering)>,
     /// The SDP answer.
@@ -173,12 +154,13 @@ impl Viewer {
             crate::whep::media_engine().map_err(|e| HubError::WebRtc(e.to_string()))?;
         let registry = register_default_interceptors(Registry::new(), &mut engine)
             .map_err(webrtc_error("interceptors"))?;
-        let (gathered_tx, mut gathered) = watch::channel(0u64);
-        let (states_tx, states) = watch::channel(RTCPeerConnectionState::New);
-        let handler = Arc::new(Handler {
-            gathered: gathered_tx,
-            states: states_tx,
-        });
+        let (
+            handler,
+            PeerSignals {
+                mut gathered,
+                states,
+            },
+        ) = peer_handler(());
         // A viewer that vanishes without DELETE (a closed tab, a killed app) stops
         // answering ICE checks: after 4 s it is disconnected, after 10 s it has failed
         // and is cleaned up (the stack's defaults are 5 s and 25 s).
@@ -196,17 +178,16 @@ impl Viewer {
             )
             .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70));
         let settings = crate::whep::mdns::off_where_unavailable(settings).build();
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(settings)
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_udp_addrs(vec![format!("{}", std::net::SocketAddr::new(ip, 0))])
-            .build()
+        let parts = PeerParts {
+            engine,
+            registry,
+            settings,
+            udp_addrs: vec![std::net::SocketAddr::new(ip, 0).to_string()],
+            runtime: None,
+        };
+        let pc = build_peer(parts, handler)
             .await
             .map_err(webrtc_error("creating the peer connection"))?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let result =
             Self::negotiate(&*pc, stream, offer, wants_video, wants_audio, &mut gathered).await;
         match result {
@@ -232,7 +213,7 @@ impl Viewer {
         offer: RTCSessionDescription,
         wants_video: bool,
         wants_audio: bool,
-        gathered: &mut watch::Receiver<u64>,
+        gathered: &mut Gathering,
     ) -> Result<
         (
             String,
@@ -286,12 +267,11 @@ impl Viewer {
             .create_answer(None)
             .await
             .map_err(|e| HubError::BadOffer(format!("no answer to this offer: {e}")))?;
+        let before = gathered.mark();
         pc.set_local_description(answer)
             .await
             .map_err(webrtc_error("applying the answer"))?;
-        if *gathered.borrow_and_update() == 0 {
-            let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.changed()).await;
-        }
+        gathered.wait_past(before, GATHER_TIMEOUT).await;
         let answer = pc
             .local_description()
             .await
@@ -329,19 +309,9 @@ impl Viewer {
     ) -> ViewerReport {
         let mut report = ViewerReport::default();
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            loop {
-                let state = *self.states.borrow_and_update();
-                match state {
-                    RTCPeerConnectionState::Connected => return true,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        return false;
-                    }
-                    _ => {}
-                }
-                tokio::select! {
-                    changed = self.states.changed() => if changed.is_err() { return false },
-                    _ = crate::hub::stopped(&mut stop) => return false,
-                }
+            tokio::select! {
+                connected = self.states.connected() => connected,
+                _ = crate::hub::stopped(&mut stop) => false,
             }
         })
         .await
@@ -428,11 +398,8 @@ impl Viewer {
                         ended = true;
                         continue;
                     }
-                    changed = self.states.changed() => {
-                        let state = *self.states.borrow_and_update();
-                        if changed.is_err()
-                            || matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
-                        {
+                    state = self.states.next() => {
+                        if state.is_none_or(is_over) {
                             return;
                         }
                         continue;
