@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::{SessionChat, SessionChatStats, SessionError, SessionEvent, Shared};
+use crate::chat::client::EventOutlet;
 use crate::chat::{ChatClient, ChatEvent, TokenSource};
 
 /// How long `send_chat` waits for the chat's first connection.
@@ -25,6 +26,12 @@ pub(crate) fn check(chat: Option<&SessionChat>) -> Result<(), SessionError> {
         return Err(SessionError::InvalidConfig("empty chat room".into()));
     }
     Ok(())
+}
+
+/// Chat events the app is owed that the session's queue holds for it before the chat
+/// client waits: the client's own `event_capacity`.
+pub(crate) fn owed_capacity(chat: &SessionChat) -> usize {
+    chat.config.event_capacity
 }
 
 #[derive(Debug)]
@@ -110,43 +117,71 @@ impl ChatShared {
     }
 }
 
-/// A chat event as a session event. Chat outcomes the app is owed (messages, sent,
-/// send failed, deleted, kicked) wait for room in the app's buffer — until the session
-/// stops; the rest is dropped and counted when the buffer is full.
-async fn forward(
-    shared: &Shared,
-    chat: &ChatShared,
-    event: ChatEvent,
-    halt: &mut watch::Receiver<bool>,
-) {
+/// The session's outlet for its chat client: each chat event becomes a session event
+/// in the session's own queue, the one the app reads. Chat outcomes the app is owed
+/// (messages, sent, send failed, deleted, kicked) wait for room there — until the
+/// session stops; the rest is dropped and counted when the queue is full.
+struct SessionOutlet {
+    shared: Arc<Shared>,
+    halt: watch::Receiver<bool>,
+}
+
+impl EventOutlet for SessionOutlet {
+    async fn deliver(&mut self, event: ChatEvent) {
+        let Some(chat) = self.shared.chat.as_ref() else {
+            return;
+        };
+        let Some(owed) = session_event(chat, &self.shared, event) else {
+            return;
+        };
+        tokio::select! {
+            // Room in the queue wins over a stop: a stopping session still hands over
+            // what fits.
+            biased;
+            queued = self.shared.events.send_owed(owed) => {
+                if !queued {
+                    debug!("the app dropped its events");
+                }
+            }
+            _ = super::stop_requested(&mut self.halt) => {
+                debug!("stopping with a chat event the app did not read");
+                self.shared.events.count_dropped();
+            }
+        }
+    }
+}
+
+/// Counts a chat event; emits it at once if the app may miss it, or returns it if the
+/// app is owed it. `None` for what a session does not surface.
+fn session_event(chat: &ChatShared, shared: &Shared, event: ChatEvent) -> Option<SessionEvent> {
     let owed = match event {
         ChatEvent::Connected { reconnect, .. } => {
             chat.connected.store(true, Ordering::Relaxed);
             chat.connections.fetch_add(1, Ordering::Relaxed);
             shared.emit(SessionEvent::ChatConnected { reconnect });
-            return;
+            return None;
         }
         ChatEvent::Disconnected { reason, retry_in } => {
             chat.connected.store(false, Ordering::Relaxed);
             shared.emit(SessionEvent::ChatDisconnected { reason, retry_in });
-            return;
+            return None;
         }
         ChatEvent::Joined { room, viewers, .. } => {
             chat.set_viewers(viewers);
             shared.emit(SessionEvent::ChatJoined { room, viewers });
-            return;
+            return None;
         }
         ChatEvent::Viewers { count, .. } => {
             chat.set_viewers(count);
             shared.emit(SessionEvent::Viewers(count));
-            return;
+            return None;
         }
         ChatEvent::Failed(error) => {
             chat.connected.store(false, Ordering::Relaxed);
             shared.emit(SessionEvent::Error(SessionError::chat("chat stopped")(
                 error,
             )));
-            return;
+            return None;
         }
         ChatEvent::Message(message) => {
             chat.received.fetch_add(1, Ordering::Relaxed);
@@ -181,23 +216,13 @@ async fn forward(
         },
         // Gaps, members, typing, room rules and token refreshes are the chat client's
         // business; a session does not surface them.
-        _ => return,
+        _ => return None,
     };
-    tokio::select! {
-        // Room in the buffer wins over a stop: a stopping session still hands over what
-        // fits.
-        biased;
-        sent = shared.events.send(owed) => {
-            if sent.is_err() {
-                debug!("the app dropped its events");
-            }
-        }
-        _ = super::stop_requested(halt) => debug!("stopping with a chat event unread"),
-    }
+    Some(owed)
 }
 
-/// Starts the chat client, joins the room and forwards events until
-/// the session's media part has ended.
+/// Starts the chat client, joins the room, and closes the client once the session's
+/// media part has ended. The client hands its events straight to the session's queue.
 pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watch::Receiver<bool>) {
     let Some(chat) = shared.chat.as_ref() else {
         return;
@@ -205,58 +230,60 @@ pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watc
     // The client retries every connection itself, the first one included: its
     // failures arrive as `Disconnected` events, a final refusal as `Failed`.
     let token = TokenSource::fixed(config.token.clone());
-    let (client, mut events) = match ChatClient::start(&config.url, token, config.config.clone()) {
-        Ok(started) => started,
-        Err(error) => {
-            warn!(%error, "chat cannot start");
-            shared.emit(SessionEvent::Error(SessionError::chat(
-                "connecting to chat",
-            )(error)));
-            return;
-        }
+    let outlet = SessionOutlet {
+        shared: shared.clone(),
+        halt: halt.clone(),
     };
-    // The join's own `Joined` event arrives through `events`.
-    let join = {
-        let client = client.clone();
-        let room = config.room.clone();
-        async move { client.join(&room).await }
-    };
-    tokio::pin!(join);
-    let mut joining = true;
-    loop {
-        tokio::select! {
-            result = &mut join, if joining => {
-                joining = false;
-                match result {
-                    // Only now can `send_chat` queue: the client refuses messages for a
-                    // room it was not asked to join.
-                    Ok(_) => chat.set_client(Some(client.clone())),
-                    Err(error) => shared.emit(SessionEvent::Error(SessionError::chat(
-                        "joining the room",
-                    )(error))),
-                }
+    let (client, mut task) =
+        match ChatClient::start_into(&config.url, token, config.config.clone(), outlet) {
+            Ok(started) => started,
+            Err(error) => {
+                warn!(%error, "chat cannot start");
+                shared.emit(SessionEvent::Error(SessionError::chat(
+                    "connecting to chat",
+                )(error)));
+                return;
             }
-            event = events.next() => match event {
-                Some(event) => forward(&shared, chat, event, &mut halt).await,
-                None => break,
-            },
-            _ = super::stop_requested(&mut halt) => break,
+        };
+    // The join's own `Joined` event arrives through the outlet. The task ends by itself
+    // only when the client gave up (a final refusal, delivered as `Failed`).
+    let mut task_over = false;
+    tokio::select! {
+        result = client.join(&config.room) => match result {
+            // Only now can `send_chat` queue: the client refuses messages for a room it
+            // was not asked to join.
+            Ok(_) => chat.set_client(Some(client.clone())),
+            Err(error) => shared.emit(SessionEvent::Error(SessionError::chat(
+                "joining the room",
+            )(error))),
+        },
+        _ = super::stop_requested(&mut halt) => {}
+        _ = &mut task => task_over = true,
+    }
+    if !task_over {
+        tokio::select! {
+            _ = super::stop_requested(&mut halt) => {}
+            _ = &mut task => task_over = true,
         }
     }
     chat.set_client(None);
     chat.connected.store(false, Ordering::Relaxed);
     // The outcomes of the messages the close flushes (sent, or failed as closed) are
-    // forwarded while it runs, and the rest once the client has stopped.
-    let drain = async {
-        while let Some(event) = events.next().await {
-            forward(&shared, chat, event, &mut halt).await;
+    // delivered before the task ends, and the session's queue ends after that.
+    if !task_over {
+        let closing = async {
+            if let Err(error) = client.close(CLOSE_WITHIN).await {
+                debug!(%error, "closing the chat client");
+            }
+            let _ = (&mut task).await;
+        };
+        if tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(6), closing)
+            .await
+            .is_err()
+        {
+            warn!("the chat client did not stop in time");
+            task.abort();
         }
-    };
-    let closing = async { tokio::join!(client.close(CLOSE_WITHIN), drain).0 };
-    match tokio::time::timeout(CLOSE_WITHIN + Duration::from_secs(6), closing).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => debug!(%error, "closing the chat client"),
-        Err(_) => warn!("the chat client did not stop in time"),
     }
     chat.connected.store(false, Ordering::Relaxed);
 }

@@ -7,13 +7,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::SessionEvent;
+use super::event_queue::EventReceiver;
 
 /// The queue and the flag that says the session is over.
 struct Queue {
-    rx: mpsc::Receiver<SessionEvent>,
+    rx: EventReceiver,
     finished: watch::Receiver<bool>,
 }
 
@@ -25,7 +26,7 @@ impl Queue {
             biased;
             event = self.rx.recv() => event,
             // Every event was queued before `finished` was set: drain, then end.
-            _ = self.finished.wait_for(|done| *done) => self.rx.try_recv().ok(),
+            _ = self.finished.wait_for(|done| *done) => self.rx.try_recv(),
         };
         (event, self)
     }
@@ -46,7 +47,7 @@ pub struct SessionEvents {
 }
 
 impl SessionEvents {
-    pub(super) fn new(rx: mpsc::Receiver<SessionEvent>, finished: watch::Receiver<bool>) -> Self {
+    pub(super) fn new(rx: EventReceiver, finished: watch::Receiver<bool>) -> Self {
         SessionEvents {
             idle: Some(Queue { rx, finished }),
             reading: None,
@@ -104,20 +105,20 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_drains_then_ends_and_a_dropped_read_loses_nothing() {
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = super::super::event_queue::event_queue(8, 8);
         let (finished_tx, finished) = watch::channel(false);
         let mut events = SessionEvents::new(rx, finished);
         // A read that is dropped while it waits...
         let waited = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
         assert!(waited.is_err());
         // ... loses nothing sent after it.
-        tx.send(SessionEvent::Viewers(1)).await.unwrap();
-        tx.send(SessionEvent::Viewers(2)).await.unwrap();
+        tx.emit(SessionEvent::Viewers(1));
+        tx.emit(SessionEvent::Viewers(2));
         assert!(matches!(
             events.next().await,
             Some(SessionEvent::Viewers(1))
         ));
-        tx.send(SessionEvent::Viewers(3)).await.unwrap();
+        tx.emit(SessionEvent::Viewers(3));
         // Over, with the sender still alive: what was queued, then the end.
         finished_tx.send_replace(true);
         let rest: Vec<_> = (&mut events).collect().await;

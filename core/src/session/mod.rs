@@ -74,10 +74,12 @@
 //! [`SessionEvents`] carries state changes, periodic [`SessionStats`], chat messages,
 //! viewer counts and non-fatal errors. Media frames of a watch session are read with
 //! [`StreamSession::next_frame`] instead (they are high-rate). Events are buffered up
-//! to [`BroadcastConfig::event_capacity`]. Chat outcomes the app is owed — messages,
+//! to [`BroadcastConfig::event_capacity`], in one queue: the chat client hands its
+//! events straight to it. Chat outcomes the app is owed — messages,
 //! [`SessionEvent::ChatSent`], [`SessionEvent::ChatSendFailed`],
 //! [`SessionEvent::ChatDeleted`], [`SessionEvent::ChatKicked`] — are never dropped: they
-//! wait for room (the chat client then stops reading its socket). Other events are
+//! wait for room (the chat client then stops reading its socket) until the app stops the
+//! session. Other events are
 //! dropped when the buffer is full and counted in [`SessionStats::events_dropped`] —
 //! [`StreamSession::state`] and [`StreamSession::stats`] are always current.
 //!
@@ -93,17 +95,17 @@ mod chat;
 #[path = "chat_off.rs"]
 mod chat;
 mod error;
+mod event_queue;
 mod events;
 pub(crate) mod lifecycle;
 mod typed;
 #[cfg(feature = "whep")]
 mod watch;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch as state_watch};
+use tokio::sync::watch as state_watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span};
 
@@ -429,8 +431,7 @@ pub enum SessionEvent {
 pub(crate) struct Shared {
     lifecycle: Mutex<Lifecycle>,
     state: state_watch::Sender<SessionState>,
-    events: mpsc::Sender<SessionEvent>,
-    events_dropped: AtomicU64,
+    events: event_queue::EventSender,
     chat: Option<chat::ChatShared>,
     /// Set once the session's tasks are over and their last event and frame are queued.
     finished: state_watch::Sender<bool>,
@@ -442,13 +443,14 @@ impl Shared {
         event_capacity: usize,
         chat: Option<&SessionChat>,
     ) -> (Arc<Shared>, SessionEvents) {
-        let (events, rx) = mpsc::channel(event_capacity.max(1));
+        // Chat outcomes get the chat client's event budget (see event_queue).
+        let owed_capacity = chat.map_or(1, chat::owed_capacity);
+        let (events, rx) = event_queue::event_queue(event_capacity, owed_capacity);
         let (finished, finished_rx) = state_watch::channel(false);
         let shared = Arc::new(Shared {
             lifecycle: Mutex::new(Lifecycle::new(policy, Instant::now())),
             state: state_watch::Sender::new(SessionState::Idle),
             events,
-            events_dropped: AtomicU64::new(0),
             chat: chat.map(chat::ChatShared::for_session),
             finished,
         });
@@ -457,9 +459,7 @@ impl Shared {
 
     /// Sends an event without waiting; counts it when the app's buffer is full.
     pub(crate) fn emit(&self, event: SessionEvent) {
-        if self.events.try_send(event).is_err() {
-            self.events_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.events.emit(event);
     }
 
     pub(crate) fn state(&self) -> SessionState {
@@ -532,7 +532,7 @@ impl Shared {
             reconnects: durations.reconnects,
             chat: self.chat.as_ref().map(|c| c.stats()),
             viewers: self.chat.as_ref().and_then(|c| c.viewers()),
-            events_dropped: self.events_dropped.load(Ordering::Relaxed),
+            events_dropped: self.events.dropped(),
             ..SessionStats::default()
         }
     }

@@ -1,15 +1,18 @@
-//! The watch side of a session: a [`Player`] per connection, replaced after a loss;
-//! frames flow through one channel across connections.
+//! The watch side of a session: a [`Player`] per connection, replaced after a loss.
+//! Each player hands its frames straight to the session's one frame queue (a
+//! [`FrameSink`]), the queue [`super::StreamSession::next_frame`] reads across
+//! connections: a frame crosses one queue, and is dropped and counted in one place.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::lifecycle::{FailReason, Failure, OnStreamEnd};
 use super::{AfterFailure, SessionError, SessionEvent, SessionStats, Shared, WatchConfig};
+use crate::whep::frame_sink::FrameSink;
 use crate::whep::{MediaFrame, MediaKind, PlayConfig, PlayStats, Player, WhepError};
 
 /// How often the current connection's [`PlayStats`] are read.
@@ -81,19 +84,68 @@ impl Media {
         stats.frames_dropped = c.dropped.load(Ordering::Relaxed);
         stats.play = crate::sync::lock(&self.play).clone();
     }
+}
 
-    fn deliver(&self, frames: &mpsc::Sender<MediaFrame>, frame: MediaFrame) {
+/// One connection's way into the session's frame queue.
+struct ConnectionFrames {
+    shared: Arc<Shared>,
+    media: Arc<Media>,
+    frames: mpsc::Sender<MediaFrame>,
+    /// A connection after the first marks its first frame queued as a discontinuity.
+    mark_pending: AtomicBool,
+    went_live: AtomicBool,
+    queued_any: AtomicBool,
+    /// Notified once, by the first frame queued.
+    first_queued: Notify,
+}
+
+impl ConnectionFrames {
+    fn new(
+        shared: &Arc<Shared>,
+        media: &Arc<Media>,
+        frames: &mpsc::Sender<MediaFrame>,
+        reconnected: bool,
+    ) -> Self {
+        ConnectionFrames {
+            shared: shared.clone(),
+            media: media.clone(),
+            frames: frames.clone(),
+            mark_pending: AtomicBool::new(reconnected),
+            went_live: AtomicBool::new(false),
+            queued_any: AtomicBool::new(false),
+            first_queued: Notify::new(),
+        }
+    }
+}
+
+impl FrameSink for ConnectionFrames {
+    fn offer(&self, mut frame: MediaFrame) -> bool {
+        // Media flows: Live before the app can read the frame.
+        if !self.went_live.swap(true, Ordering::AcqRel) {
+            self.shared.live();
+        }
+        let mark = self.mark_pending.swap(false, Ordering::AcqRel);
+        frame.discontinuity |= mark;
         let (kind, len) = (frame.kind, frame.data.len() as u64);
-        if frames.try_send(frame).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let counters = &self.media.counters;
+        if self.frames.try_send(frame).is_err() {
+            // The mark goes on the next frame that is queued.
+            if mark {
+                self.mark_pending.store(true, Ordering::Release);
+            }
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if !self.queued_any.swap(true, Ordering::AcqRel) {
+            self.first_queued.notify_one();
         }
         let counter = match kind {
-            MediaKind::Video => &self.counters.video_frames,
-            MediaKind::Audio => &self.counters.audio_frames,
+            MediaKind::Video => &counters.video_frames,
+            MediaKind::Audio => &counters.audio_frames,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(len, Ordering::Relaxed);
+        counters.bytes.fetch_add(len, Ordering::Relaxed);
+        true
     }
 }
 
@@ -132,40 +184,31 @@ enum Outcome {
     Lost(String),
 }
 
-/// Reads one connection's frames until it is lost or the app stops.
+/// Plays one connection (its frames go to the session's queue by themselves) until it
+/// is lost or the app stops.
 async fn play(
-    shared: &Shared,
     media: &Media,
     player: &mut Player,
-    frames: &mpsc::Sender<MediaFrame>,
-    reconnected: bool,
+    sink: &ConnectionFrames,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
-    let mut first = true;
     let mut refresh = tokio::time::interval(PLAY_STATS_REFRESH);
     loop {
         tokio::select! {
             biased;
             _ = super::stop_requested(stop) => return Outcome::Stop,
-            frame = player.next_frame() => {
-                let Some(mut frame) = frame else {
-                    if let Some(failure) = player.failure() {
-                        return Outcome::Lost(failure.to_string());
-                    }
-                    return if player.ended_by_sender() {
-                        Outcome::StreamEnded
-                    } else {
-                        Outcome::Lost("the peer connection failed or closed".into())
-                    };
-                };
-                if first {
-                    first = false;
-                    frame.discontinuity |= reconnected;
-                    media.set_play(Some(player.stats()));
-                    shared.live();
+            () = player.played() => {
+                if let Some(failure) = player.failure() {
+                    return Outcome::Lost(failure.to_string());
                 }
-                media.deliver(frames, frame);
+                return if player.ended_by_sender() {
+                    Outcome::StreamEnded
+                } else {
+                    Outcome::Lost("the peer connection failed or closed".into())
+                };
             }
+            // The playback's figures as soon as it is live, then every refresh.
+            () = sink.first_queued.notified() => media.set_play(Some(player.stats())),
             _ = refresh.tick() => media.set_play(Some(player.stats())),
         }
     }
@@ -190,22 +233,20 @@ pub(crate) async fn drive(
     };
     let mut connections = 0u32;
     loop {
+        let sink = Arc::new(ConnectionFrames::new(
+            &shared,
+            &media,
+            &frames,
+            connections > 0,
+        ));
         let attempt = tokio::select! {
-            result = Player::connect(&media.url, config.clone()) => result,
+            result = Player::connect_into(&media.url, config.clone(), sink.clone()) => result,
             _ = super::stop_requested(&mut stop) => return,
         };
         let next = match attempt {
             Ok(mut player) => {
                 connections += 1;
-                let outcome = play(
-                    &shared,
-                    &media,
-                    &mut player,
-                    &frames,
-                    connections > 1,
-                    &mut stop,
-                )
-                .await;
+                let outcome = play(&media, &mut player, &sink, &mut stop).await;
                 media.set_play(Some(player.stats()));
                 match tokio::time::timeout(CLOSE_LIMIT, player.close()).await {
                     Ok(Ok(_)) => {}
@@ -285,6 +326,51 @@ mod tests {
             classify(&WhepError::Http("refused".into())),
             Failure::Transient(FailReason::Unreachable { .. })
         ));
+    }
+
+    fn video(n: u8) -> MediaFrame {
+        MediaFrame {
+            kind: MediaKind::Video,
+            codec: crate::whep::Codec::H264,
+            data: bytes::Bytes::from(vec![n; 4]),
+            timestamp_us: i64::from(n),
+            keyframe: n == 0,
+            discontinuity: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_queues_into_the_one_session_queue_and_keeps_its_mark() {
+        let mut config = WatchConfig::new("http://127.0.0.1:1/whep/x");
+        config.frame_capacity = 1;
+        let (shared, _events) = Shared::new(super::super::ReconnectPolicy::default(), 8, None);
+        let (media, frames) = Media::new(&config);
+        let media = Arc::new(media);
+        let (_finished_tx, finished) = watch::channel(false);
+
+        // The first connection: its first frame makes the session Live, unmarked.
+        shared.start();
+        let first = ConnectionFrames::new(&shared, &media, &frames, false);
+        assert!(first.offer(video(0)));
+        assert_eq!(shared.state(), super::super::SessionState::Live);
+        // The app has not read it: the next frame is dropped, counted once.
+        assert!(!first.offer(video(1)));
+        // A reconnection whose first frame finds the queue full: the discontinuity
+        // mark waits for the next frame that is queued.
+        let second = ConnectionFrames::new(&shared, &media, &frames, true);
+        assert!(!second.offer(video(2)));
+        let read = media.next_frame(finished.clone()).await.expect("frame 0");
+        assert!(read.keyframe && !read.discontinuity);
+        assert!(second.offer(video(3)));
+        let read = media.next_frame(finished.clone()).await.expect("frame 3");
+        assert_eq!((read.timestamp_us, read.discontinuity), (3, true));
+        assert!(second.offer(video(4)));
+        let read = media.next_frame(finished).await.expect("frame 4");
+        assert!(!read.discontinuity);
+
+        let mut stats = SessionStats::default();
+        media.fill_stats(&mut stats);
+        assert_eq!((stats.video_frames, stats.frames_dropped), (3, 2));
     }
 
     #[test]

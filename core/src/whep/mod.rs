@@ -11,6 +11,7 @@ mod early_answer;
 mod early_checks;
 mod error;
 mod frame;
+pub(crate) mod frame_sink;
 pub(crate) mod freeze;
 pub mod http;
 pub mod jitter;

@@ -156,6 +156,7 @@ impl Gathering {
     }
 
     /// Completions so far, without marking them seen.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn count(&self) -> u64 {
         *self.completions.borrow()
     }
@@ -178,6 +179,7 @@ impl PeerStates {
     }
 
     /// Waits until the connection is up (true), or failed, closed or gone (false).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) async fn connected(&mut self) -> bool {
         loop {
             match self.latest {

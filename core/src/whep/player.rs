@@ -53,11 +53,12 @@ use super::depacketize::RtpPayload;
 use super::early_answer::LocalCredentials;
 use super::early_checks::EarlyChecks;
 use super::frame::{Codec, MediaFrame, MediaKind};
+use super::frame_sink::FrameSink;
 use super::freeze::FreezeMeter;
 use super::http;
 use super::peer::{
     GATHER_TIMEOUT, Gathering, PeerObserver, PeerParts, PeerSignals, PeerStates, build_peer,
-    peer_handler,
+    is_over, peer_handler,
 };
 use super::routing::{self, Routing};
 use super::sdpfrag::IceFragment;
@@ -204,6 +205,8 @@ struct Shared {
     /// Tracks started and tracks the sender said goodbye to (RTCP BYE).
     tracks: AtomicU64,
     goodbyes: tokio::sync::watch::Sender<u64>,
+    /// Frames the sink took, to tell the player that media flows.
+    delivered: tokio::sync::watch::Sender<u64>,
     /// How far HTTP, ICE and DTLS got (logged as they change).
     steps: std::sync::Mutex<ConnectSteps>,
     /// Every RTP packet that arrived, and the SSRCs no track owned.
@@ -236,7 +239,10 @@ impl Shared {
 
 /// A WHEP playback.
 pub struct Player {
-    frames: mpsc::Receiver<MediaFrame>,
+    /// The player's own frame queue; `None` when its frames go to a sink of the caller's.
+    frames: Option<mpsc::Receiver<MediaFrame>>,
+    /// Frames handed over so far (to a sink or the queue).
+    delivered: tokio::sync::watch::Receiver<u64>,
     pc: Arc<dyn PeerConnection>,
     /// Routes streams the answer did not signal (ended with the player).
     router: tokio::task::JoinHandle<()>,
@@ -274,6 +280,30 @@ pub struct Player {
     last_frame: Instant,
 }
 
+/// Media that came while the player watched its connection.
+enum Arrival {
+    /// From the player's own queue (`None`: the queue closed).
+    Frame(Option<MediaFrame>),
+    /// A frame went to the caller's sink.
+    Delivered,
+}
+
+/// The next frame of the player's own queue, or (frames going to a sink) the next one
+/// handed over.
+async fn arrival(
+    frames: Option<&mut mpsc::Receiver<MediaFrame>>,
+    delivered: &mut tokio::sync::watch::Receiver<u64>,
+) -> Arrival {
+    match frames {
+        Some(frames) => Arrival::Frame(frames.recv().await),
+        None => match delivered.changed().await {
+            Ok(()) => Arrival::Delivered,
+            // The sender lives in the player's shared state, as long as the player.
+            Err(_) => std::future::pending().await,
+        },
+    }
+}
+
 /// What a playback is waiting for when its deadline passes.
 #[derive(Debug, Clone, Copy)]
 enum Awaited {
@@ -296,7 +326,7 @@ impl std::fmt::Debug for Player {
 /// and a receive loop for each track.
 struct PlayerObserver {
     shared: Arc<Shared>,
-    frames: mpsc::Sender<MediaFrame>,
+    frames: Arc<dyn FrameSink>,
     /// Checks that came before the answer, replayed once ICE can take them, and DTLS
     /// that came before ICE was connected.
     early: EarlyChecks,
@@ -503,6 +533,25 @@ fn is_loopback(url: &Url) -> bool {
 impl Player {
     /// Negotiates a receive-only session with the WHEP endpoint at `url`.
     pub async fn connect(url: &str, config: PlayConfig) -> Result<Player, WhepError> {
+        Self::connect_with(url, config, None).await
+    }
+
+    /// [`Player::connect`] handing the frames to `sink` as they are assembled, instead of
+    /// keeping them for [`Player::next_frame`]; [`Player::played`] then waits for the
+    /// playback's end.
+    pub(crate) async fn connect_into(
+        url: &str,
+        config: PlayConfig,
+        sink: Arc<dyn FrameSink>,
+    ) -> Result<Player, WhepError> {
+        Self::connect_with(url, config, Some(sink)).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        config: PlayConfig,
+        sink: Option<Arc<dyn FrameSink>>,
+    ) -> Result<Player, WhepError> {
         let url = Url::parse(url).map_err(|e| WhepError::InvalidUrl(format!("{url}: {e}")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(WhepError::InvalidUrl(format!("{url}: not http or https")));
@@ -515,14 +564,16 @@ impl Player {
             counters: Counters::default(),
             tracks: AtomicU64::new(0),
             goodbyes: tokio::sync::watch::Sender::new(0),
+            delivered: tokio::sync::watch::Sender::new(0),
             steps: std::sync::Mutex::new(ConnectSteps::default()),
             wire: Arc::new(WireLog::new(rtx_apt().into_keys().collect())),
             answer_sdp: std::sync::OnceLock::new(),
         });
-        let result = tokio::time::timeout(timeout, Self::negotiate(url, config, shared.clone()))
-            .await
-            .map_err(|_| WhepError::Timeout(format!("no session after {timeout:?}")))
-            .and_then(|r| r);
+        let result =
+            tokio::time::timeout(timeout, Self::negotiate(url, config, shared.clone(), sink))
+                .await
+                .map_err(|_| WhepError::Timeout(format!("no session after {timeout:?}")))
+                .and_then(|r| r);
         if let Err(error) = &result {
             shared.steps_failed(&error.to_string());
         }
@@ -533,6 +584,7 @@ impl Player {
         url: Url,
         config: PlayConfig,
         shared: Arc<Shared>,
+        sink: Option<Arc<dyn FrameSink>>,
     ) -> Result<Player, WhepError> {
         let mut engine = media_engine_for(true)?;
         // The defaults (webrtc-rs's register_default_interceptors) but the NACK generator:
@@ -557,7 +609,13 @@ impl Player {
             )
             // Application-most: every other interceptor has seen inbound RTCP first.
             .with(Slot::from(14_000), SenderReportForwarder::default());
-        let (frames_tx, frames) = mpsc::channel(512);
+        let (sink, frames) = match sink {
+            Some(sink) => (sink, None),
+            None => {
+                let (tx, rx) = mpsc::channel(512);
+                (Arc::new(tx) as Arc<dyn FrameSink>, Some(rx))
+            }
+        };
         let early = EarlyChecks::default();
         let runtime = webrtc::runtime::default_runtime()
             .ok_or_else(|| WhepError::WebRtc("no async runtime".into()))?;
@@ -569,7 +627,7 @@ impl Player {
             },
         ) = peer_handler(PlayerObserver {
             shared: shared.clone(),
-            frames: frames_tx,
+            frames: sink,
             early: early.clone(),
         });
         let bind = config.bind.clone().unwrap_or_else(|| {
@@ -701,6 +759,7 @@ impl Player {
         ));
         Ok(Player {
             frames,
+            delivered: shared.delivered.subscribe(),
             pc,
             router,
             http: client,
@@ -729,6 +788,19 @@ impl Player {
 
     /// The next complete frame; `None` when the stream ended or the connection failed.
     pub async fn next_frame(&mut self) -> Option<MediaFrame> {
+        self.advance().await
+    }
+
+    /// For a player made by [`Player::connect_into`]: returns when the playback is over
+    /// (the stream ended, or the connection failed or stalled). Cancel-safe as
+    /// [`Player::next_frame`] is.
+    pub(crate) async fn played(&mut self) {
+        while self.advance().await.is_some() {}
+    }
+
+    /// Watches the connection until a frame is there to return (own queue) or the
+    /// playback is over.
+    async fn advance(&mut self) -> Option<MediaFrame> {
         let mut goodbyes = self.shared.goodbyes.subscribe();
         while !self.ended {
             // A sender that leaves says goodbye (RTCP BYE) on each track. All of them: the
@@ -747,12 +819,15 @@ impl Player {
             let (stall_at, awaited) = self.stall_deadline();
             tokio::select! {
                 biased;
-                frame = self.frames.recv() => {
+                arrival = arrival(self.frames.as_mut(), &mut self.delivered) => {
                     self.last_frame = Instant::now();
                     // Media is proof of a connection, whether or not its state change
                     // was read yet.
                     self.connected_at.get_or_insert(self.last_frame);
-                    return frame;
+                    match arrival {
+                        Arrival::Frame(frame) => return frame,
+                        Arrival::Delivered => {}
+                    }
                 }
                 _ = tokio::time::sleep_until(stall_at.into()) => {
                     let seen = self.silence().describe();
@@ -801,10 +876,7 @@ impl Player {
                             Err(e) => warn!(error = %e, "ICE restart failed"),
                         }
                     }
-                    if matches!(
-                        state,
-                        Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) | None
-                    ) {
+                    if state.is_none_or(is_over) {
                         self.ended = true;
                         if !matches!(self.shared.steps().state(Step::Dtls), StepState::Done(_)) {
                             self.shared.steps_failed("the peer connection failed");
@@ -814,7 +886,9 @@ impl Player {
             }
         }
         // The connection is gone: hand out what was already assembled, then end.
-        self.frames.try_recv().ok()
+        self.frames
+            .as_mut()
+            .and_then(|frames| frames.try_recv().ok())
     }
 
     /// Whether an ICE restart may be tried now: the server takes PATCH, fewer than
@@ -1185,11 +1259,7 @@ async fn request_keyframe(track: &Arc<dyn TrackRemote>, media_ssrc: u32, fir_seq
 
 /// The I/O around one track's [`TrackReceiver`]: reads the track, sleeps until its
 /// timeout, sends its keyframe requests and hands its frames to the app's queue.
-async fn track_loop(
-    track: Arc<dyn TrackRemote>,
-    shared: Arc<Shared>,
-    frames: mpsc::Sender<MediaFrame>,
-) {
+async fn track_loop(track: Arc<dyn TrackRemote>, shared: Arc<Shared>, frames: Arc<dyn FrameSink>) {
     let kind = match track.kind().await {
         RtpCodecKind::Video => MediaKind::Video,
         _ => MediaKind::Audio,
@@ -1230,7 +1300,7 @@ async fn track_loop(
         while let Some(output) = receiver.poll_output() {
             match output {
                 TrackOutput::Frame(frame) => {
-                    if !deliver(&shared, &frames, frame) {
+                    if !deliver(&shared, &*frames, frame) {
                         receiver.frame_dropped();
                     }
                 }
@@ -1322,34 +1392,33 @@ fn publish_track_stats(
 
 /// Hands a frame to the app's queue and counts it; false if the queue was full and the
 /// frame was dropped.
-fn deliver(shared: &Shared, frames: &mpsc::Sender<MediaFrame>, frame: MediaFrame) -> bool {
+fn deliver(shared: &Shared, frames: &dyn FrameSink, frame: MediaFrame) -> bool {
     let counters = &shared.counters;
     let (kind, keyframe) = (frame.kind, frame.keyframe);
-    match frames.try_send(frame) {
-        Ok(()) => match kind {
-            MediaKind::Video => {
-                if !counters.has_first_frame.swap(true, Ordering::Relaxed) {
-                    let us = shared.started.elapsed().as_micros() as u64;
-                    counters.first_frame_us.store(us, Ordering::Relaxed);
-                }
-                counters.video_frames.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut freezes) = counters.freezes.lock() {
-                    freezes.frame(shared.started.elapsed());
-                }
-                if keyframe {
-                    counters.keyframes.fetch_add(1, Ordering::Relaxed);
-                }
+    if !frames.offer(frame) {
+        // The app is not keeping up: drop rather than buffer without bound.
+        counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    match kind {
+        MediaKind::Video => {
+            if !counters.has_first_frame.swap(true, Ordering::Relaxed) {
+                let us = shared.started.elapsed().as_micros() as u64;
+                counters.first_frame_us.store(us, Ordering::Relaxed);
             }
-            MediaKind::Audio => {
-                counters.audio_frames.fetch_add(1, Ordering::Relaxed);
+            counters.video_frames.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut freezes) = counters.freezes.lock() {
+                freezes.frame(shared.started.elapsed());
             }
-        },
-        Err(_) => {
-            // The app is not keeping up: drop rather than buffer without bound.
-            counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            if keyframe {
+                counters.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        MediaKind::Audio => {
+            counters.audio_frames.fetch_add(1, Ordering::Relaxed);
         }
     }
+    shared.delivered.send_modify(|n| *n += 1);
     true
 }
 

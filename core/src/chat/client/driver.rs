@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, warn};
 
 use super::connection::{Connection, End, Incoming, Outgoing, lost};
+use super::outlet::EventOutlet;
 use super::transport::{self, ChatSocket, ChatUrl};
 use super::{ChatConfig, ChatEvent, Request, TokenRequest, TokenSource};
 use crate::chat::ChatError;
@@ -22,11 +23,11 @@ use crate::net::Backoff;
 /// How long a close frame may take to write.
 const CLOSE_WRITE: Duration = Duration::from_secs(2);
 
-pub(super) struct Driver {
+pub(super) struct Driver<O> {
     url: ChatUrl,
     tokens: TokenSource,
     config: ChatConfig,
-    events: mpsc::Sender<ChatEvent>,
+    events: O,
     requests: mpsc::Receiver<Request>,
     conn: Connection,
     backoff: Backoff,
@@ -39,12 +40,12 @@ struct LinkOutcome {
     authenticated_at: Option<Instant>,
 }
 
-impl Driver {
+impl<O: EventOutlet> Driver<O> {
     pub(super) fn new(
         url: ChatUrl,
         tokens: TokenSource,
         config: ChatConfig,
-        events: mpsc::Sender<ChatEvent>,
+        events: O,
         requests: mpsc::Receiver<Request>,
     ) -> Self {
         Driver {
@@ -59,13 +60,11 @@ impl Driver {
         }
     }
 
-    /// Hands the connection's events to the app, in order; waits while the app's
-    /// buffer is full (so reading from the server waits too).
+    /// Hands the connection's events to the outlet, in order; waits while the outlet
+    /// does (so reading from the server waits too).
     async fn emit_events(&mut self) {
         while let Some(event) = self.conn.poll_event() {
-            // An app that dropped its event stream still gets its sends and commands
-            // done.
-            let _ = self.events.send(event).await;
+            self.events.deliver(event).await;
         }
     }
 
@@ -134,9 +133,8 @@ impl Driver {
                 self.backoff.next_delay(rand::random::<f64>(), retry_after)
             };
             debug!(?delay, %reason, "chat connection lost");
-            let _ = self
-                .events
-                .send(ChatEvent::Disconnected {
+            self.events
+                .deliver(ChatEvent::Disconnected {
                     reason,
                     retry_in: delay,
                 })

@@ -30,6 +30,7 @@ mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod outbox;
+mod outlet;
 pub(crate) mod transport;
 
 use std::future::Future;
@@ -48,6 +49,7 @@ pub use crate::net::BackoffConfig;
 use crate::net::TlsOptions;
 pub use cursor::JoinOutcome;
 use outbox::OutgoingMessage;
+pub(crate) use outlet::EventOutlet;
 use transport::ChatUrl;
 
 /// Why the client asks the app for a token.
@@ -374,18 +376,39 @@ impl ChatClient {
         config: ChatConfig,
         first: Option<oneshot::Sender<Result<(), ChatError>>>,
     ) -> Result<(ChatClient, ChatEvents), ChatError> {
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
+        let (client, _task) = ChatClient::spawn_into(url, token, config, first, events_tx)?;
+        Ok((client, ChatEvents { rx: events_rx }))
+    }
+
+    /// [`ChatClient::start`] handing the events to `outlet` instead of a
+    /// [`ChatEvents`]; the task ends once its last event was delivered.
+    pub(crate) fn start_into<O: EventOutlet>(
+        url: &str,
+        token: TokenSource,
+        config: ChatConfig,
+        outlet: O,
+    ) -> Result<(ChatClient, tokio::task::JoinHandle<()>), ChatError> {
+        ChatClient::spawn_into(url, token, config, None, outlet)
+    }
+
+    fn spawn_into<O: EventOutlet>(
+        url: &str,
+        token: TokenSource,
+        config: ChatConfig,
+        first: Option<oneshot::Sender<Result<(), ChatError>>>,
+        outlet: O,
+    ) -> Result<(ChatClient, tokio::task::JoinHandle<()>), ChatError> {
         let url = ChatUrl::parse(url)?;
         let (requests, requests_rx) = mpsc::channel(64);
-        let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
         let client = ChatClient {
             requests,
             permits: Arc::new(Semaphore::new(config.outbox_capacity.max(1))),
             capacity: config.outbox_capacity.max(1),
             command_timeout: config.command_timeout,
         };
-        let driver = driver::Driver::new(url, token, config, events_tx, requests_rx);
-        tokio::spawn(driver.run(first));
-        Ok((client, ChatEvents { rx: events_rx }))
+        let driver = driver::Driver::new(url, token, config, outlet, requests_rx);
+        Ok((client, tokio::spawn(driver.run(first))))
     }
 
     /// Joins a room (and re-joins it after every reconnect). Messages from now on
