@@ -7,10 +7,10 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use streamhub::_internal_test_exports::rtmp::chunk::{ChunkWriter, MessageHeader};
+use streamhub::_internal_test_exports::rtmp::packetizer::{MessageKind, Packetizer};
 use streamhub::media::flv::{FlvPayload, FlvReader};
 use streamhub::rtmp::StreamMetadata;
-use streamhub::rtmp::chunk::{ChunkWriter, MessageHeader};
-use streamhub::rtmp::packetizer::{MessageKind, Packetizer};
 
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,

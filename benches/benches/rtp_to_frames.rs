@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use streamhub::whep::depacketize::{H264Depacketizer, RtpPayload, Vp8Depacketizer};
-use streamhub::whep::jitter::{JitterBuffer, JitterOutput};
+use streamhub::_internal_test_exports::whep::depacketize::{
+    H264Depacketizer, RtpPayload, Vp8Depacketizer,
+};
+use streamhub::_internal_test_exports::whep::jitter::{JitterBuffer, JitterOutput};
 
 const MTU: usize = 1200;
 const FRAMES: u32 = 300;

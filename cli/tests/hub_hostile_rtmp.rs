@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, tempdir, wait_until};
 use hub_harness::{Hub, baseline_clip};
-use streamhub::hub::ingest::session::KNOWN_COMMANDS;
+use streamhub::_internal_test_exports::hub::ingest::session::KNOWN_COMMANDS;
 use wire::*;
 
 /// What the hub did with an attempt.
@@ -32,8 +32,8 @@ enum Outcome {
 /// The AMF0 and chunk helpers of this test, written against the library's own decoder
 /// (the hub is what is tested, not the encoder).
 mod wire {
-    use streamhub::rtmp::amf0;
-    use streamhub::rtmp::chunk_reader::{ChunkReader, ReaderLimits};
+    use streamhub::_internal_test_exports::rtmp::amf0;
+    use streamhub::_internal_test_exports::rtmp::chunk_reader::{ChunkReader, ReaderLimits};
 
     pub fn string(s: &str) -> Vec<u8> {
         let mut out = vec![0x02];

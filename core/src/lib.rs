@@ -39,6 +39,9 @@ mod sync;
 #[cfg(feature = "whep")]
 pub mod whep;
 
+#[doc(hidden)]
+pub mod _internal_test_exports;
+
 pub use chat::ChatError;
 #[cfg(feature = "chat")]
 pub use chat::{ChatClient, ChatEvent};

@@ -61,7 +61,7 @@ async fn frames_for(player: &mut Player, within: Duration) -> usize {
 }
 
 async fn patch(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> u16 {
-    streamhub::whep::http::client(Duration::from_secs(5))
+    streamhub::_internal_test_exports::whep::http::client(Duration::from_secs(5))
         .expect("client")
         .patch(url)
         .header("Content-Type", content_type)

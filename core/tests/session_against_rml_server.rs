@@ -6,8 +6,10 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
-use streamhub::rtmp::packetizer::{MediaMessage, MessageKind};
-use streamhub::rtmp::session::{PublishSession, SessionConfig, SessionState};
+use streamhub::_internal_test_exports::rtmp::packetizer::{MediaMessage, MessageKind};
+use streamhub::_internal_test_exports::rtmp::session::{
+    PublishSession, SessionConfig, SessionState,
+};
 use streamhub::rtmp::{RtmpError, RtmpUrl};
 
 /// What the in-memory server does with requests.
@@ -339,7 +341,7 @@ fn garbage_from_the_server_is_an_error_never_a_panic() {
 /// handshake and connect: the session may refuse them, but never panics.
 #[test]
 fn random_messages_of_every_type_never_panic() {
-    use streamhub::rtmp::chunk::{ChunkWriter, MessageHeader};
+    use streamhub::_internal_test_exports::rtmp::chunk::{ChunkWriter, MessageHeader};
     let mut next = xorshift(0x1234_5678_9abc_def1);
     for round in 0..3000u32 {
         let mut c = client("k");

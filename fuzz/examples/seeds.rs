@@ -18,13 +18,13 @@ use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::{PeerBandwidthLimitType, RtmpMessage, UserControlEventType};
 use rml_rtmp::time::RtmpTimestamp;
 use serde_json::json;
+use streamhub::_internal_test_exports::hub::ingest::feed::Feed;
+use streamhub::_internal_test_exports::hub::stream::{LiveStream, MediaUnit};
 use streamhub::chat::protocol::{
     ChatMessage, CommandFrame, ConnectResult, Disconnect, ErrorBody, ErrorCode, JoinResult, Limits,
     MemberEvent, RateInfo, Reply, Role, RoomState, SendResult, ServerFrame, UserInfo,
 };
 use streamhub::chat::server::{Claims, TokenKeys};
-use streamhub::hub::ingest::feed::Feed;
-use streamhub::hub::stream::{LiveStream, MediaUnit};
 use streamhub::media::sei::latency_stamp;
 use streamhub::media::{AdtsFrame, AudioSpecificConfig, AvcDecoderConfig};
 use streamhub_fuzz::chat::{FAR_EXPIRY, SECRET};
@@ -229,11 +229,11 @@ impl ServerWriter {
 /// whose objects are `HashMap`s, so its key order changes from run to run (servers
 /// accept any order); regenerated files differ only there.
 fn rtmp_hub(seeds: &mut Seeds, demo: &Demo) -> Result<(), Error> {
-    use streamhub::hub::ingest::session::{IngestEvent, IngestSession};
+    use streamhub::_internal_test_exports::hub::ingest::session::{IngestEvent, IngestSession};
+    use streamhub::_internal_test_exports::rtmp::chunk_reader::ReaderLimits;
+    use streamhub::_internal_test_exports::rtmp::packetizer::{MediaMessage, MessageKind};
+    use streamhub::_internal_test_exports::rtmp::session::{PublishSession, SessionConfig};
     use streamhub::rtmp::RtmpUrl;
-    use streamhub::rtmp::chunk_reader::ReaderLimits;
-    use streamhub::rtmp::packetizer::{MediaMessage, MessageKind};
-    use streamhub::rtmp::session::{PublishSession, SessionConfig};
 
     let url = RtmpUrl::parse("rtmp://127.0.0.1/live/key")?;
     let mut client = PublishSession::new(url, SessionConfig::default())?;

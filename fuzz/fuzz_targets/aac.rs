@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use streamhub::_internal_test_exports::rtmp::packetizer::Packetizer;
 use streamhub::media::{AudioFormat, AudioFrame, AudioSpecificConfig, split_adts};
-use streamhub::rtmp::packetizer::Packetizer;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(config) = AudioSpecificConfig::parse(data) {

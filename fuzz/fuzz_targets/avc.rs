@@ -9,10 +9,10 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use streamhub::_internal_test_exports::rtmp::packetizer::Packetizer;
 use streamhub::media::{
     AvcDecoderConfig, VideoFormat, VideoFrame, annexb_nal_units, avcc_nal_units, nal_type,
 };
-use streamhub::rtmp::packetizer::Packetizer;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, data)) = data.split_first() else {

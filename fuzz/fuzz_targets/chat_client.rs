@@ -1,5 +1,5 @@
 //! Chat frames on the client: a server's text frames fed to the client's own protocol
-//! state machine (`streamhub::chat::client::fuzzing::DetachedClient`, the sans-I/O
+//! state machine (`streamhub::_internal_test_exports::chat_client_fuzzing::DetachedClient`, the sans-I/O
 //! `Connection` the client's task drives), with 50 ms between frames: the connect
 //! reply, join results into the rooms' cursors, send acknowledgements and refusals into
 //! the outbox, pushed messages through the cursors (duplicates, gaps), kicks,
@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use streamhub::chat::client::fuzzing::DetachedClient;
+use streamhub::_internal_test_exports::chat_client_fuzzing::DetachedClient;
 
 fuzz_target!(|data: &[u8]| {
     let mut client = DetachedClient::new();

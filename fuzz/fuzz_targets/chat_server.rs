@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use streamhub::_internal_test_exports::chat_server_fuzzing::DetachedConnection;
 use streamhub::chat::protocol::ServerFrame;
-use streamhub::chat::server::fuzzing::DetachedConnection;
 use streamhub::chat::server::{ChatServer, ChatServerConfig};
 use streamhub_fuzz::chat::{SECRET, Tokens};
 

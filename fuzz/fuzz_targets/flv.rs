@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use streamhub::_internal_test_exports::rtmp::packetizer::Packetizer;
 use streamhub::media::flv::{FlvError, FlvPayload, FlvReader};
 use streamhub::media::sei::{insert_before_first_slice, latency_stamp};
-use streamhub::rtmp::packetizer::Packetizer;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = FlvReader::new(data) else {

@@ -8,9 +8,9 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use streamhub::_internal_test_exports::rtmp::packetizer::{MediaMessage, MessageKind};
+use streamhub::_internal_test_exports::rtmp::session::{PublishSession, SessionConfig};
 use streamhub::rtmp::RtmpUrl;
-use streamhub::rtmp::packetizer::{MediaMessage, MessageKind};
-use streamhub::rtmp::session::{PublishSession, SessionConfig};
 
 /// S0 (version 3), S1 and S2 of 1536 zero bytes: the original (digest-less) handshake.
 fn handshake() -> Vec<u8> {

@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamhub::hub::ingest::session::{IngestEvent, IngestSession};
-use streamhub::rtmp::chunk_reader::ReaderLimits;
+use streamhub::_internal_test_exports::hub::ingest::session::{IngestEvent, IngestSession};
+use streamhub::_internal_test_exports::rtmp::chunk_reader::ReaderLimits;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, publisher)) = data.split_first() else {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use streamhub::hub::ingest::feed::Feed;
-use streamhub::hub::stream::LiveStream;
+use streamhub::_internal_test_exports::hub::ingest::feed::Feed;
+use streamhub::_internal_test_exports::hub::stream::LiveStream;
 use streamhub_fuzz::records;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use streamhub::whep::depacketize::{
+use streamhub::_internal_test_exports::whep::depacketize::{
     AssembledFrame, Av1Depacketizer, H264Depacketizer, H265Depacketizer, RtpPayload,
     Vp8Depacketizer, Vp9Depacketizer,
 };
-use streamhub::whep::jitter::{JitterBuffer, JitterOutput};
+use streamhub::_internal_test_exports::whep::jitter::{JitterBuffer, JitterOutput};
 use streamhub_fuzz::rtp;
 
 enum Assembler {

@@ -8,7 +8,9 @@
 
 use http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use libfuzzer_sys::fuzz_target;
-use streamhub::whep::http::{parse_ice_server_links, parse_retry_after, resolve_location};
+use streamhub::_internal_test_exports::whep::http::{
+    parse_ice_server_links, parse_retry_after, resolve_location,
+};
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {

@@ -32,12 +32,12 @@
 pub(crate) mod api;
 pub(crate) mod cors;
 pub(crate) mod egress;
-pub mod ingest;
+pub(crate) mod ingest;
 pub mod keys;
 pub(crate) mod limits;
 pub(crate) mod page;
 pub(crate) mod registry;
-pub mod stream;
+pub(crate) mod stream;
 mod tls;
 pub(crate) mod watch_tokens;
 

@@ -20,17 +20,17 @@
 //! [`queue`] (time-bounded send queue) and [`publisher`] (the tokio driver).
 
 pub(crate) mod ack;
-pub mod amf0;
-pub mod chunk;
-pub mod chunk_reader;
+pub(crate) mod amf0;
+pub(crate) mod chunk;
+pub(crate) mod chunk_reader;
 pub(crate) mod clock;
 pub(crate) mod congestion;
 mod error;
 pub(crate) mod handshake;
-pub mod packetizer;
+pub(crate) mod packetizer;
 pub(crate) mod publisher;
 pub(crate) mod queue;
-pub mod session;
+pub(crate) mod session;
 pub(crate) mod transport;
 mod url;
 

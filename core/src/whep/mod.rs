@@ -2,19 +2,20 @@
 //!
 //! [`Player::connect`] posts a receive-only offer to a WHEP endpoint and yields
 //! [`MediaFrame`]s: H.264 as Annex-B with SPS/PPS before every IDR, whole VP8 frames,
-//! Opus packets. The pure parts (no network) are public for testing and reuse: RTP
-//! counter unwrapping, the reorder buffer, the depacketizers and the WHEP header parsing.
+//! Opus packets. The pure parts (no network: the reorder buffer, the depacketizers, the
+//! WHEP header parsing) are private; the crate's own tests, benchmarks and fuzz targets
+//! reach them through the hidden `_internal_test_exports`.
 
 pub(crate) mod clock;
-pub mod depacketize;
+pub(crate) mod depacketize;
 mod early_answer;
 mod early_checks;
 mod error;
 mod frame;
 pub(crate) mod frame_sink;
 pub(crate) mod freeze;
-pub mod http;
-pub mod jitter;
+pub(crate) mod http;
+pub(crate) mod jitter;
 pub(crate) mod mdns;
 pub(crate) mod peer;
 mod player;

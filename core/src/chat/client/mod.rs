@@ -27,8 +27,7 @@
 mod connection;
 pub(crate) mod cursor;
 mod driver;
-#[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 pub(crate) mod outbox;
 mod outlet;
 pub(crate) mod transport;

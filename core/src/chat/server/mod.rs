@@ -17,8 +17,7 @@
 mod connection;
 pub(crate) mod dedup;
 pub(crate) mod engine;
-#[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 pub(crate) mod outbound;
 pub(crate) mod rate;
 pub mod redis_engine;

@@ -10,9 +10,9 @@
 pub(crate) mod audio;
 pub(crate) mod connection;
 pub(crate) mod enhanced;
-pub mod feed;
+pub(crate) mod feed;
 mod replies;
-pub mod session;
+pub(crate) mod session;
 pub(crate) mod timestamps;
 
 use std::sync::Arc;
