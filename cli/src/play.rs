@@ -49,9 +49,11 @@ pub struct PlayArgs {
 struct Report {
     video_codec: Option<String>,
     audio_codec: Option<String>,
-    /// Video frames the player assembled, including any still queued when playback
-    /// stopped (so it can exceed `frames_recorded` by a frame or two).
+    /// Video frames the player had assembled when playback stopped, including any
+    /// still queued (so it can exceed `frames_recorded`, by at most `frames_waiting`).
     video_frames: u64,
+    /// Frames (audio or video) assembled and not read when playback stopped.
+    frames_waiting: u64,
     audio_frames: u64,
     keyframes: u64,
     first_frame_ms: Option<u64>,
@@ -171,7 +173,8 @@ async fn play(args: PlayArgs) -> Result<ExitCode, String> {
         let report = Report {
             video_codec: stats.video_codec.as_ref().map(|c| c.name().to_string()),
             audio_codec: stats.audio_codec.as_ref().map(|c| c.name().to_string()),
-            video_frames: stats.video_frames,
+            video_frames: played.video_frames,
+            frames_waiting: played.frames_waiting,
             audio_frames: stats.audio_frames,
             keyframes: stats.keyframes,
             first_frame_ms: stats.first_frame.map(|d| d.as_millis() as u64),

@@ -10,10 +10,9 @@ mod hub_harness;
 #[path = "../../tests/support/netlab.rs"]
 mod netlab;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{STREAMHUB, free_port, tempdir, wait_until};
+use common::{STREAMHUB, free_port, tempdir};
 use hub_harness::{assert_contiguous_run, baseline_clip, picture_hashes};
 use netlab::LoopbackHost;
 
@@ -24,38 +23,7 @@ fn two_percent_loss_from_the_hub_is_repaired_bit_exact() {
     baseline_clip(&clip, 20);
     let mut host = LoopbackHost::new();
     let (http, rtmp) = (free_port(), free_port());
-    host.spawn(
-        "streamhub hub",
-        host.command(STREAMHUB)
-            .args(["hub", "--secret", "s"])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .args(["--rtmp", &format!("127.0.0.1:{rtmp}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    host.wait_listen(http);
-    host.wait_listen(rtmp);
-    host.spawn(
-        "streamhub publish",
-        host.command(STREAMHUB)
-            .arg("publish")
-            .arg(&clip)
-            .arg(format!("rtmp://127.0.0.1:{rtmp}/live/demo"))
-            .arg("--realtime")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let streams = || {
-        host.command("curl")
-            .args(["-s", "--max-time", "2"])
-            .arg(format!("http://127.0.0.1:{http}/api/streams"))
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    wait_until("the stream is live", Duration::from_secs(10), || {
-        streams().contains("\"demo\"")
-    });
+    host.start_hub_publishing(STREAMHUB, (http, rtmp), &clip, "demo");
     host.drop_udp(2);
     let play = host.start_play(
         STREAMHUB,

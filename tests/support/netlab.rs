@@ -196,6 +196,65 @@ impl LoopbackHost {
             .unwrap_or_else(|e| panic!("adding a dummy interface: {e}"));
     }
 
+    /// Starts `program hub` on this host (HTTP on 127.0.0.1:`http`, RTMP on
+    /// 127.0.0.1:`rtmp`) and `program publish CLIP --realtime` to it as `stream`;
+    /// returns once the hub lists the stream with its video (within 10 s, or fails the
+    /// test).
+    pub fn start_hub_publishing(
+        &mut self,
+        program: &str,
+        (http, rtmp): (u16, u16),
+        clip: &std::path::Path,
+        stream: &str,
+    ) {
+        self.spawn(
+            "streamhub hub",
+            self.command(program)
+                .args(["hub", "--secret", "s"])
+                .args(["--http", &format!("127.0.0.1:{http}")])
+                .args(["--rtmp", &format!("127.0.0.1:{rtmp}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        self.wait_listen(http);
+        self.wait_listen(rtmp);
+        self.spawn(
+            "streamhub publish",
+            self.command(program)
+                .arg("publish")
+                .arg(clip)
+                .arg(format!("rtmp://127.0.0.1:{rtmp}/live/{stream}"))
+                .arg("--realtime")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let streams = format!("http://127.0.0.1:{http}/api/streams");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let listed = self
+                .command("curl")
+                .args(["-s", "--max-time", "2", &streams])
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default();
+            let live = serde_json::from_str::<serde_json::Value>(&listed)
+                .ok()
+                .and_then(|list| list["streams"].as_array().cloned())
+                .is_some_and(|list| {
+                    list.iter()
+                        .any(|s| s["name"] == stream && !s["video"].is_null())
+                });
+            if live {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{stream} is not live on the hub after 10 s: {listed}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until something listens on 127.0.0.1:`port` on this host.
     pub fn wait_listen(&self, port: u16) {
         wait_listen_in(&self.ns, "127.0.0.1", port);

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Counts holdings per IP address and refuses those past the cap. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -40,11 +40,7 @@ impl PerIp {
     /// A slot for `ip`, or `None` when it holds `cap` already.
     pub fn try_acquire(&self, ip: IpAddr) -> Option<IpSlot> {
         let ip = canonical(ip);
-        let mut held = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut held = crate::sync::lock(&self.inner.held);
         let count = held.entry(ip).or_insert(0);
         let exempt = ip.is_loopback() && !self.inner.limit_loopback;
         if *count >= self.inner.cap && !exempt {
@@ -62,32 +58,20 @@ impl PerIp {
 
     /// Holdings of `ip` now.
     pub fn held(&self, ip: IpAddr) -> usize {
-        let held = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let held = crate::sync::lock(&self.inner.held);
         held.get(&canonical(ip)).copied().unwrap_or(0)
     }
 
     /// Addresses holding anything now.
     pub fn addresses(&self) -> usize {
-        let held = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let held = crate::sync::lock(&self.inner.held);
         held.len()
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut held = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut held = crate::sync::lock(&self.inner.held);
         if let Some(count) = held.get_mut(&self.ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {

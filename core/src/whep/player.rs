@@ -155,6 +155,10 @@ pub struct PlayStats {
     pub sender_reports: u64,
     /// Frames dropped because the app did not read them in time.
     pub frames_dropped: u64,
+    /// Frames assembled and counted above that wait in the queue [`Player::next_frame`]
+    /// reads (read after the counters: the frames counted and not yet read are at most
+    /// these). 0 when the frames go to a session's queue.
+    pub frames_waiting: u64,
     /// Time from the start of `connect` to the first video frame.
     pub first_frame: Option<Duration>,
     /// Video frames per second delivered since the first video frame.
@@ -1132,6 +1136,8 @@ impl Player {
             retransmissions: self.shared.wire.rtx_packets(),
             sender_reports: c.sender_reports.load(Ordering::Relaxed),
             frames_dropped: c.frames_dropped.load(Ordering::Relaxed),
+            // After every counter: a frame queued since is counted in neither or here.
+            frames_waiting: self.frames.as_ref().map_or(0, |f| f.len() as u64),
             first_frame,
             frame_rate,
             reorder_target: Duration::from_micros(c.reorder_target_us.load(Ordering::Relaxed)),
