@@ -81,12 +81,7 @@ fn json_lines(path: &Path) -> Vec<Value> {
 fn wait_stream_on_hub(lab: &NetLab, http: &str, name: &str) {
     require::program("curl");
     wait_until("the stream on the hub", Duration::from_secs(20), || {
-        let body = lab.get_far(&format!("http://{http}/api/streams"));
-        let streams: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        streams["streams"].as_array().is_some_and(|list| {
-            list.iter()
-                .any(|s| s["name"] == name && !s["video"].is_null())
-        })
+        netlab::lists_live_video(&lab.get_far(&format!("http://{http}/api/streams")), name)
     });
 }
 

@@ -87,21 +87,41 @@ fn in_namespace(ns: &str, program: &str) -> Command {
 /// (asks `ss` there; never connects).
 fn wait_listen_in(ns: &str, address: &str, port: u16) {
     let want = format!("{address}:{port}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = in_namespace(ns, "ss")
-            .args(["-Hltn", &format!("sport = :{port}")])
-            .output()
-            .expect("running ss in a lab namespace");
-        if String::from_utf8_lossy(&out.stdout).contains(&want) {
-            return;
-        }
+    poll_until(
+        &format!("something listening on {want} in {ns}"),
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        || {
+            let out = in_namespace(ns, "ss")
+                .args(["-Hltn", &format!("sport = :{port}")])
+                .output()
+                .expect("running ss in a lab namespace");
+            String::from_utf8_lossy(&out.stdout).contains(&want)
+        },
+    );
+}
+
+/// Calls `done` every `every` until it is true; fails the test after `within`.
+fn poll_until(what: &str, within: Duration, every: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
         assert!(
             std::time::Instant::now() < deadline,
-            "nothing listens on {want} in {ns}"
+            "no {what} after {within:?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
+}
+
+/// Whether a hub's `GET /api/streams` body lists `name` with its video track.
+pub fn lists_live_video(listing: &str, name: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(listing)
+        .ok()
+        .and_then(|list| list["streams"].as_array().cloned())
+        .is_some_and(|list| {
+            list.iter()
+                .any(|s| s["name"] == name && !s["video"].is_null())
+        })
 }
 
 /// A host whose only network is loopback: a namespace of the test's own with `lo` up,
@@ -229,30 +249,20 @@ impl LoopbackHost {
                 .stderr(Stdio::null()),
         );
         let streams = format!("http://127.0.0.1:{http}/api/streams");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let listed = self
-                .command("curl")
-                .args(["-s", "--max-time", "2", &streams])
-                .output()
-                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-                .unwrap_or_default();
-            let live = serde_json::from_str::<serde_json::Value>(&listed)
-                .ok()
-                .and_then(|list| list["streams"].as_array().cloned())
-                .is_some_and(|list| {
-                    list.iter()
-                        .any(|s| s["name"] == stream && !s["video"].is_null())
-                });
-            if live {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{stream} is not live on the hub after 10 s: {listed}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll_until(
+            &format!("{stream} live on the hub"),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || {
+                let listed = self
+                    .command("curl")
+                    .args(["-s", "--max-time", "2", &streams])
+                    .output()
+                    .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                    .unwrap_or_default();
+                lists_live_video(&listed, stream)
+            },
+        );
     }
 
     /// Waits until something listens on 127.0.0.1:`port` on this host.

@@ -94,9 +94,8 @@ struct ConnectionFrames {
     /// A connection after the first marks its first frame queued as a discontinuity.
     mark_pending: AtomicBool,
     went_live: AtomicBool,
-    queued_any: AtomicBool,
-    /// Notified once, by the first frame queued.
-    first_queued: Notify,
+    /// Notified once, by the first frame.
+    first_frame: Notify,
 }
 
 impl ConnectionFrames {
@@ -112,8 +111,7 @@ impl ConnectionFrames {
             frames: frames.clone(),
             mark_pending: AtomicBool::new(reconnected),
             went_live: AtomicBool::new(false),
-            queued_any: AtomicBool::new(false),
-            first_queued: Notify::new(),
+            first_frame: Notify::new(),
         }
     }
 }
@@ -123,6 +121,7 @@ impl FrameSink for ConnectionFrames {
         // Media flows: Live before the app can read the frame.
         if !self.went_live.swap(true, Ordering::AcqRel) {
             self.shared.live();
+            self.first_frame.notify_one();
         }
         let mark = self.mark_pending.swap(false, Ordering::AcqRel);
         frame.discontinuity |= mark;
@@ -135,9 +134,6 @@ impl FrameSink for ConnectionFrames {
             }
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
-        }
-        if !self.queued_any.swap(true, Ordering::AcqRel) {
-            self.first_queued.notify_one();
         }
         let counter = match kind {
             MediaKind::Video => &counters.video_frames,
@@ -208,7 +204,7 @@ async fn play(
                 };
             }
             // The playback's figures as soon as it is live, then every refresh.
-            () = sink.first_queued.notified() => media.set_play(Some(player.stats())),
+            () = sink.first_frame.notified() => media.set_play(Some(player.stats())),
             _ = refresh.tick() => media.set_play(Some(player.stats())),
         }
     }
