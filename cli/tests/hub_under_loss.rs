@@ -1,7 +1,7 @@
 //! The hub as a sender on a lossy link: `streamhub hub` and `streamhub play` on a host
 //! of the test's own whose only network is loopback, with 2 % of every UDP packet
-//! dropped (nftables `numgen random`: media, RTCP and handshakes, both ways; the RTMP
-//! ingest is TCP and untouched). The player NACKs what is missing and the hub answers
+//! dropped (one in 50, nftables `numgen inc`: media, RTCP and handshakes, both ways;
+//! the RTMP ingest is TCP and untouched). The player NACKs what is missing and the hub answers
 //! from its send history: every picture played is bit-identical to the source and none
 //! is missing.
 
@@ -24,7 +24,7 @@ fn two_percent_loss_from_the_hub_is_repaired_bit_exact() {
     let mut host = LoopbackHost::new();
     let (http, rtmp) = (free_port(), free_port());
     host.start_hub_publishing(STREAMHUB, (http, rtmp), &clip, "demo");
-    host.drop_udp(2);
+    host.drop_every_udp(50);
     let play = host.start_play(
         STREAMHUB,
         &format!("http://127.0.0.1:{http}/whep/demo"),

@@ -272,14 +272,27 @@ impl LoopbackHost {
 
     /// Drops `percent` % of the UDP packets this host receives (nftables `numgen
     /// random`, on its own table; both directions of a loopback flow are received here).
-    /// Calling it again replaces the rate (0 stops dropping).
+    /// Calling it again replaces the rule (0 stops dropping).
     pub fn drop_udp(&self, percent: u32) {
         // numgen's range is 0..100: everything is a rule without it.
-        let match_rule = if percent >= 100 {
+        self.set_udp_drop(&if percent >= 100 {
             String::new()
         } else {
             format!("numgen random mod 100 < {percent} ")
-        };
+        });
+    }
+
+    /// Drops every `n`-th UDP packet this host receives (nftables `numgen inc`): the
+    /// share of `drop_udp(100 / n)`, spread evenly instead of at random. A test that must
+    /// see a repair uses it: at random, 2 % of a 10 s call can leave every video packet
+    /// alone (CI saw it once), and such a run proves nothing about repairs.
+    pub fn drop_every_udp(&self, n: u32) {
+        self.set_udp_drop(&format!("numgen inc mod {} 0 ", n.max(1)));
+    }
+
+    /// Replaces the loss table's one rule: UDP packets matching `match_rule` (all of
+    /// them when empty) are dropped on input.
+    fn set_udp_drop(&self, match_rule: &str) {
         let rules = format!(
             "table inet streamhub_loss\ndelete table inet streamhub_loss\n\
              table inet streamhub_loss {{\n chain input {{\n  type filter hook input priority 0;\n  \
