@@ -101,7 +101,9 @@ fn wait_listen_in(ns: &str, address: &str, port: u16) {
     );
 }
 
-/// Calls `done` every `every` until it is true; fails the test after `within`.
+/// Calls `done` every `every` until it is true; fails the test after `within`. (Not
+/// `process.rs`'s `wait_until`: the benches include this file alone, without that one
+/// and its `tempfile`.)
 fn poll_until(what: &str, within: Duration, every: Duration, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + within;
     while !done() {

@@ -247,25 +247,23 @@ pub(crate) async fn run(shared: Arc<Shared>, config: SessionChat, mut halt: watc
         };
     // The join's own `Joined` event arrives through the outlet. The task ends by itself
     // only when the client gave up (a final refusal, delivered as `Failed`).
-    let mut task_over = false;
-    tokio::select! {
-        result = client.join(&config.room) => match result {
+    let joined = async {
+        match client.join(&config.room).await {
             // Only now can `send_chat` queue: the client refuses messages for a room it
             // was not asked to join.
             Ok(_) => chat.set_client(Some(client.clone())),
-            Err(error) => shared.emit(SessionEvent::Error(SessionError::chat(
-                "joining the room",
-            )(error))),
-        },
-        _ = super::stop_requested(&mut halt) => {}
-        _ = &mut task => task_over = true,
-    }
-    if !task_over {
-        tokio::select! {
-            _ = super::stop_requested(&mut halt) => {}
-            _ = &mut task => task_over = true,
+            Err(error) => shared.emit(SessionEvent::Error(SessionError::chat("joining the room")(
+                error,
+            ))),
         }
-    }
+        // Joined or not, the chat runs until the session stops or the client gives up.
+        std::future::pending::<std::convert::Infallible>().await
+    };
+    let task_over = tokio::select! {
+        never = joined => match never {},
+        _ = super::stop_requested(&mut halt) => false,
+        _ = &mut task => true,
+    };
     chat.set_client(None);
     chat.connected.store(false, Ordering::Relaxed);
     // The outcomes of the messages the close flushes (sent, or failed as closed) are
