@@ -4,8 +4,9 @@
 # without a sanitizer (`--sanitizer none`), cargo-fuzz needs no nightly flag; libFuzzer's
 # coverage instrumentation (SanitizerCoverage) is stable, and a panic is a crash.
 #
-#   scripts/fuzz.sh smoke [SECONDS]          every target for SECONDS (default 20); fails on
-#                                            any crash, timeout or out-of-memory (the CI runs it)
+#   scripts/fuzz.sh smoke [SECONDS]          every target for SECONDS (default 20), FUZZ_JOBS
+#                                            (default: one per core) at a time; fails on any
+#                                            crash, timeout or out-of-memory (the CI runs it)
 #   scripts/fuzz.sh long [RUNS] [TARGET...]  each target (or the ones named) for RUNS executions
 #                                            (default 10000000), one at a time, then a table:
 #                                            executions, exec/s, cov, ft, corpus, result;
@@ -94,9 +95,18 @@ failed=()
 case "$mode" in
   smoke)
     seconds=${1:-20}
+    # Targets run side by side, one per core (libFuzzer is single-threaded): each
+    # still gets its full time.
+    jobs=${FUZZ_JOBS:-$(nproc)}
+    declare -A pid_of
+    for target in $(targets); do
+      while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+      run "$target" "$work/logs/$target.log" -max_total_time="$seconds" &
+      pid_of[$target]=$!
+    done
     for target in $(targets); do
       log="$work/logs/$target.log"
-      if run "$target" "$log" -max_total_time="$seconds"; then
+      if wait "${pid_of[$target]}"; then
         printf '%-12s ok  %10s runs  cov %6s  ft %7s\n' "$target" \
           "$(stat "$log" number_of_executed_units)" "$(coverage "$log" cov)" "$(coverage "$log" ft)"
       else

@@ -15,10 +15,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { echo; echo "=== $* ($(date +%T))"; }
+source scripts/steps.sh
+steps_trap
 export DEBIAN_FRONTEND=noninteractive
 
-step "system packages (Debian)"
+step "install: system packages (Debian)"
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_cmd nginx || need+=(nginx)
@@ -62,10 +63,10 @@ java -version 2>&1 | head -1
 redis-server --version
 ls /usr/lib/postgresql/*/bin/postgres
 
-step "WebRTC test peers and the Swift parser (Python venv)"
+step "install: WebRTC test peers and the Swift parser (Python venv)"
 bash scripts/setup-peers.sh
 
-step "browser driver (playwright-core from tests/browser/package-lock.json)"
+step "install: browser driver (playwright-core, npm)"
 want=$(node -p "require('./tests/browser/package-lock.json').packages['node_modules/playwright-core'].version")
 have=$(node -p "require('./tests/browser/node_modules/playwright-core/package.json').version" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
@@ -74,10 +75,10 @@ else
   echo "playwright-core $have: present"
 fi
 
-step "Kotlin compiler (npm)"
+step "install: Kotlin compiler (npm)"
 bash bindings/kotlin/install-kotlinc.sh
 
-step "cargo-fuzz (crates.io)"
+step "install: cargo-fuzz (crates.io)"
 # The fuzz smoke run (scripts/fuzz.sh smoke, from scripts/test.sh) builds with it.
 CARGO_FUZZ_VERSION=0.13.2
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
@@ -85,3 +86,4 @@ if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]
 else
   echo "cargo-fuzz $CARGO_FUZZ_VERSION: present"
 fi
+step_end

@@ -5,19 +5,17 @@
 //! writes `loss_sweep.json` and `loss_sweep.png` (frames delivered and freezes per rate).
 //! Needs root (network namespaces); run by `benches/loss_sweep.sh`.
 
-#[path = "../../../tests/support/netlab.rs"]
-mod netlab;
-
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use netlab::LoopbackHost;
 use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 use streamhub_benches::plot::{draw_legend, line_swatch, register_sans_font};
+use streamhub_test_support::free_port;
+use streamhub_test_support::netlab::LoopbackHost;
 
 #[derive(Parser)]
 struct Args {
@@ -69,13 +67,6 @@ fn viewer(report: &Value) -> Viewer {
         packets_recovered: n("packets_recovered"),
         packets_lost: n("packets_lost"),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn run_rate(args: &Args, loss: u32, root: &Path) -> Result<Row, String> {

@@ -11,18 +11,16 @@
 //! the clip's i-th, and its delay is its arrival minus its send time (ffmpeg's start plus
 //! its dts), ffmpeg's start taken from the first second.
 
-#[path = "../../../tests/support/netlab.rs"]
-mod netlab;
-
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use netlab::NetLab;
 use plotters::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
+use streamhub_test_support::json_lines;
+use streamhub_test_support::netlab::NetLab;
+
 use streamhub_benches::plot::{draw_legend, line_swatch, register_sans_font};
 
 #[derive(Debug, Parser)]
@@ -57,14 +55,6 @@ struct Series {
     video_frames_viewed: usize,
     publisher_cpu_s: f64,
     duration_s: f64,
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// utime + stime of `pid`, seconds (Linux /proc; 100 ticks a second).

@@ -652,7 +652,7 @@ impl Player {
         // (pion's) hold a peer-reflexive pair back 1 s and a server-reflexive one 0.5 s
         // in case a better one comes, which is the whole first-frame delay against a
         // sender that answers without candidates (Chromium on a host with only
-        // loopback: 1.8 s before, see cli/tests/play_from_chromium.rs).
+        // loopback: 1.8 s before, see cli/tests/it/play_from_chromium.rs).
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(70))
             .with_host_acceptance_min_wait(Some(Duration::ZERO))

@@ -5,10 +5,14 @@
 //! ```text
 //! cargo run -p streamhub-bindgen            # write the files
 //! cargo run -p streamhub-bindgen -- --check # exit 1 if a checked-in file differs
+//! cargo run -p streamhub-bindgen -- --check --library target/debug/deps/libstreamhub_ffi.so
 //! ```
 //!
 //! It builds `streamhub-ffi` (debug, unstripped: uniffi reads its metadata from the
-//! library) first.
+//! library) first, unless `--library` names one already built: CI passes the one its
+//! test build made, since `-p streamhub-ffi` alone resolves other features for the
+//! core and would build the whole dependency tree a second time. The metadata does not
+//! depend on the core's features.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,8 +30,21 @@ struct Output {
 }
 
 fn main() -> ExitCode {
-    let check = std::env::args().skip(1).any(|arg| arg == "--check");
-    match run(check) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check = args.iter().any(|arg| arg == "--check");
+    let library = args
+        .iter()
+        .position(|arg| arg == "--library")
+        .map(|at| args.get(at + 1).map(PathBuf::from));
+    let library = match library {
+        Some(None) => {
+            eprintln!("streamhub-bindgen: --library needs a path");
+            return ExitCode::FAILURE;
+        }
+        Some(Some(path)) => Some(path),
+        None => None,
+    };
+    match run(check, library.as_deref()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -44,10 +61,14 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("."))
 }
 
-fn run(check: bool) -> Result<bool> {
+fn run(check: bool, library: Option<&Path>) -> Result<bool> {
     let root = repo_root();
     let mut outputs = vec![header(&root)?];
-    outputs.extend(foreign_bindings(&root)?);
+    let library = match library {
+        Some(path) => path.to_path_buf(),
+        None => build_library(&root)?,
+    };
+    outputs.extend(foreign_bindings(&library)?);
     let mut fresh = true;
     for output in &outputs {
         let target = root.join(&output.path);
@@ -92,8 +113,8 @@ fn header(root: &Path) -> Result<Output> {
     })
 }
 
-/// The Swift and Kotlin bindings, from the built library's uniffi metadata.
-fn foreign_bindings(root: &Path) -> Result<Vec<Output>> {
+/// Builds `streamhub-ffi` (debug) and returns the library's path.
+fn build_library(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "-p", "streamhub-ffi", "--lib"])
@@ -106,11 +127,16 @@ fn foreign_bindings(root: &Path) -> Result<Vec<Output>> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let library = target_dir.join("debug").join(library_file_name());
+    Ok(target_dir.join("debug").join(library_file_name()))
+}
+
+/// The Swift and Kotlin bindings, from the built `library`'s uniffi metadata.
+fn foreign_bindings(library: &Path) -> Result<Vec<Output>> {
+    anyhow::ensure!(library.exists(), "{} does not exist", library.display());
     let out = tempfile_dir()?;
     generate(GenerateOptions {
         languages: vec![TargetLanguage::Kotlin, TargetLanguage::Swift],
-        source: utf8(&library)?,
+        source: utf8(library)?,
         out_dir: utf8(&out)?,
         config_override: None,
         format: false,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// the rule under a cap, and without a capacity only the media span of what waits
 /// counts. That span hides the transmission time of a burst: a keyframe and 650 ms of
 /// 4 Mbit/s video were 332 KB waiting for a 1.5 Mbit/s link, 1.8 s of sending behind a
-/// 650 ms span (seen in `cli/tests/throttle.rs`, glass-to-glass 1.9 s).
+/// 650 ms span (seen in `cli/tests/alone/throttle.rs`, glass-to-glass 1.9 s).
 #[derive(Debug, Default)]
 pub struct CapacityFilter {
     /// (time, acknowledged bytes, backlogged) every poll, the last second.

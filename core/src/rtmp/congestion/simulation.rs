@@ -2,7 +2,7 @@
 //! capacity filter and the bitrate estimator, wired as the publisher's driver and link
 //! poller wire them — on a simulated link, under tokio's paused clock: a 4 Mbit/s
 //! camera (30 fps, B-frames, GOP 2 s, AAC) over a capped, lifted and oscillating link.
-//! The integration test `cli/tests/throttle.rs` runs the same scenario over a real,
+//! The integration test `cli/tests/alone/throttle.rs` runs the same scenario over a real,
 //! shaped TCP link.
 
 use std::collections::VecDeque;

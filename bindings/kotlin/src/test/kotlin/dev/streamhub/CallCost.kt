@@ -1,5 +1,5 @@
 // What one Kotlin call into the library costs (JNA + uniffi lowering/lifting), printed by
-// ffi/tests/kotlin.rs after the JUnit run: version() (returns a String) and stats() (a
+// ffi/tests/it/kotlin.rs after the JUnit run: version() (returns a String) and stats() (a
 // record of 14 fields) on a live session, in ns per call after a warm-up.
 package dev.streamhub
 

@@ -1,4 +1,4 @@
-// The Kotlin bindings against a real hub. Run by ffi/tests/kotlin.rs, which starts the hub
+// The Kotlin bindings against a real hub. Run by ffi/tests/it/kotlin.rs, which starts the hub
 // and passes, in the environment:
 //   STREAMHUB_RTMP_URL, STREAMHUB_WHEP_URL  base URLs; a test appends its stream's name
 //   STREAMHUB_CHAT_URL                      the chat server
