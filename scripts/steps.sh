@@ -46,13 +46,14 @@ steps_table() {
       if ($2 > last) last = $2 }
     END {
       total = last - first
-      printf "\n%-64s %9s %7s  %s\n", "step", "wall", "share", "result"
+      printf "\n%-84s %9s %7s  %s\n", "step", "wall", "share", "result"
       for (i = 1; i <= NR; i++) {
         d = end[i] - start[i]
-        printf "%-64s %6d:%02d %6.1f%%  %s\n", substr(name[i], 1, 64), int(d / 60), int(d) % 60, \
-          total > 0 ? 100 * d / total : 0, result[i]
+        share = total > 0 ? 100 * d / total : 0
+        printf "%-84s %6d:%02d %6.1f%%  %s\n", substr(name[i], 1, 84), int(d / 60), int(d) % 60, share, result[i]
       }
-      printf "%-64s %6d:%02d %6.1f%%\n", "total (first start to last end)", int(total / 60), int(total) % 60, 100
+      printf "%-84s %6d:%02d %6.1f%%\n", "total (first start to last end)", int(total / 60), int(total) % 60, 100
+      print "(steps marked \"beside\" ran at the same time as others: the shares add up to more than 100 %)"
     }'
 }
 

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (scripts/install-test-deps.sh,
 # idempotent), builds every test binary, runs every test with cargo-nextest (each test
-# in a process of its own, two at a time; the `alone` binaries with nothing beside them:
-# .config/nextest.toml), then the doc tests, every fuzz target for 20 s from its seeds
-# (scripts/fuzz.sh smoke) and the 60 s soak (benches/soak.sh).
+# in a process of its own, two at a time: .config/nextest.toml), then the tests that
+# need the machine whole (the `alone` binary) with nothing beside them, the doc tests,
+# every fuzz target for 20 s from its seeds (scripts/fuzz.sh smoke) and the 60 s soak
+# (benches/soak.sh).
+#
+# The shared tests mostly wait on real time (clips played at their pace, peers'
+# timers), so while they run the release builds that the soak and the README's demo
+# need, and the per-feature lints of the core, are made beside them at the lowest CPU
+# priority (nice 19): they take what the tests leave idle. They finish before the
+# `alone` tests start.
 #
 # Extra arguments go to `cargo nextest run` (e.g. `scripts/test.sh -p streamhub-cli` or
-# `scripts/test.sh -E 'test(throttle)'`); a run with arguments is a subset and skips the
-# doc tests, the fuzz smoke run and the soak. Each step's wall time goes to the table
-# .ci/run prints at its end (scripts/steps.sh).
+# `scripts/test.sh -E 'test(throttle)'`); a run with arguments is a subset: it runs only
+# those tests, nothing beside them, and no doc tests, fuzz smoke run or soak. Each
+# step's wall time goes to the table .ci/run prints at its end (scripts/steps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/steps.sh
@@ -20,23 +27,40 @@ bash scripts/install-test-deps.sh
 step "build the tests (cargo nextest run --workspace --no-run)"
 cargo nextest run --workspace --no-run "$@"
 
-step "run the tests (cargo nextest run --workspace)"
-cargo nextest run --workspace "$@"
-
-if [ $# -eq 0 ]; then
-  step "doc tests (cargo test --workspace --doc)"
-  cargo test --workspace --doc
-
-  step "fuzz smoke run: every target for 20 s (scripts/fuzz.sh smoke)"
-  bash scripts/fuzz.sh smoke
-
-  # The CLI's release build is the one the README's demo command runs next in .ci/run;
-  # the soak's load generator resolves other features (plotters), so it is a second one.
-  step "soak: release builds (streamhub-cli; streamhub-benches --bin soak)"
-  cargo build --release -p streamhub-cli
-  cargo build --release -p streamhub-benches --bin soak
-
-  step "soak: 60 s warm-up, 60 s load (CHECK=1 benches/soak.sh 60)"
-  CHECK=1 bash benches/soak.sh 60
+if [ $# -gt 0 ]; then
+  step "run the tests selected (cargo nextest run --workspace $*)"
+  cargo nextest run --workspace "$@"
+  step_end
+  exit 0
 fi
+
+# The job beside the tests starts once nextest has checked its build (it holds cargo's
+# lock on target/ until then): nextest says "Starting" when it runs the first test.
+started=$(mktemp -u "${TMPDIR:-/tmp}/streamhub-tests-started.XXXXXX")
+step_beside "beside the tests, nice 19: release builds (streamhub-cli; streamhub-benches --bin soak) and the core's per-feature lints" \
+  bash -c 'while [ ! -e "$0" ]; do sleep 0.5; done; exec nice -n 19 bash scripts/beside-tests.sh' "$started"
+
+step "run the tests (cargo nextest run --workspace -E 'not binary(alone)')"
+status=0
+cargo nextest run --workspace -E 'not binary(alone)' 2>&1 | while IFS= read -r line; do
+  printf '%s\n' "$line"
+  case $line in *Starting*) touch "$started" ;; esac
+done || status=$?
+touch "$started"
+[ "$status" -eq 0 ] || { step_wait || true; exit "$status"; }
+
+step "wait for the job beside the tests"
+step_wait
+
+step "run the tests that need the machine whole (cargo nextest run -E 'binary(alone)')"
+cargo nextest run --workspace -E 'binary(alone)'
+
+step "doc tests (cargo test --workspace --doc)"
+cargo test --workspace --doc
+
+step "fuzz smoke run: every target for 20 s, two at a time (scripts/fuzz.sh smoke)"
+bash scripts/fuzz.sh smoke
+
+step "soak: 60 s warm-up, 60 s load (CHECK=1 benches/soak.sh 60)"
+CHECK=1 bash benches/soak.sh 60
 step_end
