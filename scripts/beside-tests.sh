@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What scripts/test.sh runs beside the shared tests (at nice 19): the release builds the
-# soak and the README's demo command use, then the core crate's lints and no-feature unit
-# tests for each feature alone. Safe to run on its own.
+# What scripts/test.sh runs beside the shared tests (at nice 19): the builds the steps
+# after the tests use (the release builds of the soak and the README's demo command,
+# the fuzz targets, the bindings generator), then the core crate's lints and no-feature
+# unit tests for each feature alone. Safe to run on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,12 @@ echo "=== release builds ($(date +%T))"
 # features (plotters), so it is a build of its own.
 cargo build --release -p streamhub-cli
 cargo build --release -p streamhub-benches --bin soak
+
+echo "=== the fuzz targets, one build for all ($(date +%T))"
+bash scripts/fuzz.sh build
+
+echo "=== the bindings generator (.ci/run checks the generated files with it) ($(date +%T))"
+cargo build -p streamhub-bindgen
 
 echo "=== each feature alone: streamhub with none (publish only), whep, chat, transcode, server; streamhub-ffi with small-logs ($(date +%T))"
 cargo clippy -p streamhub --no-default-features --lib -- -D warnings
