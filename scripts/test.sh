@@ -9,9 +9,9 @@
 # The shared tests mostly wait on real time (clips played at their pace, peers'
 # timers), so while they run, the builds the later steps need (release builds for the
 # soak and the README's demo, the fuzz targets, the bindings generator) and the core's
-# per-feature lints run beside them at the lowest CPU priority (nice 19,
-# scripts/beside-tests.sh): they take what the tests leave idle. They finish before
-# the `alone` tests start.
+# per-feature lints run beside them at the lowest CPU priority (nice 19 in a scheduling
+# group of their own: scripts/lowest-priority.sh, scripts/beside-tests.sh): they take
+# what the tests leave idle. They finish before the `alone` tests start.
 #
 # Extra arguments go to `cargo nextest run` (e.g. `scripts/test.sh -p streamhub-cli` or
 # `scripts/test.sh -E 'test(throttle)'`); a run with arguments is a subset: it runs only
@@ -39,7 +39,7 @@ fi
 # lock on target/ until then): nextest says "Starting" when it runs the first test.
 started=$(mktemp -u "${TMPDIR:-/tmp}/streamhub-tests-started.XXXXXX")
 step_beside "beside the tests, nice 19: release, fuzz and bindgen builds; per-feature lints" \
-  bash -c 'while [ ! -e "$0" ]; do sleep 0.5; done; exec nice -n 19 bash scripts/beside-tests.sh' "$started"
+  bash -c 'while [ ! -e "$0" ]; do sleep 0.5; done; exec scripts/lowest-priority.sh bash scripts/beside-tests.sh' "$started"
 
 step "run the tests (cargo nextest run --workspace -E 'not binary(alone)')"
 status=0

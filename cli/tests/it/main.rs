@@ -10,7 +10,6 @@ mod hub_harness;
 mod chat_cli;
 mod chat_cluster;
 mod demo;
-mod fresh_build;
 mod hub_aiortc;
 mod hub_auth;
 mod hub_browser;

@@ -1,8 +1,7 @@
 //! The README's main command on a machine with only the Rust toolchain and a C
 //! compiler: the CLI builds in a fresh target directory with a PATH on which cmake and
-//! pkg-config cannot be found, and `streamhub demo` is healthy. The build runs at the
-//! lowest CPU priority (nice 19): it takes both cores for minutes, and the tests beside
-//! it must not wait for it.
+//! pkg-config cannot be found, and `streamhub demo` is healthy. The build takes both
+//! cores for minutes, so the test runs with nothing beside it.
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -37,6 +36,7 @@ fn path_without_build_tools(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_cli_builds_without_cmake_or_pkg_config_and_the_demo_is_healthy() {
+    let _one = streamhub_test_support::machine::one_at_a_time();
     let dir = tempdir();
     let bin = path_without_build_tools(dir.path());
     for tool in FORBIDDEN {
@@ -47,10 +47,8 @@ fn the_cli_builds_without_cmake_or_pkg_config_and_the_demo_is_healthy() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
 
     let started = Instant::now();
-    let mut build = Command::new("nice");
+    let mut build = Command::new(&cargo);
     build
-        .args(["-n", "19"])
-        .arg(&cargo)
         .args([
             "build",
             "--locked",
