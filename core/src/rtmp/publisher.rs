@@ -489,11 +489,18 @@ async fn poll_link(
             .bytes_sent
             .load(Ordering::Relaxed)
             .saturating_sub(queue.written_bytes());
+        // Waiting to be sent: in the socket, and in the driver's output while a write
+        // is blocked (a large keyframe is one write, of which the socket takes only
+        // TCP_NOTSENT_LOWAT at a time).
+        let unsent = u64::from(info.notsent_bytes)
+            + queue
+                .written_bytes()
+                .saturating_sub(counters.bytes_sent.load(Ordering::Relaxed));
         let reading = monitor.poll(
             &queue,
             now,
             acked.saturating_sub(control),
-            u64::from(info.notsent_bytes),
+            unsent,
             Some(info.rtt),
         );
         let waiting = queue.waiting();
@@ -501,6 +508,7 @@ async fn poll_link(
             acked,
             unacked_segments = info.unacked,
             notsent = info.notsent_bytes,
+            unsent,
             rtt_ms = info.rtt.as_millis() as u64,
             rto_ms = info.rto.as_millis() as u64,
             retransmitted = info.total_retrans,
