@@ -41,7 +41,7 @@ use crate::rtmp::queue::{MediaQueue, ProbeStatus};
 /// with a long round trip, a bandwidth-delay product of the app's own rate is in
 /// flight, and counting it measured the app's rate as the link's.
 pub const BACKLOG_BYTES: u64 = 16 * 1024;
-/// A capacity estimate neither measured nor confirmed for this long is probed while the
+/// A capacity estimate the link has not measured for this long is probed while the
 /// link is clear.
 pub const PROBE_AFTER: Duration = Duration::from_secs(2);
 /// A round-trip time under this is low.
@@ -51,7 +51,7 @@ const RTT_MARGIN: Duration = Duration::from_millis(50);
 /// The shortest window a probe measures over: a shaper's burst allowance inflates
 /// shorter ones.
 const PROBE_MIN: Duration = Duration::from_millis(200);
-/// A probe not delivered by then has its answer: the estimate stands.
+/// A probe has its answer by then at the latest.
 const PROBE_MAX: Duration = Duration::from_secs(2);
 /// The poller's period (`LINK_POLL` in the publisher).
 const POLL: Duration = Duration::from_millis(100);
@@ -113,7 +113,7 @@ impl LinkMonitor {
             _ => true,
         };
         let clear = !backlogged && low_rtt;
-        self.answer_probe(queue, now, acked, rtt.filter(|_| low_rtt));
+        self.answer_probe(queue, now, acked, rtt);
         self.capacity.sample(LinkPoll {
             at: now,
             acked,
@@ -133,7 +133,6 @@ impl LinkMonitor {
     }
 
     /// Ends the probe under way once the link has shown how fast it delivers it.
-    /// `rtt`: the round-trip time if it is low.
     fn answer_probe(
         &mut self,
         queue: &MediaQueue,
@@ -164,16 +163,16 @@ impl LinkMonitor {
         let elapsed = now.saturating_duration_since(since).max(PROBE_MIN);
         let bytes = acked.saturating_sub(base_acked + base_unacked);
         let rate = (bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
-        let answer = if delivered {
+        let (answer, rate) = if delivered {
             self.capacity.raise(rate);
-            "delivered"
+            ("delivered", rate)
         } else if now >= probe.deadline {
             // The link was busy with the probe since it was seen: what it delivered
             // since is what it carries.
             let busy = now.saturating_duration_since(probe.seen.0).as_secs_f64();
             let carried = acked.saturating_sub(probe.seen.1) as f64 * 8.0 / busy.max(0.001);
             self.capacity.measured(now, carried as u64);
-            "slow"
+            ("slow", carried as u64)
         } else {
             return;
         };
