@@ -26,6 +26,11 @@
 //!   after the keyframe wait in the queue, where the ladder drops them once the probe
 //!   has its answer.
 //!
+//! - a backlog that starts after an idle poll and is still there when the link should
+//!   have delivered it at the estimate measures the link: it fell while idle, with
+//!   nothing to measure it, and the frames queued behind a keyframe would otherwise be
+//!   judged by the old rate until a second of backlog had passed.
+//!
 //! A probe keyframe goes out even when the stale estimate says it alone would wait too
 //! long: otherwise a capacity measured under a low cap would keep every keyframe out
 //! for good. Under a cap where one keyframe takes longer than the thresholds to send,
@@ -76,6 +81,20 @@ pub struct LinkMonitor {
     previous: Option<(Instant, u64, u64)>,
     /// The probe under way, once seen.
     probe: Option<ProbeRun>,
+    /// The backlog under way since an idle poll.
+    burst: Option<Burst>,
+    /// Whether the previous poll found a backlog.
+    was_backlogged: bool,
+}
+
+/// A backlog that started after an idle poll.
+#[derive(Debug, Clone, Copy)]
+struct Burst {
+    /// (time, acknowledged) when first seen.
+    seen: (Instant, u64),
+    /// When it should be over if the link carries its estimate; `None` once measured
+    /// (one measure per backlog: then the filter's windows take over).
+    deadline: Option<Instant>,
 }
 
 /// A probe under way.
@@ -114,6 +133,7 @@ impl LinkMonitor {
         };
         let clear = !backlogged && low_rtt;
         self.answer_probe(queue, now, acked, rtt);
+        self.watch_burst(queue, now, acked, rtt, backlogged);
         self.capacity.sample(LinkPoll {
             at: now,
             acked,
@@ -125,10 +145,50 @@ impl LinkMonitor {
         queue.set_link_capacity(capacity_bps);
         queue.want_probe(clear && self.capacity.stale(now, PROBE_AFTER));
         self.previous = Some((now, acked, unacked));
+        self.was_backlogged = backlogged;
         LinkReading {
             capacity_bps,
             backlogged,
             clear,
+        }
+    }
+
+    /// Watches a backlog that starts after an idle poll: still there when the link
+    /// should have delivered it at the estimate, and the link delivered less since, that
+    /// is the estimate now (see the module docs).
+    fn watch_burst(
+        &mut self,
+        queue: &MediaQueue,
+        now: Instant,
+        acked: u64,
+        rtt: Option<Duration>,
+        backlogged: bool,
+    ) {
+        let probing = matches!(queue.probe(), ProbeStatus::InFlight { .. });
+        let (Some(estimate), true, false) = (self.capacity.estimate(), backlogged, probing) else {
+            self.burst = None;
+            return;
+        };
+        match &mut self.burst {
+            None if !self.was_backlogged => {
+                let pending = queue.pending_bytes() as f64 * 8.0;
+                let at_estimate = Duration::from_secs_f64(pending / estimate.max(1) as f64);
+                self.burst = Some(Burst {
+                    seen: (now, acked),
+                    deadline: Some(now + at_estimate + rtt.unwrap_or(Duration::ZERO) + POLL),
+                });
+            }
+            Some(burst) if burst.deadline.is_some_and(|at| now >= at) => {
+                let busy = now.saturating_duration_since(burst.seen.0).as_secs_f64();
+                let carried =
+                    (acked.saturating_sub(burst.seen.1) as f64 * 8.0 / busy.max(0.001)) as u64;
+                if carried < estimate {
+                    tracing::debug!(carried, estimate, "slower than its estimate");
+                    self.capacity.measured(now, carried);
+                }
+                burst.deadline = None;
+            }
+            _ => {}
         }
     }
 
@@ -262,6 +322,35 @@ mod tests {
         assert!(raised >= 6_400_000, "{raised}");
         push(&queue, video(3066, 20_000, false));
         assert_eq!(queue.drops().total(), 0);
+    }
+
+    #[test]
+    fn a_backlog_after_an_idle_poll_that_outlasts_the_estimate_measures_the_link() {
+        let queue =
+            MediaQueue::with_policy(Duration::from_secs(10), 64 << 20, CongestionPolicy::live());
+        let mut monitor = LinkMonitor::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let rtt = Some(Duration::from_millis(20));
+        // Measured at 3 Mbit/s, then everything delivered: an idle poll.
+        push(&queue, video(0, 400_000, true));
+        for i in 0..=10u64 {
+            monitor.poll(&queue, at(100 * i), i * 37_500, 0, rtt);
+        }
+        write_all(&queue);
+        assert!(!monitor.poll(&queue, at(1100), 400_000, 0, rtt).backlogged);
+        // 100 KB that should take 270 ms at 3 Mbit/s (with a round trip and a poll: by
+        // 1590 ms); the link now carries 0.5 Mbit/s.
+        push(&queue, video(1150, 100_000, false));
+        write_all(&queue);
+        let mut acked = 400_000;
+        for t in (1200..=1700).step_by(100) {
+            let reading = monitor.poll(&queue, at(t), acked, 80_000, rtt);
+            assert!(reading.backlogged);
+            acked += 6_250;
+        }
+        let measured = monitor.capacity.estimate().expect("measured");
+        assert!((400_000..=600_000).contains(&measured), "{measured}");
     }
 
     #[test]

@@ -609,10 +609,12 @@ struct CaseFigures {
     worst_delay_clear: Duration,
 }
 
-/// Checks one run of `random_case`: audio whole, video restarting at keyframes, and
-/// on every clear stretch of at least 2 s (rate at least 1.5 × the source's, RTT under
+/// Checks one run of `random_case`: audio whole, video restarting at keyframes; on
+/// every clear stretch of at least 2 s (rate at least 1.5 × the source's, RTT under
 /// 100 ms), no drop starting 2 s in, and every frame delivered from the first keyframe
-/// after that. Returns the figures, and the first violation if any.
+/// after that; under a cap that sends a keyframe in 0.5 s, frames captured 1 s in or
+/// later wait at most 1.5 s and a round trip while it lasts. Returns the figures, and
+/// the first violation if any.
 fn check(source: Source, trace: &[Segment], run: &Run) -> (CaseFigures, Option<String>) {
     let mut error = None;
     if run.audio_delivered != run.audio_sent {
@@ -660,6 +662,16 @@ fn check(source: Source, trace: &[Segment], run: &Run) -> (CaseFigures, Option<S
                     .max()
                     .unwrap_or_default();
                 figures.worst_delay_capped_steady = figures.worst_delay_capped_steady.max(steady);
+                // The ladder's 1 s and the keyframe after it, and what the link holds
+                // before anything is acknowledged: a round trip.
+                let bound = Duration::from_millis(1500 + seg.rtt_ms);
+                if steady > bound {
+                    error.get_or_insert(format!(
+                        "a frame waited {steady:?} under the cap ending at {} ms (bound \
+                         {bound:?})",
+                        seg.end_ms
+                    ));
+                }
             }
         }
         begin = seg.end_ms;
@@ -736,11 +748,15 @@ fn check(source: Source, trace: &[Segment], run: &Run) -> (CaseFigures, Option<S
 /// was never probed (0x5eed0462 and the other keyframes dropped at the first clear
 /// stretch); a probe keyframe whose own burst raised the RTT judged slow (0x5eed06c0,
 /// 0x5eed0137, 0x5eed0607); the capacity measured from in-flight bytes on a long fast
-/// path, as the app's own rate (0x5eed0026).
+/// path, as the app's own rate (0x5eed0026). From a run of 12 000: a frame that
+/// waited 1.6 s under a 0.41 Mbit/s cap the link fell to while idle, judged by the old
+/// rate for a second (0x5eed1036, before the monitor watched backlogs after idle
+/// polls), and one that waited 1.535 s under a 1 Mbit/s cap with a 216 ms round trip
+/// and a 277 ms buffer (0x5eed1dfd, over 1.5 s: the bound now allows the round trip).
 const FIXED_SEEDS: &[u64] = &[
     0x5eed0021, 0x5eed0026, 0x5eed0033, 0x5eed004b, 0x5eed0051, 0x5eed0088, 0x5eed00e6, 0x5eed0119,
     0x5eed0137, 0x5eed02b6, 0x5eed034b, 0x5eed040b, 0x5eed0462, 0x5eed0472, 0x5eed0497, 0x5eed0607,
-    0x5eed0697, 0x5eed06aa, 0x5eed06c0,
+    0x5eed0697, 0x5eed06aa, 0x5eed06c0, 0x5eed1036, 0x5eed1dfd,
 ];
 /// Random traces per run of the property test.
 const RANDOM_TRACES: u64 = 2000;
@@ -819,12 +835,6 @@ fn random_links_never_trap_the_video() {
         clear.1,
     );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
-    assert!(
-        steady.0 <= Duration::from_millis(1500),
-        "delay under a cap that sends a keyframe in 0.5 s: {:?} (seed {:#x})",
-        steady.0,
-        steady.1
-    );
 }
 
 /// Replays one random case and prints it, second by second: `SEED=0x5eed0026 cargo
