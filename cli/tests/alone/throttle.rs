@@ -279,28 +279,14 @@ fn a_throttled_link_keeps_the_delay_bounded_drops_only_video_and_recommends_a_bi
         late_after_lift, 0,
         "over 300 ms after the lift: {seconds:?}"
     );
-    // Frames viewed per second after the lift, and from when on every second has at
-    // least 25 (the clip's 30 fps, less the viewer's jitter).
-    let after_lift = live
-        .latencies
-        .iter()
-        .filter(|(t, _)| *t > cap_end + 5000)
-        .count();
-    let mut per_second = std::collections::BTreeMap::<u64, usize>::new();
-    for (t, _) in live.latencies.iter().filter(|(t, _)| *t >= cap_end) {
-        *per_second.entry((t - cap_end) / 1000).or_default() += 1;
-    }
-    let last = per_second.keys().next_back().copied().unwrap_or(0);
-    let full_rate_from = (0..=last)
-        .rev()
-        .take_while(|s| *s == last || per_second.get(s).is_some_and(|n| *n >= 25))
-        .last();
-    eprintln!(
-        "live: {after_lift} frames viewed from 5 s after the lift; full frame rate from \
-         {full_rate_from:?} s after the lift; frames per second after it {:?}",
-        per_second.values().collect::<Vec<_>>()
+    assert!(
+        live.latencies
+            .iter()
+            .filter(|(t, _)| *t > cap_end + 5000)
+            .count()
+            > 300,
+        "frames after the lift"
     );
-    assert!(after_lift > 300, "frames after the lift");
 
     // Only video was dropped; every audio frame arrived, byte for byte.
     let source_audio = packets(&clip, "audio");

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, trace, warn};
 
 use super::congestion::{
-    BitrateEstimator, CongestionPolicy, CongestionReport, EstimatorConfig, LinkMonitor, LinkSample,
+    BitrateEstimator, CapacityFilter, CongestionPolicy, CongestionReport, EstimatorConfig,
+    LinkSample,
 };
 use super::packetizer::{MediaMessage, Packetizer};
 use super::queue::{MediaQueue, QueueClosed};
@@ -437,9 +438,11 @@ async fn reason_when_set(mut rx: tokio::sync::watch::Receiver<Option<String>>) -
 /// How often the link poller reads `TCP_INFO`.
 const LINK_POLL: Duration = Duration::from_millis(100);
 
-/// Reads `TCP_INFO` every [`LINK_POLL`]: acknowledged bytes, unsent bytes and the RTT
-/// go to the [`LinkMonitor`] (what was delivered, the link's capacity, probes) and the
-/// bitrate estimator. Ends when aborted (before the socket is
+/// Pending bytes above which the link counts as the bottleneck.
+const BACKLOG_BYTES: u64 = 16 * 1024;
+
+/// Reads `TCP_INFO` every [`LINK_POLL`]: acknowledged bytes tell the queue what was
+/// delivered and feed the bitrate estimator. Ends when aborted (before the socket is
 /// dropped: it reads the socket's descriptor).
 async fn poll_link(
     fd: link::SocketFd,
@@ -456,7 +459,7 @@ async fn poll_link(
     // Everything written before the stream went live was acknowledged by then (the
     // server answered the publish): the acknowledged bytes from here on are ours.
     let base = start.bytes_acked;
-    let mut monitor = LinkMonitor::default();
+    let mut capacity = CapacityFilter::default();
     // The last time the server was seen to keep up: an acknowledgement arrived, or
     // nothing was waiting for one.
     let mut last_progress = Instant::now();
@@ -489,33 +492,23 @@ async fn poll_link(
             .bytes_sent
             .load(Ordering::Relaxed)
             .saturating_sub(queue.written_bytes());
-        // Waiting to be sent: in the socket, and in the driver's output while a write
-        // is blocked (a large keyframe is one write, of which the socket takes only
-        // TCP_NOTSENT_LOWAT at a time).
-        let unsent = u64::from(info.notsent_bytes)
-            + queue
-                .written_bytes()
-                .saturating_sub(counters.bytes_sent.load(Ordering::Relaxed));
-        let reading = monitor.poll(
-            &queue,
-            now,
-            acked.saturating_sub(control),
-            unsent,
-            Some(info.rtt),
-        );
+        queue.delivered(acked.saturating_sub(control));
+        // A rate measured while the link had a backlog is what the link carries; one
+        // measured while the app sent little says nothing about the link.
+        let backlogged = queue.pending_bytes() > BACKLOG_BYTES;
+        capacity.sample(now, acked, backlogged);
+        let link_capacity = capacity.estimate();
+        queue.set_link_capacity(link_capacity);
         let waiting = queue.waiting();
         trace!(
             acked,
             unacked_segments = info.unacked,
             notsent = info.notsent_bytes,
-            unsent,
             rtt_ms = info.rtt.as_millis() as u64,
             rto_ms = info.rto.as_millis() as u64,
             retransmitted = info.total_retrans,
             pending = queue.pending_bytes(),
-            capacity_bps = reading.capacity_bps,
-            backlogged = reading.backlogged,
-            clear = reading.clear,
+            capacity_bps = link_capacity,
             waiting_ms = waiting.as_millis() as u64,
             "link"
         );
@@ -526,7 +519,7 @@ async fn poll_link(
             rtt: Some(info.rtt),
             waiting,
             audio_bytes: queue.audio_bytes(),
-            capacity_bps: reading.capacity_bps,
+            capacity_bps: link_capacity,
         });
         state.report.delivered_bps = estimate.delivered_bps;
         state.report.recommended_bps = estimate.recommended_bps;

@@ -44,31 +44,6 @@ struct Inner {
     audio_bytes: u64,
     /// What the link carries when it has a backlog (bits per second), if measured.
     capacity_bps: Option<u64>,
-    probe: Probe,
-}
-
-/// A probe of the link's capacity: a keyframe judged by the media span alone, with what
-/// follows it, until the link monitor has seen how fast the link delivered it (see
-/// [`crate::rtmp::congestion::monitor`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Probe {
-    #[default]
-    Off,
-    /// The next keyframe is a probe.
-    Wanted,
-    /// A probe is under way; it ends once the link delivered up to `end` (in written
-    /// bytes) or the monitor ends it.
-    InFlight { end: u64 },
-}
-
-/// Where a probe stands, for the link monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeStatus {
-    /// No probe under way.
-    Idle,
-    /// A probe keyframe was queued; it ends at `end` in written bytes, and is
-    /// `delivered` once the link delivered all of it.
-    InFlight { end: u64, delivered: bool },
 }
 
 /// `later - earlier` in RTMP milliseconds; 0 when `later` is older (wrap-aware).
@@ -83,28 +58,18 @@ impl Inner {
     /// that is longer, the time the link needs to deliver every byte pending (a frame
     /// admitted now waits that long: the span alone lags behind a burst of large
     /// frames). `extra` bytes about to be queued count as pending.
-    ///
-    /// While a probe is under way the capacity is what the probe measures, so only the
-    /// span counts (`probing`).
-    fn waiting_ms(&self, now: u32, extra: usize, probing: bool) -> u32 {
+    fn waiting_ms(&self, now: u32, extra: usize) -> u32 {
         let oldest = self
             .in_flight
             .front()
             .map(|(_, ts)| *ts)
             .or_else(|| self.items.front().map(|m| m.timestamp));
         let by_span = oldest.map_or(0, |oldest| span(now, oldest));
-        if probing {
-            return by_span;
-        }
         let pending = (self.bytes + extra) as u64 + self.written.saturating_sub(self.delivered);
         let by_drain = self.capacity_bps.filter(|c| *c > 0).map_or(0, |capacity| {
             u32::try_from(pending * 8 * 1000 / capacity).unwrap_or(u32::MAX)
         });
         by_span.max(by_drain)
-    }
-
-    fn probing(&self) -> bool {
-        matches!(self.probe, Probe::InFlight { .. })
     }
 
     /// Queues `message` (the caller decided it goes out).
@@ -198,17 +163,11 @@ impl MediaQueue {
             return Err(closed.clone());
         }
         inner.newest = Some(message.timestamp);
-        let class = Inner::class(&message);
-        // A keyframe while a probe is wanted starts it.
-        let starts_probe = class == MessageClass::Keyframe && inner.probe == Probe::Wanted;
         // The message's own bytes count: a large keyframe admitted at the edge would
         // arrive its own transmission time later still.
-        let waiting = inner.waiting_ms(
-            message.timestamp,
-            message.len(),
-            starts_probe || inner.probing(),
-        );
+        let waiting = inner.waiting_ms(message.timestamp, message.len());
         inner.peak_waiting_ms = inner.peak_waiting_ms.max(waiting);
+        let class = Inner::class(&message);
         let over_bytes = inner.bytes + message.len() > self.max_bytes;
         let verdict = if over_bytes && class != MessageClass::Protected {
             inner.dropper.skip_to_keyframe();
@@ -230,11 +189,6 @@ impl MediaQueue {
         }
         match verdict {
             Verdict::Send => {
-                if starts_probe {
-                    let end = inner.written + (inner.bytes + message.len()) as u64;
-                    inner.probe = Probe::InFlight { end };
-                    tracing::trace!(ts = message.timestamp, end, "probe keyframe");
-                }
                 inner.admit(message);
                 drop(inner);
                 self.data.notify_one();
@@ -348,6 +302,7 @@ impl MediaQueue {
         self.lock().items.iter().filter(|m| m.is_frame).count() as u64
     }
 
+    #[cfg(test)]
     /// Payload bytes queued.
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
@@ -379,49 +334,17 @@ impl MediaQueue {
         self.lock().capacity_bps = bps;
     }
 
-    /// Whether the next keyframe should be a probe (the link monitor asks while the link
-    /// is clear and its capacity estimate stale); a probe under way is left alone.
-    pub fn want_probe(&self, wanted: bool) {
-        let mut inner = self.lock();
-        if !inner.probing() {
-            inner.probe = if wanted { Probe::Wanted } else { Probe::Off };
-        }
-    }
-
-    /// Where the probe stands.
-    pub fn probe(&self) -> ProbeStatus {
-        let inner = self.lock();
-        match inner.probe {
-            Probe::InFlight { end } => ProbeStatus::InFlight {
-                end,
-                delivered: inner.delivered >= end,
-            },
-            _ => ProbeStatus::Idle,
-        }
-    }
-
-    /// The link monitor has its answer: the capacity counts again.
-    pub fn end_probe(&self) {
-        self.lock().probe = Probe::Off;
-    }
-
     /// Bytes queued or written but not yet acknowledged.
     pub fn pending_bytes(&self) -> u64 {
         let inner = self.lock();
         inner.bytes as u64 + inner.written.saturating_sub(inner.delivered)
     }
 
-    /// Bytes written but not yet acknowledged.
-    pub fn unacked_bytes(&self) -> u64 {
-        let inner = self.lock();
-        inner.written.saturating_sub(inner.delivered)
-    }
-
     /// Media waiting to be delivered now (see the module docs).
     pub fn waiting(&self) -> Duration {
         let inner = self.lock();
         let now = inner.newest.unwrap_or(0);
-        Duration::from_millis(u64::from(inner.waiting_ms(now, 0, inner.probing())))
+        Duration::from_millis(u64::from(inner.waiting_ms(now, 0)))
     }
 
     /// The longest wait a message met on arrival.
@@ -612,47 +535,6 @@ mod tests {
         live_run(&live, 3, 200).await;
         assert_eq!(live.drops().total(), 0);
         assert!(live.peak_waiting() < Duration::from_millis(100));
-    }
-
-    #[tokio::test]
-    async fn a_probe_keyframe_and_what_follows_it_are_judged_by_their_span_alone() {
-        let queue =
-            MediaQueue::with_policy(Duration::from_secs(2), 1 << 30, CongestionPolicy::live());
-        // 100 kbit/s: a 20 KB keyframe alone reads as 1.6 s of waiting.
-        queue.set_link_capacity(Some(100_000));
-        let sized = |ts, keyframe| MediaMessage {
-            body: Bytes::from(vec![0; 20_000]),
-            ..frame(MessageKind::Video, ts, keyframe, false)
-        };
-        queue.push(vec![sized(0, true)]).await.unwrap();
-        assert_eq!(queue.drops().gop, 1, "too long to send");
-        queue.want_probe(true);
-        queue
-            .push(vec![sized(33, true), sized(66, false)])
-            .await
-            .unwrap();
-        assert_eq!(
-            queue.drops().total(),
-            1,
-            "the probe and the frame after it go"
-        );
-        assert_eq!(
-            queue.probe(),
-            ProbeStatus::InFlight {
-                end: 20_000,
-                delivered: false
-            }
-        );
-        let mut out = Vec::new();
-        queue.pop_batch(&mut out, usize::MAX);
-        for m in &out {
-            queue.written(m.timestamp, m.len());
-        }
-        // The monitor has its answer (here: the link is as slow as measured).
-        queue.end_probe();
-        queue.push(vec![sized(100, false)]).await.unwrap();
-        assert_eq!(queue.drops().total(), 2);
-        assert_eq!(queue.probe(), ProbeStatus::Idle);
     }
 
     #[tokio::test]

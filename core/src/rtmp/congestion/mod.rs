@@ -9,10 +9,6 @@
 //! yet — in the send queue, in the socket's buffer, or in flight. The socket's own
 //! buffer is kept small (`TCP_NOTSENT_LOWAT`, 16 KiB by default), so the kernel cannot
 //! hide seconds of media behind the queue, and acknowledged bytes come from `TCP_INFO`.
-//! When the link's capacity is known, the time it needs to deliver every pending byte
-//! counts too. That estimate is checked while the link is clear, and probed when it
-//! went unmeasured for 2 s ([`monitor`]): a stale one kept a lifted link at one frame
-//! per keyframe (issue 38).
 //!
 //! # Modes
 //!
@@ -24,15 +20,14 @@
 pub(crate) mod capacity;
 pub(crate) mod dropper;
 pub(crate) mod estimator;
-pub(crate) mod monitor;
 #[cfg(test)]
 mod simulation;
 
 use std::time::Duration;
 
+pub use capacity::CapacityFilter;
 pub use dropper::{DropReason, Dropper, MessageClass, Verdict};
 pub use estimator::{BitrateEstimator, EstimatorConfig, LinkSample};
-pub use monitor::LinkMonitor;
 
 /// How the publisher treats media that waits too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
